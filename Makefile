@@ -1,0 +1,58 @@
+# One entry point for people and CI. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+STACK ?= dev
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Every recipe that runs pulumi gets the platform's locations and the built toolchain.
+ENV := source platform/env.sh && source tools/env.sh &&
+
+.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv with the pinned requirements
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
+	$(VENV)/bin/pytest -m "not engine and not platform"
+
+tools: ## Build (or reuse) the Pulumi CLI, language host and provider plugins
+	tools/build.sh
+
+platform: ## Start the local Docker engine, registry and cluster (root)
+	platform/up.sh
+
+platform-down: ## Stop everything `make platform` started
+	platform/down.sh
+
+test: venv tools platform lint ## The test command: unit, real-engine and end-to-end tests
+	$(ENV) $(VENV)/bin/pytest
+
+engine-test: venv tools ## Only the tests that run the real Pulumi engine
+	$(ENV) $(VENV)/bin/pytest -m "engine and not platform"
+
+e2e: venv tools platform ## Only the end-to-end tests on the local platform
+	$(ENV) $(VENV)/bin/pytest -m platform
+
+preview: venv tools ## pulumi preview of STACK (default dev)
+	$(ENV) scripts/stack.sh $(STACK) preview --diff
+
+up: venv tools platform ## Deploy STACK (default dev) and print the URL that answers
+	$(ENV) scripts/stack.sh $(STACK) up --yes
+
+destroy: venv tools ## Destroy STACK's resources
+	$(ENV) scripts/stack.sh $(STACK) destroy --yes

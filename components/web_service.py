@@ -1,0 +1,254 @@
+"""WebService: the Kubernetes side of the app: namespace, Deployment, NodePort Service, optional Ingress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.labels import AppLabels
+
+CONTAINER_PORT = 8080
+"""The port server.js listens on."""
+SERVICE_PORT = 80
+"""The Service's port, as in the original exercise."""
+HEALTH_PATH = "/healthz"
+RUN_AS_USER = 65532
+"""The non-root user of app/Dockerfile."""
+DEFAULT_REPLICAS = 3
+DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
+DEFAULT_INGRESS_PATH = "/"
+# Long enough for server.js to drain (SHUTDOWN_DRAIN_SECONDS) and finish in-flight requests.
+TERMINATION_GRACE_SECONDS = 30
+SHUTDOWN_DRAIN_SECONDS = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourcesArgs:
+    """CPU and memory of the container, as Kubernetes quantities."""
+
+    cpu_request: str = "50m"
+    """Default ``50m``."""
+    memory_request: str = "64Mi"
+    """Default ``64Mi``."""
+    cpu_limit: str = "500m"
+    """Default ``500m``."""
+    memory_limit: str = "128Mi"
+    """Default ``128Mi``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngressArgs:
+    """Routes ``http(s)://host/path`` to the Service."""
+
+    host: str
+    """Host name to route."""
+    path: str = DEFAULT_INGRESS_PATH
+    """Path prefix. Default ``/``."""
+    class_name: str | None = None
+    """IngressClass; default: the cluster's default class."""
+    tls_secret_name: str | None = None
+    """Secret with the certificate for ``host``; default: no TLS."""
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls_secret_name else "http"
+        return f"{scheme}://{self.host}{self.path}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebServiceArgs:
+    """Inputs of :class:`WebService`."""
+
+    name: str
+    """Application name: names the Deployment and Service, and ``app.kubernetes.io/name``."""
+    instance: str
+    """Instance name (the stack): ``app.kubernetes.io/instance``."""
+    namespace: str
+    """Namespace created for this instance."""
+    image: pulumi.Input[str]
+    """Image reference; pass one pinned by digest."""
+    replicas: int = DEFAULT_REPLICAS
+    """Pod count. Default 3, as in the original exercise."""
+    node_port: int | None = None
+    """Fixed node port (30000-32767); default: chosen by the cluster."""
+    resources: ResourcesArgs = field(default_factory=ResourcesArgs)
+    """Requests and limits. Default: :class:`ResourcesArgs` defaults."""
+    ingress: IngressArgs | None = None
+    """Ingress in front of the Service; default: none, only the node port."""
+    rollout_timeout_seconds: int = DEFAULT_ROLLOUT_TIMEOUT_SECONDS
+    """How long Pulumi waits for a rollout before failing it. Default 300."""
+
+
+class WebService(pulumi.ComponentResource):
+    """Runs an HTTP container behind a NodePort Service, hardened and probed."""
+
+    namespace: pulumi.Output[str]
+    """The namespace holding everything."""
+    service_name: pulumi.Output[str]
+    """Name of the Service."""
+    node_port: pulumi.Output[int]
+    """Node port the Service answers on (fixed, or the one the cluster chose)."""
+    cluster_url: pulumi.Output[str]
+    """URL of the Service inside the cluster."""
+    ingress_url: pulumi.Output[str] | None
+    """Public URL through the Ingress, when there is one."""
+
+    def __init__(self, name: str, args: WebServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hello-world:index:WebService", name, None, opts)
+        labels = AppLabels(name=args.name, instance=args.instance)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=labels.all),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace.metadata.name, labels=labels.all)
+        timeout = f"{args.rollout_timeout_seconds}s"
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=in_namespace,
+            spec=_deployment_spec(args, labels),
+            opts=pulumi.ResourceOptions(
+                parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
+            ),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=in_namespace,
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="NodePort",
+                selector=labels.selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http", port=SERVICE_PORT, target_port="http", node_port=args.node_port
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.namespace = namespace.metadata.name
+        self.service_name = service.metadata.name
+        self.node_port = service.spec.ports[0].node_port
+        self.cluster_url = pulumi.Output.concat(
+            "http://", service.metadata.name, ".", namespace.metadata.name, ".svc.cluster.local"
+        )
+        self.ingress_url = None
+        if args.ingress is not None:
+            _ingress(name, args, args.ingress, in_namespace, service, self)
+            self.ingress_url = pulumi.Output.from_input(args.ingress.url)
+
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "service_name": self.service_name,
+                "node_port": self.node_port,
+                "cluster_url": self.cluster_url,
+                "ingress_url": self.ingress_url,
+            }
+        )
+
+
+def _deployment_spec(args: WebServiceArgs, labels: AppLabels) -> k8s.apps.v1.DeploymentSpecArgs:
+    probe = k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http"),
+        period_seconds=5,
+        failure_threshold=3,
+    )
+    return k8s.apps.v1.DeploymentSpecArgs(
+        replicas=args.replicas,
+        selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
+        # Surge one new pod at a time and never go below the desired count: no capacity
+        # is lost during a rollout, and a pod that never becomes ready stops it.
+        strategy=k8s.apps.v1.DeploymentStrategyArgs(
+            type="RollingUpdate",
+            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+        ),
+        template=k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels.all),
+            spec=k8s.core.v1.PodSpecArgs(
+                # The app never calls the Kubernetes API.
+                automount_service_account_token=False,
+                termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
+                security_context=k8s.core.v1.PodSecurityContextArgs(
+                    run_as_non_root=True,
+                    run_as_user=RUN_AS_USER,
+                    run_as_group=RUN_AS_USER,
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                ),
+                containers=[
+                    k8s.core.v1.ContainerArgs(
+                        name=args.name,
+                        image=args.image,
+                        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT)],
+                        env=[
+                            k8s.core.v1.EnvVarArgs(name="PORT", value=str(CONTAINER_PORT)),
+                            k8s.core.v1.EnvVarArgs(name="SHUTDOWN_DRAIN_SECONDS", value=str(SHUTDOWN_DRAIN_SECONDS)),
+                        ],
+                        readiness_probe=probe,
+                        liveness_probe=probe,
+                        resources=k8s.core.v1.ResourceRequirementsArgs(
+                            requests={"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
+                            limits={"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
+                        ),
+                        security_context=k8s.core.v1.SecurityContextArgs(
+                            allow_privilege_escalation=False,
+                            privileged=False,
+                            read_only_root_filesystem=True,
+                            run_as_non_root=True,
+                            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                        ),
+                    )
+                ],
+            ),
+        ),
+    )
+
+
+def _ingress(
+    name: str,
+    args: WebServiceArgs,
+    ingress: IngressArgs,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    service: k8s.core.v1.Service,
+    parent: pulumi.Resource,
+) -> k8s.networking.v1.Ingress:
+    backend = k8s.networking.v1.IngressBackendArgs(
+        service=k8s.networking.v1.IngressServiceBackendArgs(
+            name=service.metadata.name,
+            port=k8s.networking.v1.ServiceBackendPortArgs(number=SERVICE_PORT),
+        )
+    )
+    return k8s.networking.v1.Ingress(
+        f"{name}-ingress",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=args.name,
+            namespace=metadata.namespace,
+            labels=metadata.labels,
+            # Pulumi would otherwise wait for a load balancer address that only an
+            # ingress controller assigns; local and NodePort clusters have none.
+            annotations={"pulumi.com/skipAwait": "true"},
+        ),
+        spec=k8s.networking.v1.IngressSpecArgs(
+            ingress_class_name=ingress.class_name,
+            rules=[
+                k8s.networking.v1.IngressRuleArgs(
+                    host=ingress.host,
+                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                        paths=[
+                            k8s.networking.v1.HTTPIngressPathArgs(
+                                path=ingress.path, path_type="Prefix", backend=backend
+                            )
+                        ]
+                    ),
+                )
+            ],
+            tls=(
+                [k8s.networking.v1.IngressTLSArgs(hosts=[ingress.host], secret_name=ingress.tls_secret_name)]
+                if ingress.tls_secret_name
+                else None
+            ),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[service]),
+    )

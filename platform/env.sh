@@ -1,0 +1,36 @@
+# Shared locations of the local platform and the built toolchain; sourced by every script.
+# Everything lives outside the repository so that a fresh clone reuses it.
+: "${HELLO_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/hello-pulumi}"   # built binaries, Go caches (kept)
+: "${HELLO_RUN:=/var/lib/hello-pulumi}"                             # platform data and sockets (root)
+: "${HELLO_REGISTRY:=127.0.0.1:5000}"
+: "${HELLO_REGISTRY_USER:=hello}"
+: "${HELLO_BASE_IMAGE:=hello-pulumi/node-base:local}"
+export HELLO_CACHE HELLO_RUN HELLO_REGISTRY HELLO_REGISTRY_USER HELLO_BASE_IMAGE
+export HELLO_DOCKER_SOCK="$HELLO_RUN/docker/docker.sock"
+export HELLO_REGISTRY_PASSWORD_FILE="$HELLO_RUN/registry/password"
+export HELLO_KUBECONFIG="$HELLO_RUN/kube/admin.kubeconfig"
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$HELLO_CACHE/go/mod}"
+export GOCACHE="${GOCACHE_OVERRIDE:-$HELLO_CACHE/go/build}"
+export GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local
+
+# say LABEL CMD...: run a long step, printing what it does and how long it took.
+say() {
+  local label=$1 start=$SECONDS
+  shift
+  echo ">> $label ..." >&2
+  "$@"
+  local rc=$?
+  echo ">> $label: $((SECONDS - start))s (exit $rc)" >&2
+  return $rc
+}
+
+# Pulumi's local file backend and the passphrase of its secrets provider: kept outside
+# the repository (state must outlive a clone), never a Pulumi Cloud account.
+: "${HELLO_STATE:=${XDG_STATE_HOME:-$HOME/.local/state}/hello-pulumi}"
+export HELLO_STATE
+: "${PULUMI_BACKEND_URL:=file://$HELLO_STATE/backend}"
+export PULUMI_BACKEND_URL
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$HELLO_STATE/passphrase"
+fi

@@ -1,0 +1,145 @@
+"""Pytest harness: Pulumi mocks that run the real program and record every resource it registers."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from google.protobuf import json_format
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+FAKE_DIGEST = "sha256:" + "ab" * 32
+CLUSTER_CHOSEN_NODE_PORT = 30999
+# Pulumi's marker for a secret value on the wire (sdk/go/common/resource/sig).
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+PASSWORD = "s3cret-registry-password"
+
+
+@dataclass
+class Registered:
+    """One resource as the engine would receive it."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    """Inputs with secrets unwrapped, camelCase keys as the engine sees them."""
+    wire: dict[str, Any]
+    """Inputs as serialized on the wire, where a secret is still wrapped in its marker."""
+
+
+@dataclass
+class Deployed:
+    """What one run of the program registered and exported."""
+
+    resources: list[Registered]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registered:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
+        return found[0]
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Fills the outputs that providers compute, the way they would."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "docker:index/image:Image":
+            repository = args.inputs["imageName"].rsplit(":", 1)[0]
+            outputs["repoDigest"] = f"{repository}@{FAKE_DIGEST}"
+        elif args.typ == "docker-build:index:Image":
+            outputs["digest"] = FAKE_DIGEST
+        elif args.typ == "kubernetes:core/v1:Service":
+            for port in outputs["spec"]["ports"]:
+                port.setdefault("nodePort", CLUSTER_CHOSEN_NODE_PORT)
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class _RecordingMonitor(pulumi.runtime.mocks.MockMonitor):  # type: ignore[misc]
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(
+                Registered(
+                    type=request.type,
+                    name=request.name,
+                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                    wire=json_format.MessageToDict(request.object),
+                )
+            )
+        return response
+
+
+class Deploy:
+    """Runs __main__.py under mocks with a stack's config, as `pulumi up` would run it."""
+
+    def __init__(self) -> None:
+        self.registered: list[Registered] = []
+        """Resources of the last run, kept even when the program failed."""
+
+    def __call__(self, stack: str, config: Mapping[str, str], secret_keys: tuple[str, ...] = ()) -> Deployed:
+        pulumi.runtime.settings.reset_options()
+        monitor = _RecordingMonitor(_Mocks())
+        self.registered = monitor.registered
+        pulumi.runtime.set_mocks(monitor.mocks, project="hello-world", stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+        captured: dict[str, Any] = {}
+
+        @pulumi.runtime.test
+        def program() -> pulumi.Output[None]:
+            before = os.getcwd()
+            os.chdir(ROOT)  # as `pulumi up` runs it: app/ is relative to the project
+            try:
+                runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
+            finally:
+                os.chdir(before)
+            exports = pulumi.runtime.settings.get_root_resource().outputs  # type: ignore[union-attr]
+            names = list(exports)
+            return pulumi.Output.all(*exports.values()).apply(
+                lambda values: captured.update(zip(names, values, strict=True))
+            )
+
+        program()
+        return Deployed(resources=monitor.registered, outputs=captured)
+
+
+@pytest.fixture
+def deploy() -> Iterator[Deploy]:
+    """A fresh :class:`Deploy`; Pulumi's process-global runtime state is reset after the test."""
+    yield Deploy()
+    pulumi.runtime.set_all_config({}, [])
+    pulumi.runtime.settings.reset_options()
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """A stack file's config as the engine passes it: namespaced keys, objects as JSON."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in document["config"].items()}
+
+
+def with_password(config: Mapping[str, str]) -> dict[str, str]:
+    """The config after `pulumi config set --secret registryPassword ...`."""
+    return {**config, "hello-world:registryPassword": PASSWORD}

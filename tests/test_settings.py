@@ -1,0 +1,251 @@
+"""Stack settings: parsing, defaults, and every error message a wrong setting produces."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from components import Builder
+from settings import LOCAL_KUBECONFIG, SecretStr, SettingsError, parse_settings
+from tests.conftest import Deploy
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+PINNED = f"registry.example.com/team/hello-world@{DIGEST}"
+BUILD = {"registry": "127.0.0.1:5000", "username": "hello"}
+
+
+def building(**extra: Any) -> dict[str, Any]:
+    return {"build": json.dumps(BUILD), "registryPassword": "pw", **extra}
+
+
+def problems_of(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset({"registryPassword"})) -> list[str]:
+    with pytest.raises(SettingsError) as raised:
+        parse_settings(raw, stack="dev", secret_keys=secret_keys)
+    return raised.value.problems
+
+
+def test_settings_defaults_for_a_promoted_image() -> None:
+    settings = parse_settings({"image": PINNED}, stack="qa")
+
+    assert settings.namespace == "hello-world-qa"
+    assert settings.replicas == 3
+    assert settings.node_port is None
+    assert str(settings.image) == PINNED
+    assert settings.build is None
+    assert settings.ingress is None
+    assert settings.cluster.kubeconfig == LOCAL_KUBECONFIG
+    assert settings.cluster.context is None
+    assert settings.rollout_timeout_seconds == 300
+
+
+def test_settings_build_defaults() -> None:
+    settings = parse_settings(building(), stack="dev", secret_keys=frozenset({"registryPassword"}))
+
+    assert settings.build is not None
+    assert settings.build.builder is Builder.DOCKER
+    assert settings.build.repository == "hello-world"
+    assert settings.build.context == "app"
+    assert settings.build.platform == "linux/amd64"
+    assert settings.build.build_on_preview is False
+    assert settings.build.base_image is None
+    assert settings.build.password == SecretStr("pw")
+
+
+def test_settings_password_never_shows_in_a_repr() -> None:
+    settings = parse_settings(building(), stack="dev", secret_keys=frozenset({"registryPassword"}))
+
+    assert "pw" not in repr(settings.build).replace("password=SecretStr", "")
+
+
+def test_settings_read_every_key() -> None:
+    raw = {
+        "namespace": "team-a",
+        "replicas": "5",
+        "nodePort": "30080",
+        "rolloutTimeoutSeconds": "60",
+        "build": json.dumps(
+            {
+                **BUILD,
+                "repository": "apps/hello",
+                "builder": "docker-build",
+                "context": "other",
+                "baseImage": "node:24",
+                "platform": "linux/arm64",
+                "buildOnPreview": True,
+            }
+        ),
+        "registryPassword": "pw",
+        "resources": json.dumps({"cpuRequest": "10m", "memoryRequest": "32Mi", "cpuLimit": "1", "memoryLimit": "1Gi"}),
+        "ingress": json.dumps(
+            {"enabled": "true", "host": "a.example.com", "path": "/x", "className": "nginx", "tlsSecretName": "tls"}
+        ),
+        "cluster": json.dumps({"kubeconfig": "~/.kube/config", "context": "prod"}),
+    }
+
+    settings = parse_settings(raw, stack="dev", secret_keys=frozenset({"registryPassword"}))
+
+    assert (settings.namespace, settings.replicas, settings.node_port) == ("team-a", 5, 30080)
+    assert settings.rollout_timeout_seconds == 60
+    assert settings.build is not None
+    assert settings.build.builder is Builder.DOCKER_BUILD
+    assert (settings.build.repository, settings.build.context) == ("apps/hello", "other")
+    assert (settings.build.base_image, settings.build.platform) == ("node:24", "linux/arm64")
+    assert settings.build.build_on_preview is True
+    assert settings.resources.memory_limit == "1Gi"
+    assert settings.ingress is not None
+    assert settings.ingress.url == "https://a.example.com/x"
+    assert (settings.cluster.kubeconfig, settings.cluster.context) == ("~/.kube/config", "prod")
+
+
+def test_settings_ingress_disabled_is_none() -> None:
+    settings = parse_settings({"image": PINNED, "ingress": json.dumps({"enabled": False, "host": "a.b"})}, stack="s")
+
+    assert settings.ingress is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"image": PINNED, "nodePort": "99999"}, "nodePort must be an integer from 30000 to 32767, got '99999'"),
+        ({"image": PINNED, "nodePort": "80"}, "nodePort must be an integer from 30000 to 32767, got '80'"),
+        ({"image": PINNED, "replicas": "0"}, "replicas must be an integer from 1 to 50, got '0'"),
+        ({"image": PINNED, "replicas": "three"}, "replicas must be an integer from 1 to 50, got 'three'"),
+        (
+            {"image": PINNED, "replica": "3"},
+            "replica is not a known setting: expected one of build, cluster, image, ingress, namespace, nodePort, "
+            "registryPassword, replicas, resources, rolloutTimeoutSeconds, got 'replica' (did you mean 'replicas'?)",
+        ),
+        (
+            {"image": PINNED, "ingress": json.dumps({"enabled": True})},
+            "ingress.host must be a DNS host name when ingress.enabled is true, got nothing",
+        ),
+        (
+            {"image": PINNED, "ingress": json.dumps({"enabled": True, "host": "a.example.com", "hots": "b"})},
+            "ingress.hots is not a known setting: expected one of className, enabled, host, path, tlsSecretName, "
+            "got 'hots' (did you mean 'ingress.host'?)",
+        ),
+        (
+            {"image": f"hello-world@{DIGEST}"},
+            f"image must be <registry>/<repository>@sha256:<64 hex digits> (no registry host), "
+            f"got 'hello-world@{DIGEST}'",
+        ),
+        (
+            {"image": "registry.example.com/hello-world:v2"},
+            "image must be <registry>/<repository>@sha256:<64 hex digits> (not pinned by a sha256 digest), "
+            "got 'registry.example.com/hello-world:v2'",
+        ),
+        (
+            {},
+            "image or build must be set: expected a pinned image reference or a build section, got neither",
+        ),
+        (
+            {**building(), "image": PINNED},
+            "image and build are exclusive: expected image (deploy a pinned image) or build (build app/), got both",
+        ),
+        (
+            {"build": json.dumps(BUILD)},
+            "registryPassword must be set with `pulumi config set --secret registryPassword <password>` "
+            "when building, got nothing",
+        ),
+        (
+            building(build=json.dumps({**BUILD, "builder": "kaniko"})),
+            "build.builder must be one of docker, docker-build, got 'kaniko'",
+        ),
+        (
+            building(build=json.dumps({"username": "hello"})),
+            "build.registry must be a registry host[:port] to push to, got nothing",
+        ),
+        (
+            building(build=json.dumps({"registry": "127.0.0.1:5000"})),
+            "build.username must be the registry user, got nothing",
+        ),
+        (
+            building(build=json.dumps({**BUILD, "platform": "windows/amd64"})),
+            "build.platform must be linux/amd64 or linux/arm64, got 'windows/amd64'",
+        ),
+        (
+            building(build=json.dumps({**BUILD, "buildOnPreview": "sometimes"})),
+            "build.buildOnPreview must be true or false, got 'sometimes'",
+        ),
+        (
+            {"image": PINNED, "registryPassword": "pw"},
+            "registryPassword is only used with build: expected no registryPassword, got one without a build section",
+        ),
+        (
+            {"image": PINNED, "namespace": "Hello_World"},
+            "namespace must be a DNS-1123 label (lowercase letters, digits, '-', at most 63), got 'Hello_World'",
+        ),
+        (
+            {"image": PINNED, "resources": json.dumps({"cpuLimit": "lots"})},
+            "resources.cpuLimit must be a Kubernetes quantity such as 100m or 128Mi, got 'lots'",
+        ),
+        (
+            {"image": PINNED, "rolloutTimeoutSeconds": "5"},
+            "rolloutTimeoutSeconds must be an integer from 30 to 3600, got '5'",
+        ),
+        ({"image": PINNED, "cluster": "[]"}, "cluster must be an object, got '[]'"),
+        (
+            {"image": PINNED, "cluster": json.dumps({"kubeconfig": "k", "namespace": "x"})},
+            "cluster.namespace is not a known setting: expected one of context, kubeconfig, got 'namespace'",
+        ),
+    ],
+    ids=[
+        "node-port-too-high",
+        "node-port-too-low",
+        "zero-replicas",
+        "replicas-not-a-number",
+        "unknown-key-typo",
+        "ingress-without-host",
+        "unknown-nested-key",
+        "image-without-registry",
+        "image-by-tag",
+        "neither-image-nor-build",
+        "both-image-and-build",
+        "build-without-password",
+        "unknown-builder",
+        "build-without-registry",
+        "build-without-username",
+        "unsupported-platform",
+        "bad-boolean",
+        "password-without-build",
+        "bad-namespace",
+        "bad-quantity",
+        "rollout-timeout-too-short",
+        "cluster-not-an-object",
+        "unknown-cluster-key",
+    ],
+)
+def test_settings_error_names_key_expectation_and_value(raw: dict[str, Any], message: str) -> None:
+    assert problems_of(raw) == [message]
+
+
+def test_settings_plaintext_password_is_refused_without_echoing_it() -> None:
+    problems = problems_of(building(registryPassword="hunter2-plain"), secret_keys=frozenset())
+
+    assert problems == [
+        "registryPassword must be a secret (pulumi config set --secret registryPassword ...), got a plaintext value"
+    ]
+    assert "hunter2-plain" not in str(problems)
+
+
+def test_settings_error_lists_every_problem_at_once() -> None:
+    with pytest.raises(SettingsError, match=re.escape("stack 'dev' has 3 problems in its settings:\n  - ")) as raised:
+        parse_settings({"image": PINNED, "nodePort": "99999", "replicas": "0", "replica": "2"}, stack="dev")
+
+    assert [p.split(" ")[0] for p in raised.value.problems] == ["replica", "replicas", "nodePort"]
+
+
+def test_bad_setting_stops_the_program_before_any_resource(deploy: Deploy) -> None:
+    with pytest.raises(SettingsError, match="nodePort must be an integer from 30000 to 32767, got '99999'"):
+        deploy("staging", {"hello-world:image": PINNED, "hello-world:nodePort": "99999"})
+
+    assert deploy.registered == []
+
+
+def test_good_settings_register_resources_through_the_same_harness(deploy: Deploy) -> None:
+    deploy("staging", {"hello-world:image": PINNED})
+
+    assert len(deploy.registered) > 0

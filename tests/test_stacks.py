@@ -1,0 +1,220 @@
+"""Each stack file, run through the real program under mocks: what it registers and exports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    CLUSTER_CHOSEN_NODE_PORT,
+    FAKE_DIGEST,
+    PASSWORD,
+    SECRET_SIG,
+    Deploy,
+    Deployed,
+    stack_config,
+    with_password,
+)
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+DOCKER_BUILD_IMAGE = "docker-build:index:Image"
+DOCKER_IMAGE = "docker:index/image:Image"
+SECRET_KEYS = ("hello-world:registryPassword",)
+
+
+def run_stack(deploy: Deploy, stack: str) -> Deployed:
+    config = stack_config(stack)
+    if "hello-world:build" in config:
+        return deploy(stack, with_password(config), SECRET_KEYS)
+    return deploy(stack, config)
+
+
+def container(deployed: Deployed) -> dict[str, Any]:
+    containers = deployed.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    only: dict[str, Any] = containers[0]
+    return only
+
+
+@pytest.mark.parametrize(
+    ("stack", "replicas", "node_port"),
+    [("dev", 2, 31611), ("staging", 2, 31612), ("prod", 3, 31613)],
+    ids=["dev", "staging", "prod"],
+)
+def test_stack_deploys_replicas_on_its_node_port(deploy: Deploy, stack: str, replicas: int, node_port: int) -> None:
+    deployed = run_stack(deploy, stack)
+
+    assert deployed.one(DEPLOYMENT).inputs["spec"]["replicas"] == replicas
+    ports = deployed.one(SERVICE).inputs["spec"]["ports"]
+    assert deployed.one(SERVICE).inputs["spec"]["type"] == "NodePort"
+    assert ports == [{"name": "http", "port": 80, "targetPort": "http", "nodePort": node_port}]
+    assert container(deployed)["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert deployed.outputs["nodePort"] == node_port
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_lives_in_its_own_namespace(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    namespace = deployed.one(NAMESPACE).inputs["metadata"]["name"]
+    assert namespace == f"hello-world-{stack}"
+    for type_ in (DEPLOYMENT, SERVICE):
+        assert deployed.one(type_).inputs["metadata"]["namespace"] == namespace
+    assert deployed.outputs["namespace"] == namespace
+    assert deployed.outputs["serviceName"] == "hello-world"
+    assert deployed.outputs["clusterUrl"] == f"http://hello-world.{namespace}.svc.cluster.local"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_selectors_match_template_labels(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    spec = deployed.one(DEPLOYMENT).inputs["spec"]
+    selector = spec["selector"]["matchLabels"]
+    template_labels = spec["template"]["metadata"]["labels"]
+    service_selector = deployed.one(SERVICE).inputs["spec"]["selector"]
+    assert selector == {"app.kubernetes.io/name": "hello-world", "app.kubernetes.io/instance": stack}
+    assert service_selector == selector
+    assert selector.items() <= template_labels.items()
+    assert template_labels["app.kubernetes.io/managed-by"] == "pulumi"
+    for type_ in (NAMESPACE, DEPLOYMENT, SERVICE):
+        assert deployed.one(type_).inputs["metadata"]["labels"] == template_labels
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_probes_health_and_rolls_without_losing_capacity(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    app = container(deployed)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert app[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    strategy = deployed.one(DEPLOYMENT).inputs["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert set(app["resources"]) == {"requests", "limits"}
+    assert set(app["resources"]["requests"]) == set(app["resources"]["limits"]) == {"cpu", "memory"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_runs_restricted(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    pod = deployed.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    context = container(deployed)["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["runAsNonRoot"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_dev_builds_pushes_and_deploys_its_image_by_digest(deploy: Deploy) -> None:
+    deployed = run_stack(deploy, "dev")
+
+    image = deployed.one(DOCKER_BUILD_IMAGE)
+    assert image.inputs["tags"] == ["127.0.0.1:5000/hello-world:dev"]
+    assert image.inputs["push"] is True
+    assert image.inputs["context"] == {"location": "app"}
+    assert image.inputs["buildArgs"] == {"BASE_IMAGE": "hello-pulumi/node-base:local"}
+    assert image.inputs["buildOnPreview"] is False
+    expected = f"127.0.0.1:5000/hello-world@{FAKE_DIGEST}"
+    assert container(deployed)["image"] == expected
+    assert deployed.outputs["imageRef"] == expected
+    assert not deployed.of_type(DOCKER_IMAGE)
+
+
+def test_dev_registry_password_stays_secret(deploy: Deploy) -> None:
+    deployed = run_stack(deploy, "dev")
+
+    registry = deployed.one(DOCKER_BUILD_IMAGE).wire["registries"][0]
+    assert registry["username"] == "hello"
+    assert SECRET_SIG in registry["password"].values()
+    assert registry["password"]["value"] == PASSWORD
+    everything_else = [r.wire for r in deployed.resources if r.type != DOCKER_BUILD_IMAGE]
+    assert PASSWORD not in json.dumps(everything_else)
+    assert PASSWORD not in json.dumps(deployed.outputs, default=str)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_promoted_stack_deploys_the_pinned_image_without_building(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    pinned = stack_config(stack)["hello-world:image"]
+    assert "@sha256:" in pinned
+    assert container(deployed)["image"] == pinned
+    assert deployed.outputs["imageRef"] == pinned
+    assert not deployed.of_type(DOCKER_BUILD_IMAGE)
+    assert not deployed.of_type(DOCKER_IMAGE)
+
+
+def test_prod_exposes_an_ingress_with_tls(deploy: Deploy) -> None:
+    deployed = run_stack(deploy, "prod")
+
+    spec = deployed.one(INGRESS).inputs["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    (rule,) = spec["rules"]
+    assert rule["host"] == "hello.example.com"
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "hello-world", "port": {"number": 80}}},
+        }
+    ]
+    assert spec["tls"] == [{"hosts": ["hello.example.com"], "secretName": "hello-example-com-tls"}]
+    assert deployed.outputs["ingressUrl"] == "https://hello.example.com/"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_stack_without_ingress_has_none(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    assert not deployed.of_type(INGRESS)
+    assert "ingressUrl" not in deployed.outputs
+
+
+def test_prod_runs_at_least_the_original_three_replicas(deploy: Deploy) -> None:
+    deployed = run_stack(deploy, "prod")
+
+    assert deployed.one(DEPLOYMENT).inputs["spec"]["replicas"] >= 3
+    assert container(deployed)["resources"]["limits"] == {"cpu": "1", "memory": "192Mi"}
+
+
+def test_node_port_left_out_is_chosen_by_the_cluster(deploy: Deploy) -> None:
+    config = {key: value for key, value in stack_config("staging").items() if key != "hello-world:nodePort"}
+
+    deployed = deploy("staging", config)
+
+    assert "nodePort" not in deployed.one(SERVICE).inputs["spec"]["ports"][0]
+    assert deployed.outputs["nodePort"] == CLUSTER_CHOSEN_NODE_PORT
+
+
+def test_classic_docker_builder_pushes_with_secret_credentials(deploy: Deploy) -> None:
+    config = with_password(stack_config("dev"))
+    build = json.loads(config["hello-world:build"])
+    config["hello-world:build"] = json.dumps({**build, "builder": "docker"})
+
+    deployed = deploy("dev", config, ("hello-world:registryPassword",))
+
+    image = deployed.one(DOCKER_IMAGE)
+    assert image.inputs["imageName"] == "127.0.0.1:5000/hello-world:dev"
+    assert image.inputs["build"]["context"] == "app"
+    assert image.inputs["build"]["platform"] == "linux/amd64"
+    assert image.wire["registry"]["password"]["value"] == PASSWORD
+    assert SECRET_SIG in image.wire["registry"]["password"].values()
+    assert container(deployed)["image"] == f"127.0.0.1:5000/hello-world@{FAKE_DIGEST}"
+    assert not deployed.of_type(DOCKER_BUILD_IMAGE)
+
+
+def test_kubernetes_resources_use_the_stacks_cluster_provider(deploy: Deploy) -> None:
+    deployed = run_stack(deploy, "dev")
+
+    provider = deployed.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "/var/lib/hello-pulumi/kube/admin.kubeconfig"
+    assert "context" not in provider.inputs
