@@ -1,0 +1,111 @@
+"""The image path with the real engine, Docker engine and registry: build, push, digest, secrets.
+
+Starts nothing itself: `make test` starts the platform (Docker engine and registry) first.
+Only the image resources are deployed here (`--target`); the cluster side is the e2e's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import stack_config
+from tests.engine.conftest import Registry
+from tests.engine.workspace import Workspace
+
+pytestmark = [pytest.mark.engine, pytest.mark.platform]
+
+STACK = "imagetest"
+REPOSITORY = "hello-world-imagetest"
+IMAGE = "docker-build:index:Image"
+COMPONENT_URN = f"urn:pulumi:{STACK}::hello-world::hello-world:index:ContainerImage::app"
+IMAGE_URN = f"urn:pulumi:{STACK}::hello-world::hello-world:index:ContainerImage${IMAGE}::app-image"
+REGISTRY_LOG = Path(os.environ.get("HELLO_RUN", "/var/lib/hello-pulumi")) / "registry" / "registry.log"
+
+
+def up_image(workspace: Workspace, check: bool = True) -> str:
+    result = workspace.up("--target", COMPONENT_URN, "--target", IMAGE_URN, check=check)
+    return result.stdout + result.stderr
+
+
+def pushed_manifests() -> int:
+    """Manifest uploads the registry has logged so far, for any repository."""
+    return len(re.findall(r'"PUT /v2/[^ ]+/manifests/', REGISTRY_LOG.read_text()))
+
+
+def digest_of(workspace: Workspace) -> str:
+    digest: str = workspace.resource_outputs(IMAGE)["digest"]
+    return digest
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulumi_cli: str) -> Iterator[Workspace]:
+    """A stack whose image was built and pushed once, with the registry's real credentials."""
+    config = stack_config("dev")
+    build = json.loads(config["hello-world:build"])
+    config["hello-world:build"] = json.dumps({**build, "repository": REPOSITORY, "username": registry.username})
+    workspace = Workspace.create(tmp_path_factory.mktemp("image"), STACK, config)
+    workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
+    workspace.set_secret("registryPassword", registry.password)
+    up_image(workspace)
+    yield workspace
+
+
+def test_up_pushes_an_image_the_registry_serves_by_digest(deployed: Workspace, registry: Registry) -> None:
+    digest = digest_of(deployed)
+
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    assert registry.served_digest(REPOSITORY, digest) == digest
+    assert registry.served_digest(REPOSITORY, STACK) == digest
+
+
+def test_second_up_changes_nothing_and_pushes_nothing(deployed: Workspace) -> None:
+    before = (digest_of(deployed), pushed_manifests())
+
+    deployed.pulumi("preview", "--expect-no-changes", "--target", COMPONENT_URN, "--target", IMAGE_URN)
+    up_image(deployed)
+
+    assert (digest_of(deployed), pushed_manifests()) == before
+
+
+def test_wrong_password_fails_clearly_and_keeps_the_state(deployed: Workspace, registry: Registry) -> None:
+    server = deployed.directory / "app" / "server.js"
+    original = server.read_text()
+    state_before = deployed.state()["deployment"]["resources"]
+    server.write_text(original.replace("Hello World", "Hello Wrong Password"))
+    deployed.set_secret("registryPassword", "not-the-password")
+    try:
+        output = up_image(deployed, check=False)
+    finally:
+        server.write_text(original)
+        deployed.set_secret("registryPassword", registry.password)
+
+    assert re.search(r"401 Unauthorized|authentication required|unauthorized", output, re.IGNORECASE), output
+    assert "not-the-password" not in output
+    assert deployed.state()["deployment"]["resources"] == state_before
+
+
+def test_changed_app_gets_a_new_digest(deployed: Workspace, registry: Registry) -> None:
+    before = digest_of(deployed)
+    server = deployed.directory / "app" / "server.js"
+    server.write_text(server.read_text().replace("Hello World", "Hello Changed World"))
+
+    up_image(deployed)
+
+    after = digest_of(deployed)
+    assert after != before
+    assert registry.served_digest(REPOSITORY, after) == after
+
+
+def test_state_never_holds_the_password_in_plaintext(deployed: Workspace, registry: Registry) -> None:
+    files = [path for path in deployed.backend.rglob("*") if path.is_file()]
+
+    assert files, "the backend holds no state file"
+    for path in files:
+        assert registry.password.encode() not in path.read_bytes(), path
+    assert registry.password not in json.dumps(deployed.state())

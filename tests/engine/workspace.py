@@ -1,0 +1,139 @@
+"""A throwaway copy of the project with its own local backend, driven through the real pulumi CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "settings.py", "components", "app")
+COMMAND_TIMEOUT_SECONDS = 900
+
+
+class PulumiFailed(AssertionError):
+    """A pulumi command exited non-zero; carries its output for the assertion message."""
+
+    def __init__(self, args: list[str], result: subprocess.CompletedProcess[str]) -> None:
+        self.result = result
+        super().__init__(f"pulumi {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+
+
+@dataclass
+class Workspace:
+    """A copy of the program in ``directory``, with stacks kept in ``backend``.
+
+    Each test gets its own, so stacks, state and the app's source can be changed freely.
+    """
+
+    directory: Path
+    backend: Path
+    stack: str
+    env: dict[str, str] = field(default_factory=dict)
+    last_seconds: float = 0.0
+
+    @classmethod
+    def create(cls, base: Path, stack: str, config: Mapping[str, Any] | None = None) -> Workspace:
+        directory, backend = base / "project", base / "backend"
+        directory.mkdir(parents=True)
+        backend.mkdir()
+        for name in PROJECT_FILES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, directory / name)
+        # The copy shares the project's virtualenv, which `make venv` created.
+        (directory / ".venv").symlink_to(ROOT / ".venv")
+        env = {
+            **os.environ,
+            "PULUMI_BACKEND_URL": f"file://{backend}",
+            "PULUMI_CONFIG_PASSPHRASE": "throwaway-test-passphrase",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        }
+        env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+        workspace = cls(directory=directory, backend=backend, stack=stack, env=env)
+        workspace.pulumi("stack", "init", stack, stack_flag=False)
+        if config is not None:
+            workspace.write_config(config)
+        return workspace
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        """Replaces the stack's plain config (secrets are added with :meth:`set_secret`)."""
+        import yaml
+
+        path = self.directory / f"Pulumi.{self.stack}.yaml"
+        document = yaml.safe_load(path.read_text()) if path.exists() else {}
+        document = document or {}
+        secrets = {k: v for k, v in (document.get("config") or {}).items() if isinstance(v, dict) and "secure" in v}
+        document["config"] = {**dict(config), **secrets}
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def set_secret(self, key: str, value: str) -> None:
+        self.pulumi("config", "set", "--secret", key, value)
+
+    def pulumi(self, *args: str, check: bool = True, stack_flag: bool = True) -> subprocess.CompletedProcess[str]:
+        command = ["pulumi", *args, "--non-interactive"]
+        if stack_flag:
+            command += ["--stack", self.stack]
+        started = time.monotonic()
+        result = subprocess.run(
+            command,
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+        self.last_seconds = time.monotonic() - started
+        if check and result.returncode != 0:
+            raise PulumiFailed(command, result)
+        return result
+
+    def preview_json(self, *extra: str) -> dict[str, Any]:
+        result = self.pulumi("preview", "--json", *extra)
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.pulumi("up", "--yes", "--skip-preview", *extra, check=check)
+
+    def outputs(self) -> dict[str, Any]:
+        result = self.pulumi("stack", "output", "--json", "--show-secrets")
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def state(self) -> dict[str, Any]:
+        """The stack's checkpoint, as `pulumi stack export` gives it (secrets stay encrypted)."""
+        document: dict[str, Any] = json.loads(self.pulumi("stack", "export").stdout)
+        return document
+
+    def resource_outputs(self, type_: str) -> dict[str, Any]:
+        (found,) = [r for r in self.state()["deployment"]["resources"] if r["type"] == type_]
+        outputs: dict[str, Any] = found.get("outputs", {})
+        return outputs
+
+    def urn(self, type_: str) -> str:
+        (found,) = [r for r in self.state()["deployment"]["resources"] if r["type"] == type_]
+        urn: str = found["urn"]
+        return urn
+
+
+def steps_by_op(preview: Mapping[str, Any]) -> dict[str, set[tuple[str, str]]]:
+    """Groups a `pulumi preview --json` document's steps as op -> {(type, name)}."""
+    grouped: dict[str, set[tuple[str, str]]] = {}
+    for step in preview.get("steps", []):
+        urn = step["urn"]
+        type_ = urn.split("::")[2].split("$")[-1]
+        name = urn.split("::")[3]
+        grouped.setdefault(step["op"], set()).add((type_, name))
+    return grouped
