@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
+import yaml
 
 from components import Builder, IngressArgs, ResourcesArgs
 from components.container_image import DEFAULT_PLATFORM
@@ -408,6 +411,52 @@ def _parse_cluster(r: _Reader, raw: Any) -> ClusterSettings | None:
     return ClusterSettings(**_present(kubeconfig=kubeconfig, context=context))
 
 
+def cluster_identity(cluster: ClusterSettings) -> tuple[str, str | None]:
+    """Two stacks with the same identity deploy to the same cluster."""
+    return os.path.realpath(os.path.expanduser(cluster.kubeconfig)), cluster.context
+
+
+def node_port_clashes(settings: StackSettings, other_stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Problems for each other stack of the same cluster that claims this stack's node port.
+
+    Kubernetes reports "provided port is already allocated" only when the second stack is
+    applied; this finds it from the stack files before anything is registered.
+
+    Args:
+        settings: The current stack's parsed settings.
+        other_stacks: Raw config (keys without the project prefix) of the project's other stacks.
+    """
+    if settings.node_port is None:
+        return []
+    clashes = []
+    for name, raw in sorted(other_stacks.items()):
+        if name == settings.stack:
+            continue
+        # Another stack's own mistakes are reported when that stack runs, not here.
+        lenient = _Reader()
+        port = lenient.integer("nodePort", raw.get("nodePort"), NODE_PORT_RANGE)
+        cluster = _parse_cluster(lenient, raw.get("cluster")) or ClusterSettings()
+        if port == settings.node_port and cluster_identity(cluster) == cluster_identity(settings.cluster):
+            kubeconfig, context = cluster_identity(settings.cluster)
+            clashes.append(
+                f"nodePort must be unique among the stacks of one cluster, got {port}, which stack '{name}' "
+                f"also claims on the same cluster (kubeconfig {kubeconfig}, context {context or 'current'})"
+            )
+    return clashes
+
+
+def read_stack_files(directory: Path) -> dict[str, dict[str, Any]]:
+    """The project's config of every ``Pulumi.<stack>.yaml`` in ``directory``, by stack name."""
+    prefix = f"{PROJECT}:"
+    stacks = {}
+    for path in sorted(directory.glob("Pulumi.*.yaml")):
+        document = yaml.safe_load(path.read_text()) or {}
+        config = document.get("config") or {}
+        name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        stacks[name] = {key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)}
+    return stacks
+
+
 def load_settings() -> StackSettings:
     """Reads the current stack's config from the Pulumi runtime and parses it.
 
@@ -422,4 +471,9 @@ def load_settings() -> StackSettings:
     secret_keys = frozenset(
         key for key in raw if prefix + key in engine_secrets or pulumi.runtime.is_config_secret(prefix + key)
     )
-    return parse_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
+    settings = parse_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
+    # The engine runs the program in the project folder, beside the stack files.
+    clashes = node_port_clashes(settings, read_stack_files(Path.cwd()))
+    if clashes:
+        raise SettingsError(settings.stack, clashes)
+    return settings

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from components import Builder
-from settings import LOCAL_KUBECONFIG, SecretStr, SettingsError, parse_settings
-from tests.conftest import Deploy
+from settings import LOCAL_KUBECONFIG, SecretStr, SettingsError, node_port_clashes, parse_settings, read_stack_files
+from tests.conftest import ROOT, Deploy
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PINNED = f"registry.example.com/team/hello-world@{DIGEST}"
@@ -249,3 +249,57 @@ def test_good_settings_register_resources_through_the_same_harness(deploy: Deplo
     deploy("staging", {"hello-world:image": PINNED})
 
     assert len(deploy.registered) > 0
+
+
+LOCAL = {"kubeconfig": "/var/lib/hello-pulumi/kube/admin.kubeconfig"}
+
+
+def staging_on(node_port: int, cluster: dict[str, str] | None = None) -> Any:
+    raw: dict[str, Any] = {"image": PINNED, "nodePort": str(node_port)}
+    if cluster is not None:
+        raw["cluster"] = json.dumps(cluster)
+    return parse_settings(raw, stack="staging")
+
+
+def test_node_port_clash_with_another_stack_on_the_same_cluster_names_both() -> None:
+    clashes = node_port_clashes(staging_on(31611), {"dev": {"nodePort": 31611}, "prod": {"nodePort": 31613}})
+
+    assert clashes == [
+        "nodePort must be unique among the stacks of one cluster, got 31611, which stack 'dev' also claims "
+        "on the same cluster (kubeconfig /var/lib/hello-pulumi/kube/admin.kubeconfig, context current)"
+    ]
+
+
+def test_node_port_without_clash_passes() -> None:
+    assert node_port_clashes(staging_on(31612), {"dev": {"nodePort": 31611}, "staging": {"nodePort": 31612}}) == []
+
+
+@pytest.mark.parametrize(
+    "other_cluster",
+    [{**LOCAL, "context": "other"}, {"kubeconfig": "/etc/other.kubeconfig"}],
+    ids=["other-context", "other-kubeconfig"],
+)
+def test_same_node_port_on_different_clusters_passes(other_cluster: dict[str, str]) -> None:
+    others = {"dev": {"nodePort": 31611, "cluster": other_cluster}}
+
+    assert node_port_clashes(staging_on(31611, LOCAL), others) == []
+
+
+def test_node_port_left_to_the_cluster_never_clashes() -> None:
+    settings = parse_settings({"image": PINNED}, stack="staging")
+
+    assert node_port_clashes(settings, {"dev": {"nodePort": 31611}}) == []
+
+
+def test_project_stack_files_claim_distinct_node_ports() -> None:
+    stacks = read_stack_files(ROOT)
+
+    assert set(stacks) == {"dev", "staging", "prod"}
+    assert sorted(raw["nodePort"] for raw in stacks.values()) == [31611, 31612, 31613]
+
+
+def test_new_stack_claiming_devs_node_port_stops_before_any_resource(deploy: Deploy) -> None:
+    with pytest.raises(SettingsError, match="got 31611, which stack 'dev' also claims on the same cluster"):
+        deploy("qa", {"hello-world:image": PINNED, "hello-world:nodePort": "31611"})
+
+    assert deploy.registered == []

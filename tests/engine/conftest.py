@@ -76,9 +76,10 @@ class Registry:
 
     def served_digest(self, repository: str, reference: str) -> str | None:
         """The digest the registry serves for a tag or digest, or None when it serves nothing."""
+        request = self._request("HEAD", f"/v2/{repository}/manifests/{reference}")
         try:
-            with urllib.request.urlopen(self._request("HEAD", f"/v2/{repository}/manifests/{reference}"), timeout=10) as r:
-                digest: str = r.headers["Docker-Content-Digest"]
+            with urllib.request.urlopen(request, timeout=10) as response:
+                digest: str = response.headers["Docker-Content-Digest"]
                 return digest
         except urllib.error.HTTPError as error:
             if error.code == 404:
@@ -96,8 +97,7 @@ def registry() -> Registry:
         os.environ.get("HELLO_REGISTRY_USER", "hello"),
         password_file.read_text().strip(),
     )
-    try:
+    with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://{registry.address}/v2/", timeout=5)
-    except urllib.error.HTTPError as error:
-        assert error.code == 401, f"registry at {registry.address} answered {error.code}, expected 401"
+    assert refused.value.code == 401, f"registry at {registry.address} must ask for credentials"
     return registry

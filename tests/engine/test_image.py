@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +43,7 @@ def digest_of(workspace: Workspace) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulumi_cli: str) -> Iterator[Workspace]:
+def deployed(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulumi_cli: str) -> Workspace:
     """A stack whose image was built and pushed once, with the registry's real credentials."""
     config = stack_config("dev")
     build = json.loads(config["hello-world:build"])
@@ -53,7 +52,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulum
     workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
     workspace.set_secret("registryPassword", registry.password)
     up_image(workspace)
-    yield workspace
+    return workspace
 
 
 def test_up_pushes_an_image_the_registry_serves_by_digest(deployed: Workspace, registry: Registry) -> None:

@@ -17,7 +17,7 @@ PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "settings.py", "components", "app
 COMMAND_TIMEOUT_SECONDS = 900
 
 
-class PulumiFailed(AssertionError):
+class PulumiError(AssertionError):
     """A pulumi command exited non-zero; carries its output for the assertion message."""
 
     def __init__(self, args: list[str], result: subprocess.CompletedProcess[str]) -> None:
@@ -96,7 +96,7 @@ class Workspace:
         )
         self.last_seconds = time.monotonic() - started
         if check and result.returncode != 0:
-            raise PulumiFailed(command, result)
+            raise PulumiError(command, result)
         return result
 
     def preview_json(self, *extra: str) -> dict[str, Any]:

@@ -1,0 +1,228 @@
+"""The whole exercise end to end: `pulumi up` on the local cluster, a rolling update under load,
+a bad rollout, the optional Ingress, and destroy.
+
+Needs the full local platform (Docker engine, registry, Kubernetes), which `make test`
+starts; the tests fail, never skip, when it is missing. The tests run in file order: each
+step starts from the state the previous one left, as a person doing the exercise would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import stack_config
+from tests.engine.conftest import Registry
+from tests.engine.workspace import Workspace, steps_by_op
+
+pytestmark = [pytest.mark.engine, pytest.mark.platform]
+
+STACK = "e2e"
+NODE_PORT = 31621
+NAMESPACE = "hello-world-e2e"
+URL = f"http://127.0.0.1:{NODE_PORT}/"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+# Bounds of the request loop that runs during the rolling update.
+LOAD_MAX_REQUESTS = 20_000
+LOAD_MAX_SECONDS = 600
+LOAD_INTERVAL_SECONDS = 0.02
+REQUEST_TIMEOUT_SECONDS = 2
+
+
+def get(url: str = URL) -> str:
+    with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+        body: str = response.read().decode()
+        return body
+
+
+def get_eventually(expected: str, attempts: int = 30) -> str:
+    """The first body containing ``expected``, trying once a second (kube-proxy rules take a moment)."""
+    body = ""
+    for _ in range(attempts):
+        try:
+            body = get()
+            if expected in body:
+                return body
+        except (urllib.error.URLError, OSError) as error:
+            body = repr(error)
+        time.sleep(1)
+    raise AssertionError(f"{URL} never answered {expected!r}; last answer: {body}")
+
+
+def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", os.environ["HELLO_KUBECONFIG"], *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
+def kube_object(kind: str, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(kubectl("get", kind, name, "-n", NAMESPACE, "-o", "json").stdout)
+    return document
+
+
+def set_message(workspace: Workspace, message: str, healthy: bool = True) -> None:
+    """Rewrites the copy's server.js: a new answer, or a health endpoint that always fails."""
+    server = workspace.directory / "app" / "server.js"
+    source = (Path(__file__).resolve().parents[2] / "app" / "server.js").read_text()
+    source = source.replace("|| 'Hello World'", f"|| {message!r}")
+    if not healthy:
+        source = source.replace("res.writeHead(shuttingDown ? 503 : 200", "res.writeHead(500")
+    server.write_text(source)
+
+
+@dataclass
+class LoadResult:
+    sent: int
+    failed: int
+    seconds: float
+    errors: list[str]
+
+
+class Load:
+    """A bounded loop of GETs against the node port, run in a thread while a rollout happens."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.result = LoadResult(0, 0, 0.0, [])
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(LOAD_MAX_SECONDS)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set() and self.result.sent < LOAD_MAX_REQUESTS:
+            if time.monotonic() - started > LOAD_MAX_SECONDS:
+                break
+            self.result.sent += 1
+            try:
+                get()
+            except (urllib.error.URLError, OSError) as error:
+                self.result.failed += 1
+                self.result.errors.append(repr(error))
+            time.sleep(LOAD_INTERVAL_SECONDS)
+        self.result.seconds = time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulumi_cli: str) -> Iterator[Workspace]:
+    """A dev-like stack on the local cluster, with its own namespace, node port and repository."""
+    assert shutil.which("kubectl"), "no kubectl on PATH: run through `make e2e` (it starts the platform)"
+    config = stack_config("dev")
+    build = json.loads(config["hello-world:build"])
+    config["hello-world:build"] = json.dumps({**build, "repository": "hello-world-e2e", "username": registry.username})
+    config["hello-world:nodePort"] = str(NODE_PORT)
+    config["hello-world:rolloutTimeoutSeconds"] = "60"
+    config["hello-world:cluster"] = json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
+    workspace = Workspace.create(tmp_path_factory.mktemp("e2e"), STACK, config)
+    workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
+    workspace.set_secret("registryPassword", registry.password)
+    yield workspace
+    # Leave no object behind even when a step failed half-way.
+    workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+def test_up_deploys_all_replicas_that_answer_hello_world(workspace: Workspace) -> None:
+    workspace.up()
+
+    print(f"\n[e2e] first pulumi up: {workspace.last_seconds:.1f}s")
+    deployment = kube_object("deployment", "hello-world")
+    assert deployment["status"]["readyReplicas"] == deployment["spec"]["replicas"] == 2
+    assert "pulumi.com/skipAwait" not in deployment["metadata"].get("annotations", {})
+    assert get_eventually("Hello World") == "Hello World\n"
+    assert workspace.outputs()["nodePort"] == NODE_PORT
+
+
+def test_changed_app_rolls_out_as_an_update_without_dropping_requests(workspace: Workspace) -> None:
+    set_message(workspace, "Hello Rolled World")
+
+    preview = steps_by_op(workspace.preview_json())
+    assert (DEPLOYMENT, "hello-world-deployment") in preview.get("update", set())
+    assert not {op for op in preview if "replace" in op or op == "delete"}
+
+    with Load() as load:
+        workspace.up()
+    rollout_seconds = workspace.last_seconds
+    result = load.result
+
+    print(f"\n[e2e] rolling update: {rollout_seconds:.1f}s, {result.sent} requests, {result.failed} failed")
+    assert result.sent > 0
+    assert result.failed == 0, result.errors[:5]
+    assert get_eventually("Hello Rolled World") == "Hello Rolled World\n"
+
+
+def test_second_up_reports_no_changes(workspace: Workspace) -> None:
+    workspace.pulumi("preview", "--expect-no-changes")
+    workspace.up("--expect-no-changes")
+
+
+def test_bad_rollout_fails_clearly_and_old_pods_keep_answering(workspace: Workspace) -> None:
+    set_message(workspace, "Hello Broken World", healthy=False)
+
+    result = workspace.up(check=False)
+
+    output = result.stdout + result.stderr
+    print(f"\n[e2e] failed rollout detected in {workspace.last_seconds:.1f}s")
+    assert result.returncode != 0
+    assert "hello-world-deployment" in output
+    assert "timed out" in output.lower() or "not ready" in output.lower() or "failed" in output.lower(), output
+    for _ in range(10):
+        assert get() == "Hello Rolled World\n"
+
+
+def test_enabled_ingress_is_created_with_host_path_and_class(workspace: Workspace) -> None:
+    set_message(workspace, "Hello Rolled World")
+    config = {
+        **workspace_config(workspace),
+        "hello-world:ingress": {"enabled": True, "host": "hello.e2e.local", "path": "/hello", "className": "nginx"},
+    }
+    workspace.write_config(config)
+
+    workspace.up()
+
+    ingress = kube_object("ingress", "hello-world")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "hello.e2e.local"
+    assert rule["http"]["paths"][0]["path"] == "/hello"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "hello-world", "port": {"number": 80}}
+    assert workspace.outputs()["ingressUrl"] == "http://hello.e2e.local/hello"
+    assert get() == "Hello Rolled World\n"
+
+
+def test_destroy_leaves_nothing_in_the_cluster(workspace: Workspace) -> None:
+    workspace.pulumi("destroy", "--yes", "--skip-preview")
+
+    result = kubectl("get", "namespace", NAMESPACE, check=False)
+    assert result.returncode != 0
+    assert "NotFound" in result.stderr
+    leftovers = kubectl("get", "all,ingress", "-A", "-l", "app.kubernetes.io/instance=e2e", "-o", "name").stdout
+    assert leftovers.strip() == ""
+
+
+def workspace_config(workspace: Workspace) -> dict[str, Any]:
+    import yaml
+
+    document = yaml.safe_load((workspace.directory / f"Pulumi.{workspace.stack}.yaml").read_text())
+    return {k: v for k, v in document["config"].items() if not (isinstance(v, dict) and "secure" in v)}
