@@ -146,6 +146,7 @@ TOP_LEVEL_KEYS = frozenset(
         "ingress",
         "cluster",
         "rolloutTimeoutSeconds",
+        "promotion",
     }
 )
 BUILD_KEYS = frozenset(
@@ -154,6 +155,7 @@ BUILD_KEYS = frozenset(
 RESOURCE_KEYS = frozenset({"cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit"})
 INGRESS_KEYS = frozenset({"enabled", "host", "path", "className", "tlsSecretName"})
 CLUSTER_KEYS = frozenset({"kubeconfig", "context"})
+PROMOTION_KEYS = frozenset({"from", "digest", "at", "commit"})
 
 T = TypeVar("T")
 
@@ -225,7 +227,7 @@ class _Reader:
         return kind(raw)  # type: ignore[call-arg]
 
 
-def _parse_image_ref(value: str) -> ImageRef | str:
+def parse_image_ref(value: str) -> ImageRef | str:
     """Returns the parsed reference, or the reason it is not one."""
     name, sep, digest = value.partition("@")
     if not sep or not _DIGEST.match(digest):
@@ -269,7 +271,7 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: frozenset
 
     image: ImageRef | None = None
     if (raw_image := raw.get("image")) is not None:
-        parsed = _parse_image_ref(str(raw_image))
+        parsed = parse_image_ref(str(raw_image))
         if isinstance(parsed, ImageRef):
             image = parsed
         else:
@@ -292,6 +294,9 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: frozenset
     resources = _parse_resources(r, raw.get("resources"))
     ingress = _parse_ingress(r, raw.get("ingress"))
     cluster = _parse_cluster(r, raw.get("cluster"))
+    # Written by `make promote` as a record of where the image came from; the program ignores it.
+    if (promotion := r.obj("promotion", raw.get("promotion"))) is not None:
+        r.unknown_keys("promotion.", promotion, PROMOTION_KEYS)
 
     if r.problems:
         raise SettingsError(stack, r.problems)

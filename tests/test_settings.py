@@ -116,7 +116,8 @@ def test_settings_ingress_disabled_is_none() -> None:
         (
             {"image": PINNED, "replica": "3"},
             "replica is not a known setting: expected one of build, cluster, image, ingress, namespace, nodePort, "
-            "registryPassword, replicas, resources, rolloutTimeoutSeconds, got 'replica' (did you mean 'replicas'?)",
+            "promotion, registryPassword, replicas, resources, rolloutTimeoutSeconds, got 'replica' "
+            "(did you mean 'replicas'?)",
         ),
         (
             {"image": PINNED, "ingress": json.dumps({"enabled": True})},

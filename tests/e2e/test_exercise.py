@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import stack_config
-from tests.engine.conftest import Registry
+from tests.engine.conftest import LocalRegistry
 from tests.engine.workspace import Workspace, steps_by_op
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -126,7 +126,9 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulumi_cli: str) -> Iterator[Workspace]:
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str
+) -> Iterator[Workspace]:
     """A dev-like stack on the local cluster, with its own namespace, node port and repository."""
     assert shutil.which("kubectl"), "no kubectl on PATH: run through `make e2e` (it starts the platform)"
     config = stack_config("dev")
@@ -195,7 +197,12 @@ def test_enabled_ingress_is_created_with_host_path_and_class(workspace: Workspac
     set_message(workspace, "Hello Rolled World")
     config = {
         **workspace_config(workspace),
-        "hello-world:ingress": {"enabled": True, "host": "hello.e2e.local", "path": "/hello", "className": "nginx"},
+        "hello-world:ingress": {
+            "enabled": True,
+            "host": "hello.e2e.local",
+            "path": "/hello",
+            "className": "nginx",
+        },
     }
     workspace.write_config(config)
 
@@ -206,7 +213,10 @@ def test_enabled_ingress_is_created_with_host_path_and_class(workspace: Workspac
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "hello.e2e.local"
     assert rule["http"]["paths"][0]["path"] == "/hello"
-    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "hello-world", "port": {"number": 80}}
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "hello-world",
+        "port": {"number": 80},
+    }
     assert workspace.outputs()["ingressUrl"] == "http://hello.e2e.local/hello"
     assert get() == "Hello Rolled World\n"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -10,11 +9,13 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from delivery.registry import Registry
 from tests.engine.workspace import ROOT, Workspace
 
 MakeWorkspace = Callable[..., Workspace]
@@ -49,55 +50,24 @@ def make_workspace(pulumi_cli: str, tmp_path: Path) -> MakeWorkspace:
     return make
 
 
-class Registry:
-    """The local platform's registry, spoken to over its HTTP API with real credentials."""
+@dataclass(frozen=True)
+class LocalRegistry:
+    """The local platform's registry: its client, with the real credentials the tests push with."""
 
-    def __init__(self, address: str, username: str, password: str) -> None:
-        self.address = address
-        self.username = username
-        self.password = password
-
-    def _request(self, method: str, path: str) -> urllib.request.Request:
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        request = urllib.request.Request(f"http://{self.address}{path}", method=method)
-        request.add_header("Authorization", f"Basic {token}")
-        request.add_header(
-            "Accept",
-            ", ".join(
-                [
-                    "application/vnd.oci.image.index.v1+json",
-                    "application/vnd.oci.image.manifest.v1+json",
-                    "application/vnd.docker.distribution.manifest.list.v2+json",
-                    "application/vnd.docker.distribution.manifest.v2+json",
-                ]
-            ),
-        )
-        return request
-
-    def served_digest(self, repository: str, reference: str) -> str | None:
-        """The digest the registry serves for a tag or digest, or None when it serves nothing."""
-        request = self._request("HEAD", f"/v2/{repository}/manifests/{reference}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                digest: str = response.headers["Docker-Content-Digest"]
-                return digest
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return None
-            raise
+    client: Registry
+    username: str
+    password: str
 
 
 @pytest.fixture(scope="session")
-def registry() -> Registry:
+def registry() -> LocalRegistry:
     """The registry `make platform` started; fails when it is not running."""
     password_file = Path(os.environ.get("HELLO_REGISTRY_PASSWORD_FILE", "/var/lib/hello-pulumi/registry/password"))
     assert password_file.exists(), f"{password_file} missing: start the platform with `make platform`"
-    registry = Registry(
-        os.environ.get("HELLO_REGISTRY", "127.0.0.1:5000"),
-        os.environ.get("HELLO_REGISTRY_USER", "hello"),
-        password_file.read_text().strip(),
-    )
+    username = os.environ.get("HELLO_REGISTRY_USER", "hello")
+    password = password_file.read_text().strip()
+    address = os.environ.get("HELLO_REGISTRY", "127.0.0.1:5000")
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"http://{registry.address}/v2/", timeout=5)
-    assert refused.value.code == 401, f"registry at {registry.address} must ask for credentials"
-    return registry
+        urllib.request.urlopen(f"http://{address}/v2/", timeout=5)
+    assert refused.value.code == 401, f"registry at {address} must ask for credentials"
+    return LocalRegistry(Registry(address, username, password), username, password)

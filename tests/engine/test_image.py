@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import stack_config
-from tests.engine.conftest import Registry
+from tests.engine.conftest import LocalRegistry
 from tests.engine.workspace import Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -43,7 +43,7 @@ def digest_of(workspace: Workspace) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulumi_cli: str) -> Workspace:
+def deployed(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Workspace:
     """A stack whose image was built and pushed once, with the registry's real credentials."""
     config = stack_config("dev")
     build = json.loads(config["hello-world:build"])
@@ -55,12 +55,12 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, registry: Registry, pulum
     return workspace
 
 
-def test_up_pushes_an_image_the_registry_serves_by_digest(deployed: Workspace, registry: Registry) -> None:
+def test_up_pushes_an_image_the_registry_serves_by_digest(deployed: Workspace, registry: LocalRegistry) -> None:
     digest = digest_of(deployed)
 
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
-    assert registry.served_digest(REPOSITORY, digest) == digest
-    assert registry.served_digest(REPOSITORY, STACK) == digest
+    assert registry.client.served_digest(REPOSITORY, digest) == digest
+    assert registry.client.served_digest(REPOSITORY, STACK) == digest
 
 
 def test_second_up_changes_nothing_and_pushes_nothing(deployed: Workspace) -> None:
@@ -72,7 +72,7 @@ def test_second_up_changes_nothing_and_pushes_nothing(deployed: Workspace) -> No
     assert (digest_of(deployed), pushed_manifests()) == before
 
 
-def test_wrong_password_fails_clearly_and_keeps_the_state(deployed: Workspace, registry: Registry) -> None:
+def test_wrong_password_fails_clearly_and_keeps_the_state(deployed: Workspace, registry: LocalRegistry) -> None:
     server = deployed.directory / "app" / "server.js"
     original = server.read_text()
     state_before = deployed.state()["deployment"]["resources"]
@@ -89,7 +89,7 @@ def test_wrong_password_fails_clearly_and_keeps_the_state(deployed: Workspace, r
     assert deployed.state()["deployment"]["resources"] == state_before
 
 
-def test_changed_app_gets_a_new_digest(deployed: Workspace, registry: Registry) -> None:
+def test_changed_app_gets_a_new_digest(deployed: Workspace, registry: LocalRegistry) -> None:
     before = digest_of(deployed)
     server = deployed.directory / "app" / "server.js"
     server.write_text(server.read_text().replace("Hello World", "Hello Changed World"))
@@ -98,10 +98,10 @@ def test_changed_app_gets_a_new_digest(deployed: Workspace, registry: Registry) 
 
     after = digest_of(deployed)
     assert after != before
-    assert registry.served_digest(REPOSITORY, after) == after
+    assert registry.client.served_digest(REPOSITORY, after) == after
 
 
-def test_state_never_holds_the_password_in_plaintext(deployed: Workspace, registry: Registry) -> None:
+def test_state_never_holds_the_password_in_plaintext(deployed: Workspace, registry: LocalRegistry) -> None:
     files = [path for path in deployed.backend.rglob("*") if path.is_file()]
 
     assert files, "the backend holds no state file"

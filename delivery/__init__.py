@@ -1,0 +1,1 @@
+"""Delivery tools around the Pulumi program: promotion between stacks and review summaries."""
