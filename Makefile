@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
 ENV := source platform/env.sh && source tools/env.sh &&
 
-.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy
+.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,3 +56,12 @@ up: venv tools platform ## Deploy STACK (default dev) and print the URL that ans
 
 destroy: venv tools ## Destroy STACK's resources
 	$(ENV) scripts/stack.sh $(STACK) destroy --yes
+
+promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
+	$(ENV) source scripts/backend.sh && \
+	  REGISTRY_USERNAME=$${REGISTRY_USERNAME:-$$HELLO_REGISTRY_USER} \
+	  REGISTRY_PASSWORD=$${REGISTRY_PASSWORD:-$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true)} \
+	  $(PY) -m delivery.promote --from $(FROM) --to $(TO) $(ARGS)
+
+review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."
+	$(ENV) source scripts/backend.sh && $(PY) -m delivery.review $(STACKS)

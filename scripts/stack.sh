@@ -7,13 +7,7 @@ stack=${1:?usage: stack.sh STACK COMMAND [ARGS...]}
 shift
 [[ -f Pulumi.$stack.yaml ]] || { echo "error: no Pulumi.$stack.yaml; stacks are: $(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | grep -v '^yaml$' | xargs)" >&2; exit 2; }
 
-# The local backend's secrets are encrypted with a passphrase; make one on first use.
-if [[ -n ${PULUMI_CONFIG_PASSPHRASE_FILE:-} && ! -s $PULUMI_CONFIG_PASSPHRASE_FILE ]]; then
-  install -d -m 0700 "$(dirname "$PULUMI_CONFIG_PASSPHRASE_FILE")"
-  (umask 077 && head -c 24 /dev/urandom | base64 >"$PULUMI_CONFIG_PASSPHRASE_FILE")
-fi
-mkdir -p "${PULUMI_BACKEND_URL#file://}"
-pulumi login --non-interactive "$PULUMI_BACKEND_URL" >/dev/null
+source scripts/backend.sh
 pulumi stack select --non-interactive --create "$stack" >/dev/null
 
 # A stack that builds and pushes to the local registry gets that registry's generated
