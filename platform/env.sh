@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared locations of the local platform and the built toolchain; sourced by every script.
 # Everything lives outside the repository so that a fresh clone reuses it.
 : "${HELLO_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/hello-pulumi}"   # built binaries, Go caches (kept)

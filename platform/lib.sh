@@ -1,0 +1,129 @@
+# Helpers shared by the platform scripts: messages, Debian installs, background processes, bounded waits.
+# shellcheck shell=bash
+# Sourced after env.sh; expects `set -euo pipefail` in the caller.
+
+die() { echo "error: $*" >&2; exit 1; }
+info() { echo "   $*" >&2; }
+
+require_root() {
+  [[ $(id -u) -eq 0 ]] || die "$1 must run as root (it installs Debian packages and starts daemons under $HELLO_RUN)"
+}
+
+# apt_install PKG...: install the Debian packages not yet installed, without starting their services.
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  info "installing Debian packages: ${missing[*]}"
+  # The packages ship init scripts; a policy-rc.d that answers 101 stops
+  # invoke-rc.d from starting a system dockerd/containerd/registry that would
+  # compete with ours. Keep an existing policy file as it is.
+  local policy=/usr/sbin/policy-rc.d added_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    added_policy=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [[ $added_policy -eq 1 ]] && rm -f "$policy"
+  [[ $rc -eq 0 ]] || die "apt-get install ${missing[*]} failed (exit $rc)"
+}
+
+# pid_of PIDFILE NAME: print the pid recorded in PIDFILE if that process is alive
+# (not a zombie awaiting its reaper) and its command name is NAME, so that a
+# recycled pid is not mistaken for ours.
+pid_of() {
+  local pidfile=$1 name=$2 pid stat
+  [[ -s $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  # /proc/PID/stat is "PID (COMM) STATE ..."; COMM is at most 15 characters.
+  [[ $stat == "$pid ($name) "* && $stat != "$pid ($name) Z"* ]] || return 1
+  echo "$pid"
+}
+
+# start_background PIDFILE LOG CMD...: run CMD detached from this shell's session,
+# output to LOG, its own pid (not a wrapper's) in PIDFILE and in STARTED_PID.
+start_background() {
+  local pidfile=$1 log=$2
+  shift 2
+  mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")"
+  rm -f "$pidfile"
+  echo "--- $(date -Is) start: $*" >"$log"
+  # The inner shell writes its own pid, then execs CMD in place, so the pid is CMD's.
+  # fd 9 (the platform lock) is closed so a daemon never holds the lock.
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
+  local waited=0
+  while [[ ! -s $pidfile ]] && ((waited < 50)); do sleep 0.1; waited=$((waited + 1)); done
+  [[ -s $pidfile ]] || die "could not start $1; see $log"
+  # shellcheck disable=SC2034 # read by the caller
+  STARTED_PID=$(<"$pidfile")
+}
+
+# wait_until SECONDS WHAT LOG PID CMD...: poll CMD until it succeeds. Fail, naming
+# WHAT and showing the end of LOG, on timeout or as soon as process PID has exited.
+wait_until() {
+  local timeout=$1 what=$2 log=$3 pid=$4
+  shift 4
+  local deadline=$((SECONDS + timeout)) problem=
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null || wait_gone "$pid" 0; then
+      problem="exited"
+    elif ((SECONDS >= deadline)); then
+      problem="not ready after ${timeout}s"
+    fi
+    if [[ -n $problem ]]; then
+      echo "error: $what $problem; last lines of $log:" >&2
+      tail -n 30 "$log" >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# stop_pidfile PIDFILE NAME SECONDS: stop the process named in PIDFILE with TERM,
+# then KILL after SECONDS; wait until it is gone. No-op when it is not running.
+stop_pidfile() {
+  local pidfile=$1 name=$2 timeout=$3 pid
+  if pid=$(pid_of "$pidfile" "$name"); then
+    info "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_gone "$pid" "$timeout" || {
+      info "$name (pid $pid) still running after ${timeout}s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_gone "$pid" 10 || die "$name (pid $pid) did not exit"
+    }
+  fi
+  rm -f "$pidfile"
+}
+
+# wait_gone PID SECONDS: true once PID has exited (zombies count as gone).
+wait_gone() {
+  local pid=$1 deadline=$((SECONDS + $2)) state
+  while true; do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 0
+    [[ $state == Z ]] && return 0
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# mounts_under DIR: mount points at or below DIR, deepest first.
+mounts_under() {
+  awk -v root="$1" '$5 == root || index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | sort -r
+}
+
+# lock_platform: serialise up/down runs so two of them never race on the same daemons.
+lock_platform() {
+  mkdir -p "$HELLO_RUN"
+  exec 9>"$HELLO_RUN/platform.lock"
+  flock -w 900 9 || die "another platform up/down holds $HELLO_RUN/platform.lock"
+}
+
+docker_ours() { docker -H "unix://$HELLO_DOCKER_SOCK" "$@"; }

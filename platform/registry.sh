@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Start or stop a private image registry (Debian's docker-registry) on $HELLO_REGISTRY, with htpasswd auth.
+# Usage: registry.sh up | down [--purge] | check-login
+#   check-login: log our engine in with a throwaway DOCKER_CONFIG, proving the credentials work.
+set -euo pipefail
+PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$PLATFORM_DIR/env.sh"
+source "$PLATFORM_DIR/lib.sh"
+
+REGISTRY_DIR=$HELLO_RUN/registry
+REGISTRY_PIDFILE=$REGISTRY_DIR/registry.pid
+REGISTRY_LOG=$REGISTRY_DIR/registry.log
+HTPASSWD_FILE=$REGISTRY_DIR/htpasswd
+CONFIG_FILE=$REGISTRY_DIR/config.yml
+PASSWORD_LENGTH=32
+START_TIMEOUT=30
+STOP_TIMEOUT=15
+
+random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -d '+/=' | head -c "$1"; }
+
+# The password is made once and kept; only root can read it.
+ensure_password() {
+  [[ -s $HELLO_REGISTRY_PASSWORD_FILE ]] && { chmod 0600 "$HELLO_REGISTRY_PASSWORD_FILE"; return 0; }
+  info "generating the registry password in $HELLO_REGISTRY_PASSWORD_FILE"
+  (umask 077 && random_secret "$PASSWORD_LENGTH" >"$HELLO_REGISTRY_PASSWORD_FILE.tmp")
+  mv "$HELLO_REGISTRY_PASSWORD_FILE.tmp" "$HELLO_REGISTRY_PASSWORD_FILE"
+}
+
+# bcrypt entry for the user, rewritten only when it no longer matches the password file.
+ensure_htpasswd() {
+  if [[ -s $HTPASSWD_FILE ]] &&
+    htpasswd -v -i "$HTPASSWD_FILE" "$HELLO_REGISTRY_USER" <"$HELLO_REGISTRY_PASSWORD_FILE" >/dev/null 2>&1; then
+    return 0
+  fi
+  (umask 077 && htpasswd -B -c -i "$HTPASSWD_FILE" "$HELLO_REGISTRY_USER" <"$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null)
+}
+
+write_config() {
+  local secret
+  secret=$(random_secret 32)
+  (umask 077 && cat >"$CONFIG_FILE" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: $HELLO_REGISTRY
+  secret: $secret
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: hello-pulumi
+    path: $HTPASSWD_FILE
+EOF
+  )
+}
+
+# 401 on /v2/ means: serving, and refusing anonymous clients.
+registry_answers() {
+  [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$HELLO_REGISTRY/v2/") == 401 ]]
+}
+
+up() {
+  require_root "registry.sh"
+  apt_install docker-registry apache2-utils curl
+  mkdir -p "$REGISTRY_DIR/data"
+  chmod 0700 "$REGISTRY_DIR"
+  ensure_password
+  ensure_htpasswd
+  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers; then
+    info "registry already running on $HELLO_REGISTRY (pid $(<"$REGISTRY_PIDFILE"))"
+    return 0
+  fi
+  stop_pidfile "$REGISTRY_PIDFILE" docker-registry "$STOP_TIMEOUT"
+  # A registry of someone else's on our port would take our pushes; refuse to share it.
+  if curl -s -o /dev/null -m 2 "http://$HELLO_REGISTRY/v2/"; then
+    die "something else already serves http://$HELLO_REGISTRY; stop it or set HELLO_REGISTRY to a free address"
+  fi
+  write_config
+  start_background "$REGISTRY_PIDFILE" "$REGISTRY_LOG" docker-registry serve "$CONFIG_FILE"
+  wait_until "$START_TIMEOUT" "registry on http://$HELLO_REGISTRY (expecting 401 on /v2/)" "$REGISTRY_LOG" "$STARTED_PID" registry_answers
+  info "registry on $HELLO_REGISTRY, user $HELLO_REGISTRY_USER"
+}
+
+down() {
+  local purge=${1:-}
+  require_root "registry.sh"
+  stop_pidfile "$REGISTRY_PIDFILE" docker-registry "$STOP_TIMEOUT"
+  if [[ $purge == --purge ]]; then
+    info "removing $REGISTRY_DIR (pushed images and the password)"
+    rm -rf "$REGISTRY_DIR"
+  fi
+}
+
+# Credentials go to a temporary DOCKER_CONFIG, never to the user's ~/.docker.
+check_login() {
+  local config err rc=0
+  config=$(mktemp -d)
+  err=$(DOCKER_CONFIG=$config docker_ours login "$HELLO_REGISTRY" -u "$HELLO_REGISTRY_USER" --password-stdin \
+    <"$HELLO_REGISTRY_PASSWORD_FILE" 2>&1 >/dev/null) || rc=$?
+  rm -rf "$config"
+  [[ $rc -eq 0 ]] || die "docker login $HELLO_REGISTRY as $HELLO_REGISTRY_USER failed: $err"
+  info "docker login $HELLO_REGISTRY as $HELLO_REGISTRY_USER: ok"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down "${2:-}" ;;
+  check-login) check_login ;;
+  *) die "usage: registry.sh up | down [--purge] | check-login" ;;
+esac

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Start the local platform: Docker engine, registry, Node.js base image, then the cluster if there is one.
+# Idempotent: what already runs is left as it is. Needs root.
+# HELLO_PLATFORM_CLUSTER=0 skips the cluster.
+set -euo pipefail
+PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$PLATFORM_DIR/env.sh"
+source "$PLATFORM_DIR/lib.sh"
+
+require_root "platform/up.sh"
+lock_platform
+start=$SECONDS
+say "engine" "$PLATFORM_DIR/engine.sh" up
+say "registry" "$PLATFORM_DIR/registry.sh" up
+say "base image" "$PLATFORM_DIR/base-image.sh" up
+say "registry login" "$PLATFORM_DIR/registry.sh" check-login
+if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
+  # fd 9 is the platform lock: the cluster's daemons must not inherit it.
+  say "cluster" bash "$PLATFORM_DIR/cluster/up.sh" 9>&-
+fi
+
+cat <<SUMMARY
+Platform up in $((SECONDS - start))s.
+  export DOCKER_HOST=unix://$HELLO_DOCKER_SOCK
+  registry:   $HELLO_REGISTRY (user $HELLO_REGISTRY_USER, password in $HELLO_REGISTRY_PASSWORD_FILE)
+  base image: $HELLO_BASE_IMAGE
+  logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log
+SUMMARY
