@@ -1,4 +1,4 @@
-"""WebService: the Kubernetes side of the app: namespace, Deployment, NodePort Service, optional Ingress."""
+"""WebService: the Kubernetes side of the app: namespace, Deployment, NodePort Service, NetworkPolicy, Ingress."""
 
 from __future__ import annotations
 
@@ -123,6 +123,22 @@ class WebService(pulumi.ComponentResource):
                 ports=[
                     k8s.core.v1.ServicePortArgs(
                         name="http", port=SERVICE_PORT, target_port="http", node_port=args.node_port
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=in_namespace,
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
+                policy_types=["Ingress", "Egress"],
+                # Clients reach the pods only on "http" (node port, Ingress controller); the app
+                # opens no connection of its own, so all egress is denied.
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")]
                     )
                 ],
             ),

@@ -22,6 +22,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 DOCKER_BUILD_IMAGE = "docker-build:index:Image"
 DOCKER_IMAGE = "docker:index/image:Image"
 SECRET_KEYS = ("hello-world:registryPassword",)
@@ -177,6 +178,18 @@ def test_stack_without_ingress_has_none(deploy: Deploy, stack: str) -> None:
 
     assert not deployed.of_type(INGRESS)
     assert "ingressUrl" not in deployed.outputs
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_admits_only_http_to_its_pods_and_no_egress(deploy: Deploy, stack: str) -> None:
+    deployed = run_stack(deploy, stack)
+
+    policy = deployed.one(NETWORK_POLICY).inputs
+    assert policy["metadata"]["namespace"] == f"hello-world-{stack}"
+    assert policy["spec"]["podSelector"] == {"matchLabels": deployed.one(SERVICE).inputs["spec"]["selector"]}
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert "egress" not in policy["spec"]
 
 
 def test_prod_runs_at_least_the_original_three_replicas(deploy: Deploy) -> None:

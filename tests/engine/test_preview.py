@@ -15,6 +15,7 @@ KUBERNETES = {
     ("kubernetes:core/v1:Namespace", "hello-world-namespace"),
     ("kubernetes:apps/v1:Deployment", "hello-world-deployment"),
     ("kubernetes:core/v1:Service", "hello-world-service"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-network-policy"),
     ("pulumi:providers:kubernetes", "cluster"),
 }
 EXPECTED_CREATES = {
