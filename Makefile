@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
-ENV := source platform/env.sh && source tools/env.sh &&
+ENV := source platform/env.sh && source tools/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 
 .PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review
 

@@ -10,6 +10,9 @@ export HELLO_CACHE HELLO_RUN HELLO_REGISTRY HELLO_REGISTRY_USER HELLO_BASE_IMAGE
 export HELLO_DOCKER_SOCK="$HELLO_RUN/docker/docker.sock"
 export HELLO_REGISTRY_PASSWORD_FILE="$HELLO_RUN/registry/password"
 export HELLO_KUBECONFIG="$HELLO_RUN/kube/admin.kubeconfig"
+# Last 1.34 patch the Go proxy serves; 1.35+ refuses cgroup v1 by default.
+export HELLO_K8S_VERSION=v1.34.4
+export HELLO_K8S_BIN="$HELLO_CACHE/k8s/$HELLO_K8S_VERSION/bin"
 export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$HELLO_CACHE/go/mod}"
 export GOCACHE="${GOCACHE_OVERRIDE:-$HELLO_CACHE/go/build}"
 export GOFLAGS=-mod=mod
