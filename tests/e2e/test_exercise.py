@@ -34,6 +34,7 @@ NODE_PORT = 31621
 NAMESPACE = "hello-world-e2e"
 URL = f"http://127.0.0.1:{NODE_PORT}/"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+KUBECTL_CACHE = Path(os.environ.get("HELLO_RUN", "/var/lib/hello-pulumi")) / "kube" / "kubectl-cache"
 # Bounds of the request loop that runs during the rolling update.
 LOAD_MAX_REQUESTS = 20_000
 LOAD_MAX_SECONDS = 600
@@ -63,7 +64,8 @@ def get_eventually(expected: str, attempts: int = 30) -> str:
 
 def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["kubectl", "--kubeconfig", os.environ["HELLO_KUBECONFIG"], *args],
+        # Its own cache dir: kubectl would otherwise write to the user's ~/.kube.
+        ["kubectl", "--kubeconfig", os.environ["HELLO_KUBECONFIG"], "--cache-dir", str(KUBECTL_CACHE), *args],
         capture_output=True,
         text=True,
         timeout=60,

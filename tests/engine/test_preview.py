@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import PASSWORD, stack_config
@@ -56,3 +59,33 @@ def test_preview_with_a_bad_setting_fails_with_the_settings_error(make_workspace
     assert "nodePort must be an integer from 30000 to 32767, got '99999'" in output
     assert "(did you mean 'replicas'?)" in output
     assert "Traceback" not in output
+
+
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: nowhere
+  cluster: {server: "https://127.0.0.1:9"}
+users:
+- name: nobody
+  user: {token: not-a-real-token}
+contexts:
+- name: nowhere
+  context: {cluster: nowhere, user: nobody}
+current-context: nowhere
+"""
+
+
+def test_preview_without_a_reachable_cluster_still_lists_the_resources(
+    make_workspace: MakeWorkspace, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "unreachable.kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    config = {**stack_config("staging"), "hello-world:cluster": json.dumps({"kubeconfig": str(kubeconfig)})}
+    workspace = make_workspace("staging", config)
+
+    preview = workspace.preview_json()
+
+    creates = steps_by_op(preview).get("create", set())
+    assert creates - {("pulumi:pulumi:Stack", "hello-world-staging")} == EXPECTED_CREATES["staging"]
+    assert not [d for d in preview.get("diagnostics", []) if d.get("severity") == "error"]
