@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
 ENV := source platform/env.sh && source tools/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 
-.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review
+.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,3 +65,6 @@ promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--di
 
 review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."
 	$(ENV) source scripts/backend.sh && $(PY) -m delivery.review $(STACKS)
+
+recordings: venv tools platform ## Re-record the real previews behind the review golden tests
+	$(ENV) $(PY) -m tests.recordings.record

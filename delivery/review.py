@@ -1,0 +1,206 @@
+"""A Markdown summary of real `pulumi preview` runs, for a reviewer reading a pull request.
+
+Usage: python -m delivery.review [STACK ...]   (default: every Pulumi.<stack>.yaml)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+POLICY_PACK = PROJECT_DIR / "policy"
+# Pulumi marks a secret value on the wire and in state with this key.
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+MAX_VALUE_CHARS = 100
+REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
+
+# What a forced replacement means for the running service, by the field that forces it.
+REPLACEMENT_IMPACT = {
+    "spec.selector": "a new Deployment is created and the old one deleted: all pods are replaced at once",
+    "metadata.name": "the object is recreated under its new name; clients of the old name break",
+    "metadata.namespace": "it moves to another namespace: a new object is created and the old one deleted",
+    "spec.type": "the Service is recreated: its cluster IP and node port change",
+    "spec.clusterIP": "the Service is recreated: its cluster IP changes",
+}
+DEFAULT_IMPACT = "the resource is deleted and created again"
+
+
+@dataclass
+class Change:
+    """One resource that the preview would change."""
+
+    op: str
+    type: str
+    name: str
+    fields: list[tuple[str, str, str]] = field(default_factory=list)
+    """(path, old, new) of every changed field."""
+    replace_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Violation:
+    policy: str
+    level: str
+    resource: str
+    message: str
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, dict) and SECRET_SIG_KEY in value:
+        return "[secret]"
+    if value is None:
+        return "(none)"
+    if not isinstance(value, dict | list):
+        return str(value)  # scalars in full: an image reference must show its whole digest
+    text = json.dumps(value, sort_keys=True)
+    if "[secret]" in text or SECRET_SIG_KEY in text:
+        return "[secret]"
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def _lookup(document: Any, path: str) -> Any:
+    """The value at a detailed-diff path such as ``spec.template.spec.containers[0].image``."""
+    current = document
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    return current
+
+
+def _type_and_name(urn: str) -> tuple[str, str]:
+    parts = urn.split("::")
+    return parts[2].split("$")[-1], parts[3]
+
+
+def _impact(reason: str) -> str:
+    for field_path, impact in REPLACEMENT_IMPACT.items():
+        if reason == field_path or reason.startswith((field_path + ".", field_path + "[")):
+            return impact
+    return DEFAULT_IMPACT
+
+
+def changes(preview: Mapping[str, Any]) -> list[Change]:
+    """Every step of a `pulumi preview --json` document that changes something."""
+    found = []
+    for step in preview.get("steps", []):
+        if step["op"] in ("same", "read", "delete-replaced"):
+            continue
+        type_, name = _type_and_name(step["urn"])
+        if type_ == "pulumi:pulumi:Stack":
+            continue
+        change = Change(op=step["op"], type=type_, name=name, replace_reasons=list(step.get("replaceReasons") or []))
+        old = (step.get("oldState") or {}).get("inputs", {})
+        new = (step.get("newState") or {}).get("inputs", {})
+        for path in sorted(step.get("detailedDiff") or {}):
+            change.fields.append((path, _display(_lookup(old, path)), _display(_lookup(new, path))))
+        if not change.fields:
+            for path in step.get("diffReasons") or []:
+                change.fields.append((path, _display(_lookup(old, path)), _display(_lookup(new, path))))
+        found.append(change)
+    return found
+
+
+def violations(events: Iterable[Mapping[str, Any]]) -> list[Violation]:
+    """Policy violations from an engine event log."""
+    found = []
+    for event in events:
+        policy = event.get("policyEvent")
+        if policy:
+            resource = _type_and_name(policy["resourceUrn"])[1] if policy.get("resourceUrn") else "(stack)"
+            found.append(
+                Violation(
+                    policy["policyName"], policy["enforcementLevel"], resource, " ".join(policy["message"].split())
+                )
+            )
+    return found
+
+
+def _counts(preview: Mapping[str, Any]) -> dict[str, int]:
+    summary = preview.get("changeSummary") or {}
+    return {
+        "create": summary.get("create", 0),
+        "update": summary.get("update", 0),
+        "replace": sum(summary.get(op, 0) for op in ("replace", "create-replacement")),
+        "delete": summary.get("delete", 0),
+    }
+
+
+def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The Markdown section of one stack's preview."""
+    counts = _counts(preview)
+    lines = [
+        f"### Stack `{stack}`",
+        "",
+        " · ".join(f"{count} to {op}" for op, count in counts.items()),
+        "",
+    ]
+    found = changes(preview)
+    if not found:
+        lines += ["No changes.", ""]
+    for change in found:
+        lines.append(f"- **{change.op}** `{change.type}` `{change.name}`")
+        for path, old, new in change.fields:
+            lines.append(f"  - `{path}`: {old} → {new}")
+            if path.endswith(".image") and "@sha256:" in new:
+                lines.append(f"  - image digest: `{old.rsplit('@', 1)[-1]}` → `{new.rsplit('@', 1)[-1]}`")
+        if change.op in REPLACE_OPS or change.replace_reasons:
+            for reason in change.replace_reasons or ["(not reported)"]:
+                impact = _impact(reason)
+                lines.append(f"  - ⚠️ **replacement** forced by `{reason}`: {impact}")
+    policy_violations = violations(events)
+    if policy_violations:
+        lines += ["", "Policy violations:", ""]
+        for violation in policy_violations:
+            lines.append(f"- `{violation.policy}` ({violation.level}) on `{violation.resource}`: {violation.message}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def preview_stack(stack: str, work_dir: Path = PROJECT_DIR) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Runs a real `pulumi preview --json` (with the policy pack when present) and its event log."""
+    with tempfile.TemporaryDirectory() as scratch:
+        event_log = Path(scratch) / "events.jsonl"
+        command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack, "--event-log", str(event_log)]
+        policy_config = POLICY_PACK / "config" / f"{stack}.json"
+        if POLICY_PACK.exists() and policy_config.exists():
+            command += ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(policy_config)]
+        # --event-log, which carries the policy events, is only offered with debug commands on.
+        env = {**os.environ, "PULUMI_DEBUG_COMMANDS": "true"}
+        result = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True, check=False)
+        events = [json.loads(line) for line in event_log.read_text().splitlines() if line.strip()]
+    if not result.stdout.strip().startswith("{"):
+        raise RuntimeError(f"pulumi preview of {stack} failed:\n{result.stderr}")
+    preview: dict[str, Any] = json.loads(result.stdout)
+    return preview, events
+
+
+def stacks_of(work_dir: Path) -> list[str]:
+    return sorted(path.name.split(".")[1] for path in work_dir.glob("Pulumi.*.yaml"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m delivery.review", description=__doc__.splitlines()[0])
+    parser.add_argument("stacks", nargs="*", help="stacks to preview (default: every Pulumi.<stack>.yaml)")
+    args = parser.parse_args(argv)
+    print("## Pulumi preview\n")
+    for stack in args.stacks or stacks_of(PROJECT_DIR):
+        preview, events = preview_stack(stack)
+        print(summarize(stack, preview, events))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

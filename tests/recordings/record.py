@@ -1,0 +1,86 @@
+"""Records real `pulumi preview --json` runs (and their policy events) for the review golden tests.
+
+Run with the platform up (`make platform`): `make recordings`. It deploys a throwaway
+stack on the local cluster, previews real changes against it, then destroys it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from delivery.registry import Registry
+from tests.engine.workspace import ROOT, Workspace
+
+HERE = Path(__file__).resolve().parent
+REPOSITORY = "hello-world-review"
+NODE_PORT = 31641
+POLICY = ["--policy-pack", str(ROOT / "policy")]
+
+
+def record(workspace: Workspace, name: str, policy_config: str) -> None:
+    workspace.env["PULUMI_DEBUG_COMMANDS"] = "true"  # unhides --event-log, as the Automation API does
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "events.jsonl"
+        result = workspace.pulumi(
+            "preview",
+            "--json",
+            "--event-log",
+            str(log),
+            *POLICY,
+            "--policy-pack-config",
+            str(ROOT / "policy" / "config" / policy_config),
+            check=False,
+        )
+        if not log.exists():
+            raise RuntimeError(f"preview wrote no event log:\n{result.stdout}\n{result.stderr}")
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    recording = {
+        "preview": json.loads(result.stdout),
+        "policyEvents": [e for e in events if "policyEvent" in e],
+    }
+    (HERE / f"{name}.json").write_text(json.dumps(recording, indent=2, sort_keys=True) + "\n")
+    print(f"recorded {name}")
+
+
+def main() -> int:
+    registry = Registry(
+        os.environ["HELLO_REGISTRY"],
+        os.environ["HELLO_REGISTRY_USER"],
+        Path(os.environ["HELLO_REGISTRY_PASSWORD_FILE"]).read_text().strip(),
+    )
+    digests = [registry.served_digest(REPOSITORY, tag) for tag in ("v1", "v2")]
+    if None in digests:
+        print(f"push {REPOSITORY}:v1 and :v2 to {registry.address} first (make recordings does)", file=sys.stderr)
+        return 1
+    image = f"{registry.address}/{REPOSITORY}@{{}}"
+    base: dict[str, Any] = {
+        "hello-world:namespace": "review-staging",
+        "hello-world:nodePort": NODE_PORT,
+        "hello-world:replicas": 2,
+        "hello-world:cluster": {"kubeconfig": os.environ["HELLO_KUBECONFIG"]},
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        workspace = Workspace.create(Path(scratch), "staging", {**base, "hello-world:image": image.format(digests[0])})
+        try:
+            record(workspace, "create-staging", "staging.json")
+            workspace.up()
+            workspace.write_config({**base, "hello-world:image": image.format(digests[1])})
+            record(workspace, "update-image", "staging.json")
+            workspace.write_config({**base, "hello-world:image": image.format(digests[0]), "hello-world:replicas": 1})
+            record(workspace, "policy-violation", "dev.json")
+            workspace.write_config(
+                {**base, "hello-world:image": image.format(digests[0]), "hello-world:namespace": "review-moved"}
+            )
+            record(workspace, "replace-namespace", "staging.json")
+        finally:
+            workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The review summary, on preview JSON recorded from the real engine (golden files).
+
+Refresh the recordings with `make recordings` (needs the platform) and the golden Markdown
+with `REFRESH_GOLDEN=1 make unit`; review the diff of both like any code change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delivery.review import changes, summarize, violations
+
+RECORDINGS = Path(__file__).resolve().parent / "recordings"
+IMAGE_TYPE = "hello-world:index:ContainerImage$docker-build:index:Image"
+NAMES = sorted(path.stem for path in RECORDINGS.glob("*.json"))
+
+
+def recording(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((RECORDINGS / f"{name}.json").read_text())
+    return document
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_summary_of_recorded_preview_matches_its_golden_file(name: str) -> None:
+    recorded = recording(name)
+    golden = RECORDINGS / f"{name}.md"
+
+    summary = summarize("staging", recorded["preview"], recorded["policyEvents"])
+
+    if os.environ.get("REFRESH_GOLDEN"):
+        golden.write_text(summary)
+    assert summary == golden.read_text()
+
+
+def test_recordings_cover_update_replacement_policy_and_creation() -> None:
+    assert {"create-staging", "update-image", "replace-namespace", "policy-violation"} <= set(NAMES)
+
+
+def test_summary_counts_each_kind_of_change() -> None:
+    assert "0 to create · 1 to update · 0 to replace · 0 to delete" in summarize(
+        "staging", recording("update-image")["preview"]
+    )
+    assert "0 to create · 0 to update · 4 to replace · 0 to delete" in summarize(
+        "staging", recording("replace-namespace")["preview"]
+    )
+
+
+def test_summary_writes_out_the_image_digest_change() -> None:
+    preview = recording("update-image")["preview"]
+    (step,) = [s for s in preview["steps"] if s["op"] == "update"]
+    old = step["oldState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[1]
+    new = step["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[1]
+
+    assert f"image digest: `{old}` → `{new}`" in summarize("staging", preview)
+
+
+def test_summary_flags_each_replacement_with_the_field_that_forces_it() -> None:
+    found = changes(recording("replace-namespace")["preview"])
+
+    assert {(c.name, tuple(c.replace_reasons)) for c in found} == {
+        ("hello-world-namespace", ("metadata.name",)),
+        ("hello-world-deployment", ("metadata.namespace",)),
+        ("hello-world-service", ("metadata.namespace",)),
+        ("hello-world-network-policy", ("metadata.namespace",)),
+    }
+    summary = summarize("staging", recording("replace-namespace")["preview"])
+    assert summary.count("⚠️ **replacement** forced by") == 4
+
+
+def test_summary_lists_policy_violations_with_their_level() -> None:
+    recorded = recording("policy-violation")
+
+    (violation,) = violations(recorded["policyEvents"])
+
+    assert violation.policy == "kubernetes-apps-v1-deployment-min-replicas"
+    assert violation.level == "advisory"
+    assert violation.resource == "hello-world-deployment"
+    assert "spec.replicas is 1, expected at least 2" in summarize(
+        "staging", recorded["preview"], recorded["policyEvents"]
+    )
+
+
+def test_summary_never_prints_a_secret_value() -> None:
+    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": '"hunter2"'}
+    preview = {
+        "changeSummary": {"update": 1},
+        "steps": [
+            {
+                "op": "update",
+                "urn": f"urn:pulumi:dev::hello-world::{IMAGE_TYPE}::app-image",
+                "oldState": {"inputs": {"registries": [{"password": secret}]}},
+                "newState": {"inputs": {"registries": [{"password": secret}]}},
+                "detailedDiff": {"registries[0].password": {"kind": "update"}},
+            }
+        ],
+    }
+
+    summary = summarize("dev", preview)
+
+    assert "hunter2" not in summary
+    assert "`registries[0].password`: [secret] → [secret]" in summary
