@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,16 +49,43 @@ def record(workspace: Workspace, name: str, policy_config: str) -> None:
     print(f"recorded {name}")
 
 
+def push_variant(registry: Registry, tag: str) -> str:
+    """Builds app/ answering "Hello World <tag>" and pushes it with the docker CLI; returns its digest."""
+    with tempfile.TemporaryDirectory() as scratch:
+        context, config = Path(scratch) / "app", Path(scratch) / "docker-config"
+        shutil.copytree(ROOT / "app", context)
+        server = context / "server.js"
+        server.write_text(server.read_text().replace("'Hello World'", f"'Hello World {tag}'"))
+        env = {**os.environ, "DOCKER_HOST": f"unix://{os.environ['HELLO_DOCKER_SOCK']}", "DOCKER_CONFIG": str(config)}
+        reference = f"{registry.address}/{REPOSITORY}:{tag}"
+        commands = [
+            ["docker", "login", registry.address, "-u", str(registry.username), "--password-stdin"],
+            [
+                "docker",
+                "build",
+                "-q",
+                "--build-arg",
+                f"BASE_IMAGE={os.environ['HELLO_BASE_IMAGE']}",
+                "-t",
+                reference,
+                ".",
+            ],
+            ["docker", "push", "-q", reference],
+        ]
+        for command in commands:
+            subprocess.run(command, cwd=context, env=env, input=registry.password, text=True, check=True)
+    digest = registry.served_digest(REPOSITORY, tag)
+    assert digest is not None, f"{reference} was pushed but is not served"
+    return digest
+
+
 def main() -> int:
     registry = Registry(
         os.environ["HELLO_REGISTRY"],
         os.environ["HELLO_REGISTRY_USER"],
         Path(os.environ["HELLO_REGISTRY_PASSWORD_FILE"]).read_text().strip(),
     )
-    digests = [registry.served_digest(REPOSITORY, tag) for tag in ("v1", "v2")]
-    if None in digests:
-        print(f"push {REPOSITORY}:v1 and :v2 to {registry.address} first (make recordings does)", file=sys.stderr)
-        return 1
+    digests = [push_variant(registry, tag) for tag in ("v1", "v2")]
     image = f"{registry.address}/{REPOSITORY}@{{}}"
     base: dict[str, Any] = {
         "hello-world:namespace": "review-staging",
