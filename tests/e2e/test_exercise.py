@@ -73,9 +73,17 @@ def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
-def kube_object(kind: str, name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(kubectl("get", kind, name, "-n", NAMESPACE, "-o", "json").stdout)
+def kube_object(kind: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
     return document
+
+
+def kube_image(namespace: str) -> str:
+    """The image the hello-world Deployment of a namespace runs."""
+    image: str = kube_object("deployment", "hello-world", namespace)["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
+    return image
 
 
 def set_message(workspace: Workspace, message: str, healthy: bool = True) -> None:

@@ -65,6 +65,14 @@ class Workspace:
             workspace.write_config(config)
         return workspace
 
+    def sibling(self, stack: str, config: Mapping[str, Any] | None = None) -> Workspace:
+        """Another stack of the same project copy and backend."""
+        other = Workspace(directory=self.directory, backend=self.backend, stack=stack, env=dict(self.env))
+        other.pulumi("stack", "init", stack, stack_flag=False)
+        if config is not None:
+            other.write_config(config)
+        return other
+
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Replaces the stack's plain config (secrets are added with :meth:`set_secret`)."""
         import yaml

@@ -1,0 +1,147 @@
+"""Promotion dev -> staging by digest with the real engine, registry and cluster.
+
+Needs the full local platform, which `make test` starts. The tests run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from tests.conftest import stack_config
+from tests.e2e.test_exercise import kube_image
+from tests.engine.conftest import LocalRegistry
+from tests.engine.workspace import ROOT, Workspace
+
+pytestmark = [pytest.mark.engine, pytest.mark.platform]
+
+MISSING_DIGEST = "sha256:" + "0" * 64
+
+
+@dataclass
+class Chain:
+    dev: Workspace
+    staging: Workspace
+    registry: LocalRegistry
+
+    def promote(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **self.dev.env,
+            "HELLO_PROJECT_DIR": str(self.dev.directory),
+            "REGISTRY_USERNAME": self.registry.username,
+            "REGISTRY_PASSWORD": self.registry.password,
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "delivery.promote", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+            check=False,
+        )
+
+    def staging_file(self) -> bytes:
+        return (self.staging.directory / "Pulumi.staging.yaml").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
+    """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
+    cluster = json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
+    dev_config = stack_config("dev")
+    build = json.loads(dev_config["hello-world:build"])
+    dev_config.update(
+        {
+            "hello-world:build": json.dumps(
+                {**build, "repository": "hello-world-promo", "username": registry.username}
+            ),
+            "hello-world:namespace": "promo-dev",
+            "hello-world:nodePort": "31631",
+            "hello-world:cluster": cluster,
+        }
+    )
+    dev = Workspace.create(tmp_path_factory.mktemp("promotion"), "dev", dev_config)
+    dev.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
+    dev.set_secret("registryPassword", registry.password)
+    staging_config = {
+        **stack_config("staging"),
+        "hello-world:namespace": "promo-staging",
+        "hello-world:nodePort": "31632",
+        "hello-world:cluster": cluster,
+    }
+    staging = dev.sibling("staging", staging_config)
+    dev.up()
+    yield Chain(dev, staging, registry)
+    for workspace in (staging, dev):
+        workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+def test_promote_dev_to_staging_deploys_exactly_devs_digest(chain: Chain) -> None:
+    result = chain.promote("--from", "dev", "--to", "staging", "--yes")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    dev_ref = chain.dev.outputs()["imageRef"]
+    assert chain.staging.outputs()["imageRef"] == dev_ref
+    assert kube_image("promo-staging") == dev_ref
+    settings = yaml.safe_load(chain.staging_file())["config"]
+    assert settings["hello-world:image"] == dev_ref
+    provenance = settings["hello-world:promotion"]
+    assert provenance["from"] == "dev"
+    assert provenance["digest"] == dev_ref.split("@")[1]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", provenance["at"])
+    assert provenance["commit"]
+
+
+def test_promoting_the_deployed_digest_again_changes_nothing(chain: Chain) -> None:
+    before = chain.staging_file()
+
+    result = chain.promote("--from", "dev", "--to", "staging", "--yes")
+
+    assert result.returncode == 0, result.stderr
+    assert "already runs" in result.stdout
+    assert chain.staging_file() == before
+
+
+def test_promoting_a_digest_the_registry_lacks_aborts_and_changes_nothing(chain: Chain) -> None:
+    before = (chain.staging_file(), kube_image("promo-staging"))
+
+    result = chain.promote("--from", "dev", "--to", "staging", "--yes", "--digest", MISSING_DIGEST)
+
+    assert result.returncode == 1
+    assert f"the registry must still serve {MISSING_DIGEST}" in result.stderr
+    assert "nothing was promoted" in result.stderr
+    assert (chain.staging_file(), kube_image("promo-staging")) == before
+
+
+def test_promotion_out_of_the_chain_needs_the_flag(chain: Chain) -> None:
+    result = chain.promote("--from", "dev", "--to", "prod", "--yes")
+
+    assert result.returncode == 1
+    assert "--to after 'dev' must be 'staging'" in result.stderr
+
+
+def test_rollback_by_digest_returns_staging_to_the_older_image(chain: Chain) -> None:
+    older = chain.dev.outputs()["imageRef"]
+    server = chain.dev.directory / "app" / "server.js"
+    server.write_text(server.read_text().replace("'Hello World'", "'Hello Newer World'"))
+    chain.dev.up()
+    newer = chain.dev.outputs()["imageRef"]
+    assert newer != older
+    assert chain.promote("--from", "dev", "--to", "staging", "--yes").returncode == 0
+    assert kube_image("promo-staging") == newer
+
+    result = chain.promote("--from", "dev", "--to", "staging", "--yes", "--digest", older.split("@")[1])
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert kube_image("promo-staging") == older
+    assert chain.staging.outputs()["imageRef"] == older
