@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
 ENV := source platform/env.sh && source tools/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 
-.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings
+.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,3 +68,7 @@ review: venv tools ## Markdown summary of a real preview of every stack, or of S
 
 recordings: venv tools platform ## Re-record the real previews behind the review golden tests
 	$(ENV) $(PY) -m tests.recordings.record
+
+render: venv tools ## Write STACK's manifests to OUT for GitOps review (no cluster is touched)
+	$(ENV) REGISTRY_PASSWORD=$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true) \
+	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(PY) -m delivery.render $(STACK) $(OUT)

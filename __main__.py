@@ -33,10 +33,13 @@ else:
     assert settings.image is not None  # parse_settings guarantees exactly one of build and image
     image_ref = pulumi.Output.from_input(str(settings.image))
 
+rendering = settings.cluster.render_to is not None
 cluster = k8s.Provider(
     "cluster",
-    kubeconfig=settings.cluster.kubeconfig,
-    context=settings.cluster.context,
+    # The provider refuses a kubeconfig in render mode: rendering never contacts a cluster.
+    kubeconfig=None if rendering else settings.cluster.kubeconfig,
+    context=None if rendering else settings.cluster.context,
+    render_yaml_to_directory=settings.cluster.render_to,
 )
 service = WebService(
     PROJECT,

@@ -104,6 +104,8 @@ class ClusterSettings:
     """Path of the kubeconfig file. Default: the local platform's."""
     context: str | None = None
     """Context inside the kubeconfig; default: its current context."""
+    render_to: str | None = None
+    """Write the manifests to this folder instead of applying them (``make render``); default: apply."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +156,7 @@ BUILD_KEYS = frozenset(
 )
 RESOURCE_KEYS = frozenset({"cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit"})
 INGRESS_KEYS = frozenset({"enabled", "host", "path", "className", "tlsSecretName"})
-CLUSTER_KEYS = frozenset({"kubeconfig", "context"})
+CLUSTER_KEYS = frozenset({"kubeconfig", "context", "renderTo"})
 PROMOTION_KEYS = frozenset({"from", "digest", "at", "commit"})
 
 T = TypeVar("T")
@@ -413,7 +415,8 @@ def _parse_cluster(r: _Reader, raw: Any) -> ClusterSettings | None:
     r.unknown_keys("cluster.", values, CLUSTER_KEYS)
     kubeconfig = r.text("cluster.kubeconfig", values.get("kubeconfig"), bool, "a path to a kubeconfig file")
     context = r.text("cluster.context", values.get("context"), bool, "a context name in the kubeconfig")
-    return ClusterSettings(**_present(kubeconfig=kubeconfig, context=context))
+    render_to = r.text("cluster.renderTo", values.get("renderTo"), os.path.isabs, "an absolute folder path")
+    return ClusterSettings(**_present(kubeconfig=kubeconfig, context=context, render_to=render_to))
 
 
 def cluster_identity(cluster: ClusterSettings) -> tuple[str, str | None]:

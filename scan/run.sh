@@ -4,7 +4,7 @@
 #
 #   scan/run.sh dockerfile [FILE]   hadolint and checkov on FILE (default app/Dockerfile)
 #   scan/run.sh manifests DIR       checkov on the Kubernetes manifests under DIR
-#                                   (today: python scan/render_mock.py <stack> DIR, a mock rendering)
+#                                   (make render STACK=<stack> OUT=DIR, or scan/render_mock.py)
 #   scan/run.sh install             only install the scanners
 #
 # The scanners live in their own venv, $HELLO_PULUMI_SCAN_VENV (default
@@ -64,7 +64,8 @@ scan_manifests() {
 	local dir=${1:-}
 	[[ -n $dir ]] || usage
 	[[ -d $dir ]] || { echo "scan: no directory $dir" >&2; exit 2; }
-	compgen -G "$dir/*.yaml" >/dev/null || { echo "scan: no *.yaml manifests in $dir" >&2; exit 2; }
+	# The provider's render mode writes into subfolders (1-manifest/), so look recursively.
+	[[ -n $(find "$dir" -name '*.yaml' -print -quit) ]] || { echo "scan: no *.yaml manifests under $dir" >&2; exit 2; }
 	echo "== checkov (kubernetes) $dir"
 	checkov --framework kubernetes --directory "$dir"
 }

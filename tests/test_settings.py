@@ -190,7 +190,7 @@ def test_settings_ingress_disabled_is_none() -> None:
         ({"image": PINNED, "cluster": "[]"}, "cluster must be an object, got '[]'"),
         (
             {"image": PINNED, "cluster": json.dumps({"kubeconfig": "k", "namespace": "x"})},
-            "cluster.namespace is not a known setting: expected one of context, kubeconfig, got 'namespace'",
+            "cluster.namespace is not a known setting: expected one of context, kubeconfig, renderTo, got 'namespace'",
         ),
     ],
     ids=[

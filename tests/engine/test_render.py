@@ -1,0 +1,80 @@
+"""`make render`: a stack's manifests written by the kubernetes provider's render mode, through
+the real engine; validated against the cluster version's schema and scanned, secrets absent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from delivery.render import render
+from tests.conftest import ROOT, stack_config
+from tests.engine.conftest import LocalRegistry
+
+pytestmark = pytest.mark.engine
+
+CLUSTER_VERSION = os.environ.get("HELLO_K8S_VERSION", "v1.34.4").lstrip("v")
+BIN = Path(sys.executable).parent
+
+
+def objects(files: list[Path]) -> dict[str, dict[str, Any]]:
+    loaded = [yaml.safe_load(path.read_text()) for path in files]
+    return {obj["kind"]: obj for obj in loaded}
+
+
+def test_render_writes_every_object_of_prod_and_applies_nothing(pulumi_cli: str, tmp_path: Path) -> None:
+    written = render("prod", tmp_path / "prod")
+
+    rendered = objects(written)
+    assert set(rendered) == {"Namespace", "Deployment", "Service", "NetworkPolicy", "Ingress"}
+    container = rendered["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == stack_config("prod")["hello-world:image"]
+    assert rendered["Service"]["spec"]["ports"][0]["nodePort"] == 31613
+    assert all(path.is_relative_to(tmp_path / "prod") for path in written)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_rendered_manifests_validate_against_the_clusters_schema(pulumi_cli: str, tmp_path: Path, stack: str) -> None:
+    written = render(stack, tmp_path / stack)
+
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", CLUSTER_VERSION, *map(str, written)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed for resource") == len(written)
+
+
+def test_rendered_manifests_pass_the_security_scan(pulumi_cli: str, tmp_path: Path) -> None:
+    for stack in ("staging", "prod"):
+        render(stack, tmp_path / stack)
+
+    result = subprocess.run(
+        [str(ROOT / "scan" / "run.sh"), "manifests", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.platform
+def test_render_of_a_building_stack_never_writes_the_registry_password(
+    pulumi_cli: str, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    os.environ.setdefault("DOCKER_HOST", f"unix://{os.environ['HELLO_DOCKER_SOCK']}")
+
+    written = render("dev", tmp_path / "dev", registry_password=registry.password)
+
+    assert objects(written)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
+        "127.0.0.1:5000/hello-world@sha256:"
+    )
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert registry.password.encode() not in path.read_bytes(), path
