@@ -19,7 +19,12 @@ if grep -q "registry: $HELLO_REGISTRY" "Pulumi.$stack.yaml" && [[ -r $HELLO_REGI
   fi
 fi
 
-pulumi "$@" --non-interactive --stack "$stack"
+# Previews and deployments run the policy pack, with the stack's enforcement levels.
+policy=()
+if [[ ($1 == preview || $1 == up) && -f policy/config/$stack.json ]]; then
+  policy=(--policy-pack policy --policy-pack-config "policy/config/$stack.json")
+fi
+pulumi "$@" "${policy[@]}" --non-interactive --stack "$stack"
 
 if [[ $1 == up ]]; then
   port=$(pulumi stack output nodePort --stack "$stack")

@@ -1,0 +1,52 @@
+"""The policy pack through the real engine: mandatory rules stop a preview, advisory ones warn."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import stack_config
+from tests.engine.conftest import MakeWorkspace
+from tests.engine.workspace import ROOT
+
+pytestmark = pytest.mark.engine
+
+RULE = "kubernetes-apps-v1-deployment-min-replicas"
+
+
+def policy_flags(stack: str) -> list[str]:
+    return [
+        "--policy-pack",
+        str(ROOT / "policy"),
+        "--policy-pack-config",
+        str(ROOT / "policy" / "config" / f"{stack}.json"),
+    ]
+
+
+def test_mandatory_violation_fails_the_real_preview_with_the_rules_message(make_workspace: MakeWorkspace) -> None:
+    workspace = make_workspace("prod", {**stack_config("prod"), "hello-world:replicas": "2"})
+
+    result = workspace.pulumi("preview", *policy_flags("prod"), check=False)
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"[mandatory] [severity: medium]  {RULE}" in output
+    assert "spec.replicas is 2, expected at least 3" in output
+
+
+def test_advisory_violation_only_warns(make_workspace: MakeWorkspace) -> None:
+    workspace = make_workspace("staging", {**stack_config("staging"), "hello-world:replicas": "1"})
+
+    result = workspace.pulumi("preview", *policy_flags("dev"), check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"[advisory] [severity: medium]  {RULE}" in result.stdout
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_stack_files_pass_their_own_policy_config(make_workspace: MakeWorkspace, stack: str) -> None:
+    workspace = make_workspace(stack, stack_config(stack))
+
+    result = workspace.pulumi("preview", *policy_flags(stack), check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "violation" not in result.stdout.lower()
