@@ -76,7 +76,29 @@ up() {
   info "base image $HELLO_BASE_IMAGE: node $(docker_ours run --rm --network none "$HELLO_BASE_IMAGE" node --version), $(docker_ours image inspect --format '{{.Size}}' "$HELLO_BASE_IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
 }
 
+# BuildKit (the docker-build provider's builder) cannot see the engine's images, so the base
+# image is also served by the local registry, as $HELLO_BASE_IMAGE_REF.
+publish() {
+  local repository=${HELLO_BASE_IMAGE%:*} tag=${HELLO_BASE_IMAGE##*:} config rc=0
+  if curl -fsS -o /dev/null -I -u "$HELLO_REGISTRY_USER:$(<"$HELLO_REGISTRY_PASSWORD_FILE")" \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null; then
+    info "base image already served as $HELLO_BASE_IMAGE_REF"
+    return 0
+  fi
+  config=$(mktemp -d)
+  {
+    DOCKER_CONFIG=$config docker_ours login "$HELLO_REGISTRY" -u "$HELLO_REGISTRY_USER" --password-stdin \
+      <"$HELLO_REGISTRY_PASSWORD_FILE" >/dev/null &&
+      docker_ours tag "$HELLO_BASE_IMAGE" "$HELLO_BASE_IMAGE_REF" &&
+      DOCKER_CONFIG=$config docker_ours push -q "$HELLO_BASE_IMAGE_REF" >/dev/null
+  } || rc=$?
+  rm -rf "$config"
+  [[ $rc -eq 0 ]] || die "could not push $HELLO_BASE_IMAGE_REF"
+  info "base image pushed as $HELLO_BASE_IMAGE_REF"
+}
+
 case ${1:-} in
-  up) up ;;
+  up) up && publish ;;
   *) die "usage: base-image.sh up" ;;
 esac

@@ -7,8 +7,12 @@
 : "${HELLO_REGISTRY_USER:=hello}"
 : "${HELLO_BASE_IMAGE:=hello-pulumi/node-base:local}"
 export HELLO_CACHE HELLO_RUN HELLO_REGISTRY HELLO_REGISTRY_USER HELLO_BASE_IMAGE
+export HELLO_BASE_IMAGE_REF="$HELLO_REGISTRY/$HELLO_BASE_IMAGE"
 export HELLO_DOCKER_SOCK="$HELLO_RUN/docker/docker.sock"
 export HELLO_REGISTRY_PASSWORD_FILE="$HELLO_RUN/registry/password"
+export HELLO_BUILDKIT_SOCK="$HELLO_RUN/buildkit/buildkitd.sock"
+# Our own buildx store, holding only the local BuildKit builder: pulumi-docker-build reads it.
+export BUILDX_CONFIG="$HELLO_RUN/buildx"
 export HELLO_KUBECONFIG="$HELLO_RUN/kube/admin.kubeconfig"
 # Last 1.34 patch the Go proxy serves; 1.35+ refuses cgroup v1 by default.
 export HELLO_K8S_VERSION=v1.34.4

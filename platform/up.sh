@@ -14,6 +14,7 @@ say "engine" "$PLATFORM_DIR/engine.sh" up
 say "registry" "$PLATFORM_DIR/registry.sh" up
 say "base image" "$PLATFORM_DIR/base-image.sh" up
 say "registry login" "$PLATFORM_DIR/registry.sh" check-login
+say "buildkit" "$PLATFORM_DIR/buildkit.sh" up
 if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
   # fd 9 is the platform lock: the cluster's daemons must not inherit it.
   say "cluster" bash "$PLATFORM_DIR/cluster/up.sh" 9>&-
@@ -23,6 +24,7 @@ cat <<SUMMARY
 Platform up in $((SECONDS - start))s.
   export DOCKER_HOST=unix://$HELLO_DOCKER_SOCK
   registry:   $HELLO_REGISTRY (user $HELLO_REGISTRY_USER, password in $HELLO_REGISTRY_PASSWORD_FILE)
-  base image: $HELLO_BASE_IMAGE
+  base image: $HELLO_BASE_IMAGE (served as $HELLO_BASE_IMAGE_REF)
+  buildkit:   unix://$HELLO_BUILDKIT_SOCK (buildx builder hello-buildkit in BUILDX_CONFIG=$BUILDX_CONFIG)
   logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log
 SUMMARY

@@ -122,7 +122,7 @@ def test_dev_builds_pushes_and_deploys_its_image_by_digest(deploy: Deploy) -> No
     assert image.inputs["tags"] == ["127.0.0.1:5000/hello-world:dev"]
     assert image.inputs["push"] is True
     assert image.inputs["context"] == {"location": "app"}
-    assert image.inputs["buildArgs"] == {"BASE_IMAGE": "hello-pulumi/node-base:local"}
+    assert image.inputs["buildArgs"] == {"BASE_IMAGE": "127.0.0.1:5000/hello-pulumi/node-base:local"}
     assert image.inputs["buildOnPreview"] is False
     expected = f"127.0.0.1:5000/hello-world@{FAKE_DIGEST}"
     assert container(deployed)["image"] == expected

@@ -75,7 +75,7 @@ def test_second_up_changes_nothing_and_pushes_nothing(deployed: Workspace) -> No
 def test_wrong_password_fails_clearly_and_keeps_the_state(deployed: Workspace, registry: LocalRegistry) -> None:
     server = deployed.directory / "app" / "server.js"
     original = server.read_text()
-    state_before = deployed.state()["deployment"]["resources"]
+    state_before = deployed.state(show_secrets=True)["deployment"]["resources"]
     server.write_text(original.replace("Hello World", "Hello Wrong Password"))
     deployed.set_secret("registryPassword", "not-the-password")
     try:
@@ -86,7 +86,7 @@ def test_wrong_password_fails_clearly_and_keeps_the_state(deployed: Workspace, r
 
     assert re.search(r"401 Unauthorized|authentication required|unauthorized", output, re.IGNORECASE), output
     assert "not-the-password" not in output
-    assert deployed.state()["deployment"]["resources"] == state_before
+    assert deployed.state(show_secrets=True)["deployment"]["resources"] == state_before
 
 
 def test_changed_app_gets_a_new_digest(deployed: Workspace, registry: LocalRegistry) -> None:

@@ -26,7 +26,6 @@ EXPECTED_CREATES = {
     | {
         ("hello-world:index:ContainerImage", "app"),
         ("docker-build:index:Image", "app-image"),
-        ("pulumi:providers:docker-build", "default_0_0_22"),
     },
     "staging": KUBERNETES,
     "prod": KUBERNETES | {("kubernetes:networking.k8s.io/v1:Ingress", "hello-world-ingress")},

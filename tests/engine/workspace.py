@@ -120,9 +120,14 @@ class Workspace:
         document: dict[str, Any] = json.loads(result.stdout)
         return document
 
-    def state(self) -> dict[str, Any]:
-        """The stack's checkpoint, as `pulumi stack export` gives it (secrets stay encrypted)."""
-        document: dict[str, Any] = json.loads(self.pulumi("stack", "export").stdout)
+    def state(self, show_secrets: bool = False) -> dict[str, Any]:
+        """The stack's checkpoint, as `pulumi stack export` gives it.
+
+        Secrets stay encrypted unless asked; each checkpoint write encrypts them anew, so
+        comparing two states needs them decrypted.
+        """
+        flags = ["--show-secrets"] if show_secrets else []
+        document: dict[str, Any] = json.loads(self.pulumi("stack", "export", *flags).stdout)
         return document
 
     def resource_outputs(self, type_: str) -> dict[str, Any]:
