@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The real-engine fixtures (CLI, throwaway workspaces, registry) serve tests/engine and tests/e2e.
+pytest_plugins = ["tests.engine.fixtures"]
+
 FAKE_DIGEST = "sha256:" + "ab" * 32
 CLUSTER_CHOSEN_NODE_PORT = 30999
 # Pulumi's marker for a secret value on the wire (sdk/go/common/resource/sig).

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import stack_config
-from tests.engine.conftest import LocalRegistry
+from tests.engine.fixtures import LocalRegistry
 from tests.engine.workspace import Workspace, steps_by_op
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]

@@ -18,7 +18,7 @@ import yaml
 
 from tests.conftest import stack_config
 from tests.e2e.test_exercise import kube_image
-from tests.engine.conftest import LocalRegistry
+from tests.engine.fixtures import LocalRegistry
 from tests.engine.workspace import ROOT, Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import stack_config
-from tests.engine.conftest import LocalRegistry
+from tests.engine.fixtures import LocalRegistry
 from tests.engine.workspace import Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]

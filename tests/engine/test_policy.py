@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import stack_config
-from tests.engine.conftest import MakeWorkspace
+from tests.engine.fixtures import MakeWorkspace
 from tests.engine.workspace import ROOT
 
 pytestmark = pytest.mark.engine

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PASSWORD, stack_config
-from tests.engine.conftest import MakeWorkspace
+from tests.engine.fixtures import MakeWorkspace
 from tests.engine.workspace import steps_by_op
 
 pytestmark = pytest.mark.engine

@@ -14,7 +14,7 @@ import yaml
 
 from delivery.render import render
 from tests.conftest import ROOT, stack_config
-from tests.engine.conftest import LocalRegistry
+from tests.engine.fixtures import LocalRegistry
 
 pytestmark = pytest.mark.engine
 
