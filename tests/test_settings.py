@@ -296,7 +296,7 @@ def test_project_stack_files_claim_distinct_node_ports() -> None:
     stacks = read_stack_files(ROOT)
 
     assert set(stacks) == {"dev", "staging", "prod"}
-    assert sorted(raw["nodePort"] for raw in stacks.values()) == [31611, 31612, 31613]
+    assert sorted(int(raw["nodePort"]) for raw in stacks.values()) == [31611, 31612, 31613]
 
 
 def test_new_stack_claiming_devs_node_port_stops_before_any_resource(deploy: Deploy) -> None:
