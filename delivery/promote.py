@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+from delivery.program import PROJECT_DIR
 from delivery.registry import Registry, RegistryError
 from settings import ImageRef, parse_image_ref
 
 CHAIN = ("dev", "staging", "prod")
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 class PromotionError(Exception):

@@ -24,10 +24,8 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
+from delivery.program import PROJECT_DIR, copy_program
 from settings import PROJECT
-
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "settings.py", "components", "app")
 
 
 def stack_settings(stack: str, work_dir: Path) -> dict[str, Any]:
@@ -42,15 +40,7 @@ def render(stack: str, out: Path, work_dir: Path = PROJECT_DIR, registry_passwor
     out = out.resolve()
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="render-") as scratch:
-        program = Path(scratch) / "program"
-        program.mkdir()
-        for name in PROGRAM_FILES:
-            source = work_dir / name
-            if source.is_dir():
-                shutil.copytree(source, program / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, program / name)
-        (program / ".venv").symlink_to((work_dir / ".venv").resolve())
+        program = copy_program(Path(scratch) / "program", work_dir)
         backend = Path(scratch) / "backend"
         backend.mkdir()
         # The passphrase variable wins over a passphrase file the caller may have set.

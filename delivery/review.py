@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from delivery.program import PROJECT_DIR
+
 POLICY_PACK = PROJECT_DIR / "policy"
 # Pulumi marks a secret value on the wire and in state with this key.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"

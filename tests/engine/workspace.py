@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -12,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from delivery.program import copy_program
+
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "settings.py", "components", "app")
 COMMAND_TIMEOUT_SECONDS = 900
 
 
@@ -40,17 +40,9 @@ class Workspace:
 
     @classmethod
     def create(cls, base: Path, stack: str, config: Mapping[str, Any] | None = None) -> Workspace:
-        directory, backend = base / "project", base / "backend"
-        directory.mkdir(parents=True)
+        directory = copy_program(base / "project", ROOT)
+        backend = base / "backend"
         backend.mkdir()
-        for name in PROJECT_FILES:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, directory / name)
-        # The copy shares the project's virtualenv, which `make venv` created.
-        (directory / ".venv").symlink_to(ROOT / ".venv")
         env = {
             **os.environ,
             "PULUMI_BACKEND_URL": f"file://{backend}",
