@@ -13,7 +13,7 @@
 set -euo pipefail
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=env.sh
+# shellcheck source-path=SCRIPTDIR source=env.sh
 . "$TOOLS_DIR/env.sh"
 
 # sum.golang.org is unreachable here; the committed go.sum files pin what the proxy served.

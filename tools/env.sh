@@ -2,7 +2,7 @@
 # Puts the Pulumi toolchain built by tools/build.sh on PATH and keeps Pulumi offline; sourced by
 # scripts that run `pulumi`. Sources platform/env.sh for the shared locations.
 _hello_tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../platform/env.sh
+# shellcheck source-path=SCRIPTDIR source=../platform/env.sh
 . "$_hello_tools_dir/../platform/env.sh"
 
 # hello_pin NAME DEFAULT: the version that requirements.txt pins for NAME (`NAME==X`, any of
