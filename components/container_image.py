@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
@@ -126,4 +127,17 @@ def _build_with_docker_build(
         ),
         opts,
     )
-    return image.digest.apply(lambda digest: f"{repository}@{digest}")
+    return image.digest.apply(lambda digest: _by_digest(repository, digest))
+
+
+def _by_digest(repository: str, digest: str) -> pulumi.Input[str]:
+    if digest:
+        return f"{repository}@{digest}"
+    # docker-build reports an empty digest when it did not build (a preview without
+    # build_on_preview). Unknown, not "repo@", is the truth: the preview then shows the
+    # Deployment's image as computed rather than a reference without a digest.
+    return pulumi.Output(set(), _resolved(None), _resolved(False))
+
+
+async def _resolved(value: Any) -> Any:
+    return value

@@ -21,6 +21,9 @@ from delivery.program import PROJECT_DIR
 POLICY_PACK = PROJECT_DIR / "policy"
 # Pulumi marks a secret value on the wire and in state with this key.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+# What the engine writes in preview JSON for a value only known after the update.
+UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+COMPUTED = "(known after up)"
 MAX_VALUE_CHARS = 100
 REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
 
@@ -33,6 +36,10 @@ REPLACEMENT_IMPACT = {
     "spec.clusterIP": "the Service is recreated: its cluster IP changes",
 }
 DEFAULT_IMPACT = "the resource is deleted and created again"
+
+
+class ReviewError(Exception):
+    """A stack could not be previewed."""
 
 
 @dataclass
@@ -60,6 +67,8 @@ def _display(value: Any) -> str:
         return "[secret]"
     if value is None:
         return "(none)"
+    if value == UNKNOWN_SENTINEL:
+        return COMPUTED
     if not isinstance(value, dict | list):
         return str(value)  # scalars in full: an image reference must show its whole digest
     text = json.dumps(value, sort_keys=True)
@@ -79,6 +88,12 @@ def _lookup(document: Any, path: str) -> Any:
         else:
             return None
     return current
+
+
+def _state_value(state: Mapping[str, Any], path: str) -> Any:
+    """A field from a step's state: its inputs, or its outputs for a field a provider computes."""
+    value = _lookup(state.get("inputs", {}), path)
+    return value if value is not None else _lookup(state.get("outputs", {}), path)
 
 
 def _type_and_name(urn: str) -> tuple[str, str]:
@@ -103,13 +118,9 @@ def changes(preview: Mapping[str, Any]) -> list[Change]:
         if type_ == "pulumi:pulumi:Stack":
             continue
         change = Change(op=step["op"], type=type_, name=name, replace_reasons=list(step.get("replaceReasons") or []))
-        old = (step.get("oldState") or {}).get("inputs", {})
-        new = (step.get("newState") or {}).get("inputs", {})
-        for path in sorted(step.get("detailedDiff") or {}):
-            change.fields.append((path, _display(_lookup(old, path)), _display(_lookup(new, path))))
-        if not change.fields:
-            for path in step.get("diffReasons") or []:
-                change.fields.append((path, _display(_lookup(old, path)), _display(_lookup(new, path))))
+        old, new = step.get("oldState") or {}, step.get("newState") or {}
+        for path in sorted(step.get("detailedDiff") or {}) or step.get("diffReasons") or []:
+            change.fields.append((path, _display(_state_value(old, path)), _display(_state_value(new, path))))
         found.append(change)
     return found
 
@@ -139,6 +150,10 @@ def _counts(preview: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
+def _digest(reference: str) -> str:
+    return f"`{reference.rsplit('@', 1)[-1]}`" if "@sha256:" in reference else f"{reference} (a new build)"
+
+
 def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) -> str:
     """The Markdown section of one stack's preview."""
     counts = _counts(preview)
@@ -155,8 +170,8 @@ def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[s
         lines.append(f"- **{change.op}** `{change.type}` `{change.name}`")
         for path, old, new in change.fields:
             lines.append(f"  - `{path}`: {old} → {new}")
-            if path.endswith(".image") and "@sha256:" in new:
-                lines.append(f"  - image digest: `{old.rsplit('@', 1)[-1]}` → `{new.rsplit('@', 1)[-1]}`")
+            if path.endswith(".image") and "@sha256:" in old + new:
+                lines.append(f"  - image digest: {_digest(old)} → {_digest(new)}")
         if change.op in REPLACE_OPS or change.replace_reasons:
             for reason in change.replace_reasons or ["(not reported)"]:
                 impact = _impact(reason)
@@ -172,18 +187,27 @@ def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[s
 
 def preview_stack(stack: str, work_dir: Path = PROJECT_DIR) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Runs a real `pulumi preview --json` (with the policy pack when present) and its event log."""
+    # --event-log, which carries the policy events, is only offered with debug commands on.
+    env = {**os.environ, "PULUMI_DEBUG_COMMANDS": "true"}
+    # A stack that was never deployed is reviewed too: everything in it is a create.
+    subprocess.run(
+        ["pulumi", "stack", "select", "--create", "--non-interactive", stack],
+        cwd=work_dir,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     with tempfile.TemporaryDirectory() as scratch:
         event_log = Path(scratch) / "events.jsonl"
         command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack, "--event-log", str(event_log)]
         policy_config = POLICY_PACK / "config" / f"{stack}.json"
         if POLICY_PACK.exists() and policy_config.exists():
             command += ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(policy_config)]
-        # --event-log, which carries the policy events, is only offered with debug commands on.
-        env = {**os.environ, "PULUMI_DEBUG_COMMANDS": "true"}
         result = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True, check=False)
-        events = [json.loads(line) for line in event_log.read_text().splitlines() if line.strip()]
+        log = event_log.read_text() if event_log.exists() else ""
+    events = [json.loads(line) for line in log.splitlines() if line.strip()]
     if not result.stdout.strip().startswith("{"):
-        raise RuntimeError(f"pulumi preview of {stack} failed:\n{result.stderr}")
+        raise ReviewError(f"pulumi preview of stack {stack!r} failed:\n{result.stderr.strip()}")
     preview: dict[str, Any] = json.loads(result.stdout)
     return preview, events
 
@@ -197,10 +221,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("stacks", nargs="*", help="stacks to preview (default: every Pulumi.<stack>.yaml)")
     args = parser.parse_args(argv)
     print("## Pulumi preview\n")
+    failed = False
     for stack in args.stacks or stacks_of(PROJECT_DIR):
-        preview, events = preview_stack(stack)
+        try:
+            preview, events = preview_stack(stack)
+        except ReviewError as error:
+            print(f"### Stack `{stack}`\n\n⛔ preview failed; see the job log.\n")
+            print(f"error: {error}", file=sys.stderr)
+            failed = True
+            continue
         print(summarize(stack, preview, events))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

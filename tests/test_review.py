@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from delivery.review import changes, summarize, violations
+from delivery.review import UNKNOWN_SENTINEL, changes, summarize, violations
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 IMAGE_TYPE = "hello-world:index:ContainerImage$docker-build:index:Image"
@@ -104,3 +104,24 @@ def test_summary_never_prints_a_secret_value() -> None:
 
     assert "hunter2" not in summary
     assert "`registries[0].password`: [secret] → [secret]" in summary
+
+
+def test_summary_says_when_a_new_image_is_only_known_after_up() -> None:
+    old_ref = "127.0.0.1:5000/hello-world@sha256:" + "a" * 64
+    preview = {
+        "changeSummary": {"update": 1},
+        "steps": [
+            {
+                "op": "update",
+                "urn": "urn:pulumi:dev::hello-world::hello-world:index:WebService$kubernetes:apps/v1:Deployment::d",
+                "oldState": {"inputs": {"spec": {"template": {"spec": {"containers": [{"image": old_ref}]}}}}},
+                "newState": {"inputs": {"spec": {"template": {"spec": {"containers": [{"image": UNKNOWN_SENTINEL}]}}}}},
+                "detailedDiff": {"spec.template.spec.containers[0].image": {"kind": "update"}},
+            }
+        ],
+    }
+
+    summary = summarize("dev", preview)
+
+    assert f"`spec.template.spec.containers[0].image`: {old_ref} → (known after up)" in summary
+    assert f"image digest: `sha256:{'a' * 64}` → (known after up) (a new build)" in summary
