@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import stack_config
-from tests.engine.fixtures import LocalRegistry
+from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
 from tests.engine.workspace import Workspace, steps_by_op
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -141,15 +140,15 @@ def workspace(
 ) -> Iterator[Workspace]:
     """A dev-like stack on the local cluster, with its own namespace, node port and repository."""
     assert shutil.which("kubectl"), "no kubectl on PATH: run through `make e2e` (it starts the platform)"
-    config = stack_config("dev")
-    build = json.loads(config["hello-world:build"])
-    config["hello-world:build"] = json.dumps({**build, "repository": "hello-world-e2e", "username": registry.username})
-    config["hello-world:nodePort"] = str(NODE_PORT)
-    config["hello-world:rolloutTimeoutSeconds"] = "60"
-    config["hello-world:cluster"] = json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
-    workspace = Workspace.create(tmp_path_factory.mktemp("e2e"), STACK, config)
-    workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
-    workspace.set_secret("registryPassword", registry.password)
+    workspace = building_workspace(
+        tmp_path_factory.mktemp("e2e"),
+        STACK,
+        registry,
+        "hello-world-e2e",
+        nodePort=str(NODE_PORT),
+        rolloutTimeoutSeconds="60",
+        cluster=local_cluster(),
+    )
     yield workspace
     # Leave no object behind even when a step failed half-way.
     workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)

@@ -5,8 +5,6 @@ Needs the full local platform, which `make test` starts. The tests run in file o
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +16,7 @@ import yaml
 
 from tests.conftest import stack_config
 from tests.e2e.test_exercise import kube_image
-from tests.engine.fixtures import LocalRegistry
+from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -57,27 +55,20 @@ class Chain:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
     """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
-    cluster = json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
-    dev_config = stack_config("dev")
-    build = json.loads(dev_config["hello-world:build"])
-    dev_config.update(
-        {
-            "hello-world:build": json.dumps(
-                {**build, "repository": "hello-world-promo", "username": registry.username}
-            ),
-            "hello-world:namespace": "promo-dev",
-            "hello-world:nodePort": "31631",
-            "hello-world:cluster": cluster,
-        }
+    dev = building_workspace(
+        tmp_path_factory.mktemp("promotion"),
+        "dev",
+        registry,
+        "hello-world-promo",
+        namespace="promo-dev",
+        nodePort="31631",
+        cluster=local_cluster(),
     )
-    dev = Workspace.create(tmp_path_factory.mktemp("promotion"), "dev", dev_config)
-    dev.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
-    dev.set_secret("registryPassword", registry.password)
     staging_config = {
         **stack_config("staging"),
         "hello-world:namespace": "promo-staging",
         "hello-world:nodePort": "31632",
-        "hello-world:cluster": cluster,
+        "hello-world:cluster": local_cluster(),
     }
     staging = dev.sibling("staging", staging_config)
     dev.up()

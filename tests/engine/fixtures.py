@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from delivery.registry import Registry
+from tests.conftest import stack_config
 from tests.engine.workspace import ROOT, Workspace
 
 MakeWorkspace = Callable[..., Workspace]
@@ -71,3 +73,24 @@ def registry() -> LocalRegistry:
         urllib.request.urlopen(f"http://{address}/v2/", timeout=5)
     assert refused.value.code == 401, f"registry at {address} must ask for credentials"
     return LocalRegistry(Registry(address, username, password), username, password)
+
+
+def local_cluster() -> str:
+    """The `cluster` setting of a stack on the local platform's cluster."""
+    return json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
+
+
+def building_workspace(base: Path, stack: str, registry: LocalRegistry, repository: str, **settings: str) -> Workspace:
+    """A dev-like stack that builds app/ into its own repository, pushing with the registry's real credentials.
+
+    Args:
+        settings: Further settings by key (without the project prefix), as the stack file holds them.
+    """
+    config = stack_config("dev")
+    build = json.loads(config["hello-world:build"])
+    config["hello-world:build"] = json.dumps({**build, "repository": repository, "username": registry.username})
+    config.update({f"hello-world:{key}": value for key, value in settings.items()})
+    workspace = Workspace.create(base, stack, config)
+    workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
+    workspace.set_secret("registryPassword", registry.password)
+    return workspace

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import stack_config
-from tests.engine.fixtures import LocalRegistry
+from tests.engine.fixtures import LocalRegistry, building_workspace
 from tests.engine.workspace import Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -45,12 +44,7 @@ def digest_of(workspace: Workspace) -> str:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Workspace:
     """A stack whose image was built and pushed once, with the registry's real credentials."""
-    config = stack_config("dev")
-    build = json.loads(config["hello-world:build"])
-    config["hello-world:build"] = json.dumps({**build, "repository": REPOSITORY, "username": registry.username})
-    workspace = Workspace.create(tmp_path_factory.mktemp("image"), STACK, config)
-    workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
-    workspace.set_secret("registryPassword", registry.password)
+    workspace = building_workspace(tmp_path_factory.mktemp("image"), STACK, registry, REPOSITORY)
     up_image(workspace)
     return workspace
 
