@@ -55,7 +55,8 @@ def render(stack: str, out: Path, work_dir: Path = PROJECT_DIR, registry_passwor
                 for key, value in config.items()
             }
         )
-        if registry_password is not None:
+        # Only a stack that builds pushes, and its settings refuse a password without a build.
+        if registry_password and f"{PROJECT}:build" in config:
             workspace.set_config("registryPassword", auto.ConfigValue(registry_password, secret=True))
         workspace.up(on_output=print, color="never")
     return sorted(path for path in out.rglob("*.yaml") if path.is_file())
