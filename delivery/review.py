@@ -186,30 +186,43 @@ def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[s
 
 
 def preview_stack(stack: str, work_dir: Path = PROJECT_DIR) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Runs a real `pulumi preview --json` (with the policy pack when present) and its event log."""
-    # --event-log, which carries the policy events, is only offered with debug commands on.
-    env = {**os.environ, "PULUMI_DEBUG_COMMANDS": "true"}
-    # A stack that was never deployed is reviewed too: everything in it is a create.
-    subprocess.run(
-        ["pulumi", "stack", "select", "--create", "--non-interactive", stack],
-        cwd=work_dir,
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    with tempfile.TemporaryDirectory() as scratch:
-        event_log = Path(scratch) / "events.jsonl"
-        command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack, "--event-log", str(event_log)]
-        policy_config = POLICY_PACK / "config" / f"{stack}.json"
-        if POLICY_PACK.exists() and policy_config.exists():
-            command += ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(policy_config)]
-        result = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True, check=False)
-        log = event_log.read_text() if event_log.exists() else ""
-    events = [json.loads(line) for line in log.splitlines() if line.strip()]
+    """Runs a real `pulumi preview --json` (with the policy pack when present) and reads its event log.
+
+    Raises:
+        ReviewError: When the preview fails.
+    """
+    # A review changes nothing, though selecting a new stack writes an encryption salt into its file.
+    stack_file = work_dir / f"Pulumi.{stack}.yaml"
+    before = stack_file.read_bytes() if stack_file.exists() else None
+    try:
+        result, log = _preview_with_events(stack, work_dir)
+    finally:
+        if before is not None:
+            stack_file.write_bytes(before)
+    # A mandatory policy violation fails the preview but still yields its JSON, to be summarized.
     if not result.stdout.strip().startswith("{"):
         raise ReviewError(f"pulumi preview of stack {stack!r} failed:\n{result.stderr.strip()}")
     preview: dict[str, Any] = json.loads(result.stdout)
+    events = [json.loads(line) for line in log.splitlines() if line.strip()]
     return preview, events
+
+
+def _preview_with_events(stack: str, work_dir: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """The finished preview and its event log."""
+    # --event-log, which carries the policy events, is only offered with debug commands on.
+    env = {**os.environ, "PULUMI_DEBUG_COMMANDS": "true"}
+    # A stack that was never deployed is reviewed too: everything in it is a create.
+    select = ["pulumi", "stack", "select", "--create", "--non-interactive", stack]
+    subprocess.run(select, cwd=work_dir, env=env, capture_output=True, check=False)
+    command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack]
+    policy_config = POLICY_PACK / "config" / f"{stack}.json"
+    if policy_config.exists():
+        command += ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(policy_config)]
+    with tempfile.TemporaryDirectory() as scratch:
+        event_log = Path(scratch) / "events.jsonl"
+        command += ["--event-log", str(event_log)]
+        result = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True, check=False)
+        return result, event_log.read_text() if event_log.exists() else ""
 
 
 def stacks_of(work_dir: Path) -> list[str]:

@@ -1,0 +1,29 @@
+"""`make review` against the real engine: a real preview, with the policy pack, summarized."""
+
+from __future__ import annotations
+
+import pytest
+
+from delivery.review import preview_stack, summarize
+from tests.conftest import stack_config
+from tests.engine.fixtures import MakeWorkspace
+
+pytestmark = pytest.mark.engine
+
+
+def test_review_of_a_real_preview_summarizes_it_and_changes_no_stack_file(
+    make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = make_workspace("prod", {**stack_config("prod"), "hello-world:replicas": "2"})
+    for key, value in workspace.env.items():
+        monkeypatch.setenv(key, value)
+    stack_file = workspace.directory / "Pulumi.prod.yaml"
+    before = stack_file.read_bytes()
+
+    preview, events = preview_stack("prod", workspace.directory)
+
+    summary = summarize("prod", preview, events)
+    assert "8 to create · 0 to update · 0 to replace · 0 to delete" in summary
+    assert "**create** `kubernetes:networking.k8s.io/v1:Ingress` `hello-world-ingress`" in summary
+    assert "`kubernetes-apps-v1-deployment-min-replicas` (mandatory) on `hello-world-deployment`" in summary
+    assert stack_file.read_bytes() == before
