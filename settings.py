@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
+import pulumi_kubernetes as k8s
 import yaml
 
-from components import Builder, IngressArgs, ResourcesArgs
+from components import (
+    Builder,
+    ContainerImageArgs,
+    IngressArgs,
+    RegistryArgs,
+    ResourcesArgs,
+    WebServiceArgs,
+)
 from components.container_image import DEFAULT_PLATFORM
 from components.web_service import DEFAULT_REPLICAS, DEFAULT_ROLLOUT_TIMEOUT_SECONDS
 
@@ -95,6 +103,23 @@ class BuildSettings:
     build_on_preview: bool = False
     """Build during ``pulumi preview`` too. Default ``False``: previews have no side effects."""
 
+    def image_args(self, tag: str) -> ContainerImageArgs:
+        """The :class:`ContainerImage` inputs; the password goes in as a Pulumi secret."""
+        return ContainerImageArgs(
+            context=Path(self.context),
+            repository=self.repository,
+            registry=RegistryArgs(
+                address=self.registry,
+                username=self.username,
+                password=pulumi.Output.secret(self.password.reveal()),
+            ),
+            builder=self.builder,
+            tag=tag,
+            build_args={"BASE_IMAGE": self.base_image} if self.base_image else {},
+            platform=self.platform,
+            build_on_preview=self.build_on_preview,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterSettings:
@@ -106,6 +131,12 @@ class ClusterSettings:
     """Context inside the kubeconfig; default: its current context."""
     render_to: str | None = None
     """Write the manifests to this folder instead of applying them (``make render``); default: apply."""
+
+    def provider_args(self) -> k8s.ProviderArgs:
+        if self.render_to is not None:
+            # The provider refuses a kubeconfig in render mode: rendering never contacts a cluster.
+            return k8s.ProviderArgs(render_yaml_to_directory=self.render_to)
+        return k8s.ProviderArgs(kubeconfig=self.kubeconfig, context=self.context)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +155,20 @@ class StackSettings:
     ingress: IngressArgs | None = None
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     rollout_timeout_seconds: int = DEFAULT_ROLLOUT_TIMEOUT_SECONDS
+
+    def web_service_args(self, image: pulumi.Input[str]) -> WebServiceArgs:
+        """The :class:`WebService` inputs of this stack, running ``image``."""
+        return WebServiceArgs(
+            name=PROJECT,
+            instance=self.stack,
+            namespace=self.namespace,
+            image=image,
+            replicas=self.replicas,
+            node_port=self.node_port,
+            resources=self.resources,
+            ingress=self.ingress,
+            rollout_timeout_seconds=self.rollout_timeout_seconds,
+        )
 
 
 class SettingsError(pulumi.RunError):
