@@ -6,7 +6,7 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,23 @@ def deploy() -> Iterator[Deploy]:
     yield Deploy()
     pulumi.runtime.set_all_config({}, [])
     pulumi.runtime.settings.reset_options()
+
+
+FIGURES: list[str] = []
+"""Measurements the tests take (rollout times, request counts), printed after the run."""
+
+
+@pytest.fixture
+def figure() -> Callable[[str], None]:
+    """Records a measured figure for the run's closing summary."""
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def stack_config(stack: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,10 +154,10 @@ def workspace(
     workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
 
 
-def test_up_deploys_all_replicas_that_answer_hello_world(workspace: Workspace) -> None:
+def test_up_deploys_all_replicas_that_answer_hello_world(workspace: Workspace, figure: Callable[[str], None]) -> None:
     workspace.up()
 
-    print(f"\n[e2e] first pulumi up: {workspace.last_seconds:.1f}s")
+    figure(f"e2e: first pulumi up (build, push, rollout): {workspace.last_seconds:.1f}s")
     deployment = kube_object("deployment", "hello-world")
     assert deployment["status"]["readyReplicas"] == deployment["spec"]["replicas"] == 2
     assert "pulumi.com/skipAwait" not in deployment["metadata"].get("annotations", {})
@@ -165,7 +165,9 @@ def test_up_deploys_all_replicas_that_answer_hello_world(workspace: Workspace) -
     assert workspace.outputs()["nodePort"] == NODE_PORT
 
 
-def test_changed_app_rolls_out_as_an_update_without_dropping_requests(workspace: Workspace) -> None:
+def test_changed_app_rolls_out_as_an_update_without_dropping_requests(
+    workspace: Workspace, figure: Callable[[str], None]
+) -> None:
     set_message(workspace, "Hello Rolled World")
 
     preview = steps_by_op(workspace.preview_json())
@@ -177,24 +179,27 @@ def test_changed_app_rolls_out_as_an_update_without_dropping_requests(workspace:
     rollout_seconds = workspace.last_seconds
     result = load.result
 
-    print(f"\n[e2e] rolling update: {rollout_seconds:.1f}s, {result.sent} requests, {result.failed} failed")
+    figure(f"e2e: rolling update {rollout_seconds:.1f}s, {result.sent} requests during it, {result.failed} failed")
     assert result.sent > 0
     assert result.failed == 0, result.errors[:5]
     assert get_eventually("Hello Rolled World") == "Hello Rolled World\n"
 
 
-def test_second_up_reports_no_changes(workspace: Workspace) -> None:
+def test_second_up_reports_no_changes(workspace: Workspace, figure: Callable[[str], None]) -> None:
     workspace.pulumi("preview", "--expect-no-changes")
+    figure(f"e2e: no-op pulumi preview of the dev-like stack: {workspace.last_seconds:.1f}s")
     workspace.up("--expect-no-changes")
 
 
-def test_bad_rollout_fails_clearly_and_old_pods_keep_answering(workspace: Workspace) -> None:
+def test_bad_rollout_fails_clearly_and_old_pods_keep_answering(
+    workspace: Workspace, figure: Callable[[str], None]
+) -> None:
     set_message(workspace, "Hello Broken World", healthy=False)
 
     result = workspace.up(check=False)
 
     output = result.stdout + result.stderr
-    print(f"\n[e2e] failed rollout detected in {workspace.last_seconds:.1f}s")
+    figure(f"e2e: failed rollout reported after {workspace.last_seconds:.1f}s (rolloutTimeoutSeconds 60)")
     assert result.returncode != 0
     assert "hello-world-deployment" in output
     assert "timed out" in output.lower() or "not ready" in output.lower() or "failed" in output.lower(), output
