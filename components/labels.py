@@ -22,8 +22,6 @@ class AppLabels:
     """``app.kubernetes.io/instance``: this installation of it (the stack)."""
     component: str = "web"
     """``app.kubernetes.io/component``. Default ``web``."""
-    part_of: str | None = None
-    """``app.kubernetes.io/part-of``; default: not set."""
 
     @property
     def selector(self) -> dict[str, str]:
@@ -31,11 +29,8 @@ class AppLabels:
 
     @property
     def all(self) -> dict[str, str]:
-        labels = {
+        return {
             **self.selector,
             "app.kubernetes.io/component": self.component,
             "app.kubernetes.io/managed-by": MANAGED_BY,
         }
-        if self.part_of:
-            labels["app.kubernetes.io/part-of"] = self.part_of
-        return labels

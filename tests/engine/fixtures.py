@@ -61,18 +61,24 @@ class LocalRegistry:
     password: str
 
 
-@pytest.fixture(scope="session")
-def registry() -> LocalRegistry:
-    """The registry `make platform` started; fails when it is not running."""
+def local_registry() -> LocalRegistry:
+    """The local platform's registry and credentials, from platform/env.sh's variables."""
     password_file = Path(os.environ.get("HELLO_REGISTRY_PASSWORD_FILE", "/var/lib/hello-pulumi/registry/password"))
     assert password_file.exists(), f"{password_file} missing: start the platform with `make platform`"
     username = os.environ.get("HELLO_REGISTRY_USER", "hello")
     password = password_file.read_text().strip()
     address = os.environ.get("HELLO_REGISTRY", "127.0.0.1:5000")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"http://{address}/v2/", timeout=5)
-    assert refused.value.code == 401, f"registry at {address} must ask for credentials"
     return LocalRegistry(Registry(address, username, password), username, password)
+
+
+@pytest.fixture(scope="session")
+def registry() -> LocalRegistry:
+    """The registry `make platform` started; fails when it is not running."""
+    found = local_registry()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{found.client.address}/v2/", timeout=5)
+    assert refused.value.code == 401, f"registry at {found.client.address} must ask for credentials"
+    return found
 
 
 def local_cluster() -> str:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from delivery.registry import Registry
+from tests.engine.fixtures import LocalRegistry, local_registry
 from tests.engine.workspace import ROOT, Workspace
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ def record(workspace: Workspace, name: str, policy_config: str) -> None:
     print(f"recorded {name}")
 
 
-def push_variant(registry: Registry, tag: str) -> str:
+def push_variant(registry: LocalRegistry, tag: str) -> str:
     """Builds app/ answering "Hello World <tag>" and pushes it with the docker CLI; returns its digest."""
     with tempfile.TemporaryDirectory() as scratch:
         context, config = Path(scratch) / "app", Path(scratch) / "docker-config"
@@ -57,9 +57,9 @@ def push_variant(registry: Registry, tag: str) -> str:
         server = context / "server.js"
         server.write_text(server.read_text().replace("'Hello World'", f"'Hello World {tag}'"))
         env = {**os.environ, "DOCKER_HOST": f"unix://{os.environ['HELLO_DOCKER_SOCK']}", "DOCKER_CONFIG": str(config)}
-        reference = f"{registry.address}/{REPOSITORY}:{tag}"
+        reference = f"{registry.client.address}/{REPOSITORY}:{tag}"
         commands = [
-            ["docker", "login", registry.address, "-u", str(registry.username), "--password-stdin"],
+            ["docker", "login", registry.client.address, "-u", registry.username, "--password-stdin"],
             [
                 "docker",
                 "build",
@@ -74,19 +74,15 @@ def push_variant(registry: Registry, tag: str) -> str:
         ]
         for command in commands:
             subprocess.run(command, cwd=context, env=env, input=registry.password, text=True, check=True)
-    digest = registry.served_digest(REPOSITORY, tag)
+    digest = registry.client.served_digest(REPOSITORY, tag)
     assert digest is not None, f"{reference} was pushed but is not served"
     return digest
 
 
 def main() -> int:
-    registry = Registry(
-        os.environ["HELLO_REGISTRY"],
-        os.environ["HELLO_REGISTRY_USER"],
-        Path(os.environ["HELLO_REGISTRY_PASSWORD_FILE"]).read_text().strip(),
-    )
+    registry = local_registry()
     digests = [push_variant(registry, tag) for tag in ("v1", "v2")]
-    image = f"{registry.address}/{REPOSITORY}@{{}}"
+    image = f"{registry.client.address}/{REPOSITORY}@{{}}"
     base: dict[str, Any] = {
         "hello-world:namespace": "review-staging",
         "hello-world:nodePort": NODE_PORT,
