@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
 ENV := source platform/env.sh && source tools/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 
-.PHONY: help venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render
+.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ lint: venv ## ruff and mypy
 unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 	$(VENV)/bin/pytest -m "not engine and not platform"
 
+plan: ## Say which long first-run builds `make up`/`make test` will do, with rough durations
+	@platform/plan.sh
+
 tools: ## Build (or reuse) the Pulumi CLI, language host and provider plugins
 	tools/build.sh
 
@@ -39,7 +42,7 @@ platform: ## Start the local Docker engine, registry and cluster (root)
 platform-down: ## Stop everything `make platform` started
 	platform/down.sh
 
-test: venv tools platform lint ## The test command: unit, real-engine and end-to-end tests
+test: plan venv tools platform lint ## The test command: unit, real-engine and end-to-end tests
 	$(ENV) $(VENV)/bin/pytest
 
 engine-test: venv tools ## Only the tests that run the real Pulumi engine
@@ -51,7 +54,7 @@ e2e: venv tools platform ## Only the end-to-end tests on the local platform
 preview: venv tools ## pulumi preview of STACK (default dev)
 	$(ENV) scripts/stack.sh $(STACK) preview --diff
 
-up: venv tools platform ## Deploy STACK (default dev) and print the URL that answers
+up: plan venv tools platform ## Deploy STACK (default dev) and print the URL that answers
 	$(ENV) scripts/stack.sh $(STACK) up --yes
 
 destroy: venv tools ## Destroy STACK's resources

@@ -45,7 +45,7 @@ run_debootstrap() {
 }
 
 build_rootfs_tar() {
-  apt_install debootstrap
+  require_commands debootstrap
   local work=$CACHE_DIR/build
   rm -rf "$work"
   mkdir -p "$work/rootfs" "$CACHE_DIR/debs"

@@ -11,9 +11,8 @@ PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/env.sh"
 source "$PLATFORM_DIR/lib.sh"
 
-# The BuildKit release that pulumi-docker-build's buildx client is built against.
-BUILDKIT_VERSION=v0.31.0
-BUILDKIT_BIN=$HELLO_CACHE/buildkit/$BUILDKIT_VERSION/bin/buildkitd
+BUILDKIT_VERSION=$HELLO_BUILDKIT_VERSION
+BUILDKIT_BIN=$HELLO_BUILDKIT_BIN
 BUILDKIT_DIR=$HELLO_RUN/buildkit
 BUILDKIT_PIDFILE=$BUILDKIT_DIR/buildkitd.pid
 BUILDKIT_LOG=$BUILDKIT_DIR/buildkitd.log
@@ -63,7 +62,7 @@ JSON
 
 up() {
   require_root "platform/buildkit.sh"
-  apt_install runc
+  require_commands runc
   build
   write_config
   if pid_of "$BUILDKIT_PIDFILE" buildkitd >/dev/null; then

@@ -89,7 +89,7 @@ before() { sed -n "s/^$1=//p" "$NETWORK_BEFORE" 2>/dev/null; }
 
 up() {
   require_root "engine.sh"
-  apt_install docker.io
+  require_commands dockerd docker containerd ctr runc iptables iptables-save
   mkdir -p "$ENGINE_DIR" "$DATA_ROOT" "$EXEC_ROOT"
 
   if pid_of "$DOCKERD_PIDFILE" dockerd >/dev/null && dockerd_answers; then

@@ -13,6 +13,9 @@ export HELLO_REGISTRY_PASSWORD_FILE="$HELLO_RUN/registry/password"
 export HELLO_BUILDKIT_SOCK="$HELLO_RUN/buildkit/buildkitd.sock"
 # Our own buildx store, holding only the local BuildKit builder: pulumi-docker-build reads it.
 export BUILDX_CONFIG="$HELLO_RUN/buildx"
+# The BuildKit release that pulumi-docker-build's buildx client is built against.
+export HELLO_BUILDKIT_VERSION=v0.31.0
+export HELLO_BUILDKIT_BIN="$HELLO_CACHE/buildkit/$HELLO_BUILDKIT_VERSION/bin/buildkitd"
 export HELLO_KUBECONFIG="$HELLO_RUN/kube/admin.kubeconfig"
 # Last 1.34 patch the Go proxy serves; 1.35+ refuses cgroup v1 by default.
 export HELLO_K8S_VERSION=v1.34.4

@@ -1,6 +1,7 @@
 # Helpers shared by the platform scripts: messages, Debian installs, background processes, bounded waits.
 # shellcheck shell=bash
 # Sourced after env.sh; expects `set -euo pipefail` in the caller.
+HELLO_PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "error: $*" >&2; exit 1; }
 info() { echo "   $*" >&2; }
@@ -8,6 +9,8 @@ info() { echo "   $*" >&2; }
 require_root() {
   [[ $(id -u) -eq 0 ]] || die "$1 must run as root (it installs Debian packages and starts daemons under $HELLO_RUN)"
 }
+
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -y -qq --no-install-recommends "$@" >/dev/null; }
 
 # apt_install PKG...: install the Debian packages not yet installed, without starting their services.
 apt_install() {
@@ -26,11 +29,35 @@ apt_install() {
     chmod 0755 "$policy"
     added_policy=1
   fi
+  # A new machine has empty package lists: update them only when the install needs it.
   local rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  apt_get install "${missing[@]}" 2>/dev/null || { apt_get update && apt_get install "${missing[@]}"; } || rc=$?
   [[ $added_policy -eq 1 ]] && rm -f "$policy"
   [[ $rc -eq 0 ]] || die "apt-get install ${missing[*]} failed (exit $rc)"
+}
+
+# package_of COMMAND: the Debian package that provides COMMAND, from platform/commands.tsv.
+package_of() {
+  awk -v cmd="$1" '$1 == cmd { print $2; found = 1; exit } END { exit !found }' "$HELLO_PLATFORM_DIR/commands.tsv"
+}
+
+# require_commands CMD...: make sure every CMD (a name on PATH, or an absolute path) can run,
+# installing the packages that provide the missing ones. Stops only when a command has no known
+# package or is still missing after the install, and says which.
+require_commands() {
+  local cmd pkg missing=() packages=()
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 && continue
+    pkg=$(package_of "$cmd") || die "no Debian package known for '$cmd'; add it to platform/commands.tsv"
+    missing+=("$cmd")
+    packages+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  info "missing ${missing[*]}"
+  apt_install "${packages[@]}"
+  local still=()
+  for cmd in "${missing[@]}"; do command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd"); done
+  ((${#still[@]} == 0)) || die "still missing after installing ${packages[*]}: ${still[*]}"
 }
 
 # pid_of PIDFILE NAME: print the pid recorded in PIDFILE if that process is alive
@@ -121,6 +148,7 @@ mounts_under() {
 
 # lock_platform: serialise up/down runs so two of them never race on the same daemons.
 lock_platform() {
+  require_commands flock setsid
   mkdir -p "$HELLO_RUN"
   exec 9>"$HELLO_RUN/platform.lock"
   flock -w 900 9 || die "another platform up/down holds $HELLO_RUN/platform.lock"

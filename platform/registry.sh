@@ -70,7 +70,7 @@ registry_answers() {
 
 up() {
   require_root "registry.sh"
-  apt_install docker-registry apache2-utils curl
+  require_commands docker-registry htpasswd curl
   mkdir -p "$REGISTRY_DIR/data"
   chmod 0700 "$REGISTRY_DIR"
   ensure_password

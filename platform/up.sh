@@ -9,6 +9,9 @@ source "$PLATFORM_DIR/lib.sh"
 
 require_root "platform/up.sh"
 lock_platform
+# One install round for everything the parts below need; each part checks its own again.
+# shellcheck disable=SC2046 # one word a command
+say "packages" require_commands $(awk '!/^#/ && NF { print $1 }' "$PLATFORM_DIR/commands.tsv")
 start=$SECONDS
 say "engine" "$PLATFORM_DIR/engine.sh" up
 say "registry" "$PLATFORM_DIR/registry.sh" up

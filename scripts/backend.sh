@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced: log in to the local file backend, making its secrets passphrase on first use.
 if [[ -n ${PULUMI_CONFIG_PASSPHRASE_FILE:-} && ! -s $PULUMI_CONFIG_PASSPHRASE_FILE ]]; then
   install -d -m 0700 "$(dirname "$PULUMI_CONFIG_PASSPHRASE_FILE")"

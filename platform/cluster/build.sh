@@ -121,7 +121,7 @@ EOF
 # OCI image archive that up.sh imports into containerd.
 build_pause() {
   [[ -s $PAUSE_ARCHIVE ]] && { info "pause image: present"; return 0; }
-  command -v gcc >/dev/null || die "gcc missing; apt-get install gcc libc6-dev"
+  require_commands gcc strip
   local src work digest_layer digest_config digest_manifest size_layer size_config size_manifest
   src=$(go mod download -json k8s.io/kubernetes@"$K8S_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')/build/pause/linux/pause.c
   work=$(mktemp -d)

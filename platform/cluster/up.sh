@@ -18,13 +18,8 @@ kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$HELLO_KUBECONFIG" --cache-dir "$K
 
 preflight() {
   require_root "platform/cluster/up.sh"
-  local cmd missing=()
-  for cmd in containerd containerd-shim-runc-v2 runc ctr iptables ip6tables ip openssl curl conntrack sysctl; do
-    command -v "$cmd" >/dev/null || missing+=("$cmd")
-  done
-  [[ -x $CNI_BIN_DIR/bridge ]] || missing+=("$CNI_BIN_DIR/bridge")
-  ((${#missing[@]} == 0)) ||
-    die "missing ${missing[*]}; install: apt-get install containerd runc containernetworking-plugins iptables iproute2 openssl curl conntrack procps"
+  require_commands containerd containerd-shim-runc-v2 runc ctr iptables ip6tables ip openssl curl conntrack \
+    sysctl modprobe "$CNI_BIN_DIR"/{bridge,host-local,loopback,portmap,firewall}
 }
 
 save_host_sysctls() {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Say, before a first run starts, which long steps it will take and roughly how long each lasts,
+# so that nobody mistakes a cold build for a hang. Prints nothing when everything is built.
+# Usage: platform/plan.sh
+# Durations are those of a cold `.ci/run` on a new machine of the project's kind (2 cores),
+# measured with ../shared/bin/fresh-machine --cold; see the README's "First run".
+set -euo pipefail
+PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$PLATFORM_DIR/cluster/common.sh"
+source "$PLATFORM_DIR/../tools/env.sh"
+
+steps=()
+step() { steps+=("$(printf '  %-48s ~%s' "$1" "$2")"); }
+
+missing_commands=()
+while read -r cmd _; do
+  command -v "$cmd" >/dev/null 2>&1 || missing_commands+=("$cmd")
+done < <(awk '!/^#/ && NF' "$PLATFORM_DIR/commands.tsv")
+((${#missing_commands[@]} == 0)) || step "Debian packages (${#missing_commands[@]} commands missing)" "1 min"
+[[ -x $HELLO_PULUMI_BIN/pulumi && -x $HELLO_PROVIDERS_DIR/kubernetes-$HELLO_KUBERNETES_VERSION/pulumi-resource-kubernetes &&
+  -x $HELLO_PROVIDERS_DIR/docker-build-$HELLO_DOCKER_BUILD_VERSION/pulumi-resource-docker-build ]] ||
+  step "Pulumi CLI and plugins, from Go modules" "19 min"
+[[ -n $(compgen -G "$HELLO_CACHE/base-image/rootfs-*.tar") ]] || step "Node.js base image, by debootstrap" "2 min"
+[[ -x $HELLO_BUILDKIT_BIN ]] || step "BuildKit daemon, from its Go module" "2 min"
+[[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/etcd ]] || step "Kubernetes $K8S_VERSION and etcd, from Go modules" "6 min"
+
+((${#steps[@]} == 0)) && exit 0
+echo "First run on this machine: these steps build what later runs reuse (cache: $HELLO_CACHE)."
+printf '%s\n' "${steps[@]}"
