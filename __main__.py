@@ -4,17 +4,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import ContainerImage, WebService
-from settings import PROJECT, load_settings
+from settings import PROJECT
+from settings.args import image_args, provider_args, web_service_args
+from settings.load import load_settings
 
 settings = load_settings()
 
-if settings.build is not None:
-    image_ref = ContainerImage("app", settings.build.image_args(tag=settings.stack)).image_ref
+if (build := image_args(settings)) is not None:
+    image_ref = ContainerImage("app", build).image_ref
 else:
     image_ref = pulumi.Output.from_input(str(settings.image))
 
-cluster = k8s.Provider("cluster", settings.cluster.provider_args())
-service = WebService(PROJECT, settings.web_service_args(image_ref), pulumi.ResourceOptions(providers=[cluster]))
+cluster = k8s.Provider("cluster", provider_args(settings))
+service = WebService(PROJECT, web_service_args(settings, image_ref), pulumi.ResourceOptions(providers=[cluster]))
 
 pulumi.export("imageRef", image_ref)
 pulumi.export("namespace", service.namespace)

@@ -16,6 +16,8 @@ SERVICE_PORT = 80
 HEALTH_PATH = "/healthz"
 RUN_AS_USER = 65532
 """The non-root user of app/Dockerfile."""
+NODE_PORTS = (30000, 32767)
+"""Kubernetes' default node port range; the policy pack keeps its own copy, held equal by a test."""
 DEFAULT_REPLICAS = 3
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
 DEFAULT_INGRESS_PATH = "/"

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "settings.py", "components", "app")
+PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "image_ref.py", "settings", "components", "app")
 
 
 def copy_program(destination: Path, source: Path = PROJECT_DIR) -> Path:

@@ -18,7 +18,8 @@ from pulumi import automation as auto
 
 from delivery.program import PROJECT_DIR
 from delivery.registry import Registry, RegistryError
-from settings import ImageRef, parse_image_ref
+from image_ref import DIGEST, ImageRef, parse_image_ref
+from settings.stack_files import kept_as_is
 
 CHAIN = ("dev", "staging", "prod")
 
@@ -67,10 +68,9 @@ def candidate(source_ref: str, digest: str | None) -> ImageRef:
         raise PromotionError(f"the source's imageRef output must be pinned by digest, got {source_ref!r} ({parsed})")
     if digest is None:
         return parsed
-    chosen = parse_image_ref(f"{parsed.registry}/{parsed.repository}@{digest}")
-    if isinstance(chosen, str):
+    if not DIGEST.fullmatch(digest):
         raise PromotionError(f"--digest must be sha256:<64 hex digits>, got {digest!r}")
-    return chosen
+    return parsed.with_digest(digest)
 
 
 def check_served(image: ImageRef, registry: Registry) -> None:
@@ -133,10 +133,7 @@ def promote(
         say(f"{request.target} already runs {image}; nothing to promote")
         return False
 
-    # Restoring the file's bytes is what "nothing changed" means, secrets' ciphertext included.
-    stack_file = work_dir / f"Pulumi.{request.target}.yaml"
-    before = stack_file.read_bytes() if stack_file.exists() else None
-    try:
+    with kept_as_is(work_dir, request.target, unless_success=True):
         target.set_config("image", auto.ConfigValue(str(image)))
         for key, value in provenance(request.source, image, git_commit(work_dir)).items():
             target.set_config(f"promotion.{key}", auto.ConfigValue(value), path=True)
@@ -145,12 +142,6 @@ def promote(
         if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
             raise PromotionError("declined; nothing was deployed")
         target.up(on_output=say, color="never")
-    except BaseException:
-        if before is None:
-            stack_file.unlink(missing_ok=True)
-        else:
-            stack_file.write_bytes(before)
-        raise
     return True
 
 

@@ -11,7 +11,6 @@ the manifests name it by digest.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -19,20 +18,12 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pulumi import automation as auto
 
 from delivery.program import PROJECT_DIR, copy_program
 from settings import PROJECT
-
-
-def stack_settings(stack: str, work_dir: Path) -> dict[str, Any]:
-    """The stack file's plain settings; encrypted ones cannot be read under another passphrase."""
-    document = yaml.safe_load((work_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
-    config = document.get("config") or {}
-    return {key: value for key, value in config.items() if not (isinstance(value, dict) and "secure" in value)}
+from settings.stack_files import as_engine_values, plain_config
 
 
 def render(stack: str, out: Path, work_dir: Path = PROJECT_DIR, registry_password: str | None = None) -> list[Path]:
@@ -46,15 +37,11 @@ def render(stack: str, out: Path, work_dir: Path = PROJECT_DIR, registry_passwor
         # The passphrase variable wins over a passphrase file the caller may have set.
         env = {"PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_CONFIG_PASSPHRASE": secrets.token_hex(16)}
         workspace = auto.create_stack(stack, work_dir=str(program), opts=auto.LocalWorkspaceOptions(env_vars=env))
-        config = stack_settings(stack, work_dir)
+        # Encrypted settings cannot be read under the throwaway passphrase.
+        config = plain_config(work_dir, stack)
         cluster = config.get(f"{PROJECT}:cluster") or {}
         config[f"{PROJECT}:cluster"] = {**cluster, "renderTo": str(out)}
-        workspace.set_all_config(
-            {
-                key: auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
-                for key, value in config.items()
-            }
-        )
+        workspace.set_all_config({key: auto.ConfigValue(value) for key, value in as_engine_values(config).items()})
         # Only a stack that builds pushes, and its settings refuse a password without a build.
         if registry_password and f"{PROJECT}:build" in config:
             workspace.set_config("registryPassword", auto.ConfigValue(registry_password, secret=True))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from delivery.program import PROJECT_DIR
+from settings.stack_files import kept_as_is, stack_names
 
 POLICY_PACK = PROJECT_DIR / "policy"
 # Pulumi marks a secret value on the wire and in state with this key.
@@ -192,13 +193,8 @@ def preview_stack(stack: str, work_dir: Path = PROJECT_DIR) -> tuple[dict[str, A
         ReviewError: When the preview fails.
     """
     # A review changes nothing, though selecting a new stack writes an encryption salt into its file.
-    stack_file = work_dir / f"Pulumi.{stack}.yaml"
-    before = stack_file.read_bytes() if stack_file.exists() else None
-    try:
+    with kept_as_is(work_dir, stack):
         result, log = _preview_with_events(stack, work_dir)
-    finally:
-        if before is not None:
-            stack_file.write_bytes(before)
     # A mandatory policy violation fails the preview but still yields its JSON, to be summarized.
     if not result.stdout.strip().startswith("{"):
         raise ReviewError(f"pulumi preview of stack {stack!r} failed:\n{result.stderr.strip()}")
@@ -225,17 +221,21 @@ def _preview_with_events(stack: str, work_dir: Path) -> tuple[subprocess.Complet
         return result, event_log.read_text() if event_log.exists() else ""
 
 
-def stacks_of(work_dir: Path) -> list[str]:
-    return sorted(path.name.split(".")[1] for path in work_dir.glob("Pulumi.*.yaml"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m delivery.review", description=__doc__.splitlines()[0])
     parser.add_argument("stacks", nargs="*", help="stacks to preview (default: every Pulumi.<stack>.yaml)")
     args = parser.parse_args(argv)
+    known = stack_names(PROJECT_DIR)
+    # A stack without a file would be created by the preview and left behind: refuse it up front.
+    if unknown := [stack for stack in args.stacks if stack not in known]:
+        print(
+            f"error: stacks must have a Pulumi.<stack>.yaml ({', '.join(known)}), got {', '.join(unknown)}",
+            file=sys.stderr,
+        )
+        return 2
     print("## Pulumi preview\n")
     failed = False
-    for stack in args.stacks or stacks_of(PROJECT_DIR):
+    for stack in args.stacks or known:
         try:
             preview, events = preview_stack(stack)
         except ReviewError as error:

@@ -13,12 +13,13 @@ from typing import Any
 
 import pulumi
 import pytest
-import yaml
 from google.protobuf import json_format
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from settings.stack_files import as_engine_values, read_engine_config  # noqa: E402
 
 # The real-engine fixtures (CLI, throwaway workspaces, registry) serve tests/engine and tests/e2e.
 pytest_plugins = ["tests.engine.fixtures"]
@@ -109,6 +110,9 @@ class Deploy:
         self.registered = monitor.registered
         pulumi.runtime.set_mocks(monitor.mocks, project="hello-world", stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+        # The engine hands a program its config in these variables; the program lists its keys from them.
+        os.environ["PULUMI_CONFIG"] = json.dumps(dict(config))
+        os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(secret_keys))
         captured: dict[str, Any] = {}
 
         @pulumi.runtime.test
@@ -133,6 +137,8 @@ class Deploy:
 def deploy() -> Iterator[Deploy]:
     """A fresh :class:`Deploy`; Pulumi's process-global runtime state is reset after the test."""
     yield Deploy()
+    os.environ.pop("PULUMI_CONFIG", None)
+    os.environ.pop("PULUMI_CONFIG_SECRET_KEYS", None)
     pulumi.runtime.set_all_config({}, [])
     pulumi.runtime.settings.reset_options()
 
@@ -156,8 +162,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def stack_config(stack: str) -> dict[str, str]:
     """A stack file's config as the engine passes it: namespaced keys, objects as JSON."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in document["config"].items()}
+    return as_engine_values(read_engine_config(ROOT, stack))
 
 
 def with_password(config: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from components import Builder
-from settings import LOCAL_KUBECONFIG, SecretStr, SettingsError, node_port_clashes, parse_settings, read_stack_files
+from settings.load import SettingsError, node_port_clashes, parse_settings
+from settings.model import LOCAL_KUBECONFIG
+from settings.stack_files import read_stack_files
 from tests.conftest import ROOT, Deploy
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -51,13 +53,13 @@ def test_settings_build_defaults() -> None:
     assert settings.build.platform == "linux/amd64"
     assert settings.build.build_on_preview is False
     assert settings.build.base_image is None
-    assert settings.build.password == SecretStr("pw")
+    assert settings.registry_password == "pw"
 
 
 def test_settings_password_never_shows_in_a_repr() -> None:
     settings = parse_settings(building(), stack="dev", secret_keys=frozenset({"registryPassword"}))
 
-    assert "pw" not in repr(settings.build).replace("password=SecretStr", "")
+    assert "'pw'" not in repr(settings)
 
 
 def test_settings_read_every_key() -> None:

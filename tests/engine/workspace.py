@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from delivery.program import copy_program
+from settings.stack_files import replace_plain_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT_SECONDS = 900
@@ -67,14 +68,7 @@ class Workspace:
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Replaces the stack's plain config (secrets are added with :meth:`set_secret`)."""
-        import yaml
-
-        path = self.directory / f"Pulumi.{self.stack}.yaml"
-        document = yaml.safe_load(path.read_text()) if path.exists() else {}
-        document = document or {}
-        secrets = {k: v for k, v in (document.get("config") or {}).items() if isinstance(v, dict) and "secure" in v}
-        document["config"] = {**dict(config), **secrets}
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        replace_plain_config(self.directory, self.stack, config)
 
     def set_secret(self, key: str, value: str) -> None:
         self.pulumi("config", "set", "--secret", key, value)

@@ -1,0 +1,217 @@
+"""Reads a stack's settings through Pulumi's config API and reports every problem at once, before any resource."""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args
+
+import pulumi
+from annotated_types import Ge, Le
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from settings import PROJECT
+from settings.model import ClusterSettings, Section, StackSettings, _integer, _object
+from settings.stack_files import read_stack_files
+
+PASSWORD = "registryPassword"
+
+
+class SettingsError(pulumi.RunError):
+    """Raised with every problem of a stack's settings at once."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"stack '{stack}' has {len(problems)} {noun} in its settings:\n{lines}")
+
+
+def parse_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: frozenset[str] = frozenset()) -> StackSettings:
+    """Parses the project's config values (keys without the ``hello-world:`` prefix).
+
+    Args:
+        raw: Config values as the engine passes them: strings, objects as JSON strings; the password
+            as a secret Output (or any value: it is passed through, never read or shown).
+        stack: Name of the stack, for defaults and messages.
+        secret_keys: Keys that were stored encrypted.
+
+    Raises:
+        SettingsError: Listing every invalid, missing or unknown setting.
+    """
+    problems = _presence_problems(raw, secret_keys)
+    try:
+        settings = StackSettings.model_validate(raw, context={"stack": stack})
+    except ValidationError as error:
+        raise SettingsError(stack, _problems(error, raw) + problems) from None
+    if problems:
+        raise SettingsError(stack, problems)
+    return settings
+
+
+def _presence_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[str]:
+    """The rules that tie keys together; checked beside the model so that they are reported with its errors."""
+    given = {key for key, value in raw.items() if value is not None}
+    problems = []
+    if {"image", "build"} <= given:
+        problems.append(
+            "image and build are exclusive: expected image (deploy a pinned image) or build (build app/), got both"
+        )
+    if not {"image", "build"} & given:
+        problems.append("image or build must be set: expected a pinned image reference or a build section, got neither")
+    if "build" in given and PASSWORD not in given:
+        problems.append(
+            f"{PASSWORD} must be set with `pulumi config set --secret {PASSWORD} <password>` when building, got nothing"
+        )
+    if "build" not in given and PASSWORD in given:
+        problems.append(f"{PASSWORD} is only used with build: expected no {PASSWORD}, got one without a build section")
+    elif PASSWORD in given and PASSWORD not in secret_keys:
+        # Never echo the value: it is a password that was stored in plaintext by mistake.
+        problems.append(
+            f"{PASSWORD} must be a secret (pulumi config set --secret {PASSWORD} ...), got a plaintext value"
+        )
+    return problems
+
+
+def _problems(error: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+    """Pydantic's errors as "<key> must be <expected>, got <value>", unknown keys first."""
+    unknown, invalid = [], []
+    for detail in error.errors():
+        *parents, last = [str(part) for part in detail["loc"]]
+        model = _model_at(parents)
+        if detail["type"] == "extra_forbidden":
+            unknown.append(_unknown_key(parents, last, sorted(_aliases(model))))
+            continue
+        key = ".".join([*parents, last])
+        sub_key = detail["msg"] if detail["type"] == "setting" else ""
+        given = "nothing" if detail["type"] == "missing" or sub_key else repr(_given(raw, detail))
+        invalid.append(f"{key}{'.' + sub_key if sub_key else ''} must be {_expected(detail, model, last)}, got {given}")
+    return unknown + invalid
+
+
+def _given(raw: Mapping[str, Any], detail: ErrorDetails) -> Any:
+    """The value as the stack gave it (``'0'``), not as the model converted it (``0``)."""
+    value: Any = raw
+    for part in detail["loc"]:
+        try:
+            value = _object(value)[part]
+        except (ValueError, KeyError, TypeError):
+            return detail["input"]
+    return value
+
+
+def _unknown_key(parents: list[str], key: str, known: list[str]) -> str:
+    where = "".join(f"{parent}." for parent in parents)
+    hint = difflib.get_close_matches(key, known, n=1)
+    suggestion = f" (did you mean '{where}{hint[0]}'?)" if hint else ""
+    return f"{where}{key} is not a known setting: expected one of {', '.join(known)}, got {key!r}{suggestion}"
+
+
+def _aliases(model: type[BaseModel]) -> dict[str, Any]:
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
+def _section_of(annotation: Any) -> type[Section] | None:
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, Section):
+            return candidate
+    return None
+
+
+def _model_at(path: list[str]) -> type[BaseModel]:
+    model: type[BaseModel] = StackSettings
+    for part in path:
+        model = _section_of(_aliases(model)[part].annotation) or model
+    return model
+
+
+def _expected(detail: ErrorDetails, model: type[BaseModel], key: str) -> str:
+    """What a field takes, from its declaration: an explicit text, its bounds, its choices or its type."""
+    if detail["type"] == "setting":
+        return str(detail["ctx"]["expected"])
+    info = _aliases(model).get(key)
+    if info is None:
+        return "valid"
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and "expected" in extra:
+        return str(extra["expected"])
+    low = next((m.ge for m in info.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in info.metadata if isinstance(m, Le)), None)
+    if low is not None and high is not None:
+        return f"an integer from {low} to {high}"
+    kinds = (info.annotation, *get_args(info.annotation))
+    choices = next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, enum.Enum)), None)
+    if choices is not None:
+        return "one of " + ", ".join(str(member.value) for member in choices)
+    if bool in kinds:
+        return "true or false"
+    return "an object" if _section_of(info.annotation) else "valid"
+
+
+def node_port_clashes(settings: StackSettings, other_stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Problems for each other stack of the same cluster that claims this stack's node port.
+
+    Kubernetes reports "provided port is already allocated" only when the second stack is
+    applied; this finds it from the stack files before anything is registered.
+
+    Args:
+        settings: The current stack's parsed settings.
+        other_stacks: Raw config (keys without the project prefix) of the project's other stacks.
+    """
+    if settings.node_port is None:
+        return []
+    here = cluster_identity(settings.cluster)
+    clashes = []
+    for name, raw in sorted(other_stacks.items()):
+        if name != settings.stack and _claimed_port(raw) == settings.node_port and _cluster_of(raw) == here:
+            kubeconfig, context = here
+            clashes.append(
+                f"nodePort must be unique among the stacks of one cluster, got {settings.node_port}, which stack "
+                f"'{name}' also claims on the same cluster (kubeconfig {kubeconfig}, context {context or 'current'})"
+            )
+    return clashes
+
+
+def cluster_identity(cluster: ClusterSettings) -> tuple[str, str | None]:
+    """Two stacks with the same identity deploy to the same cluster."""
+    return os.path.realpath(os.path.expanduser(cluster.kubeconfig)), cluster.context
+
+
+# Another stack's own mistakes are reported when that stack runs, not here: read it leniently.
+def _claimed_port(raw: Mapping[str, Any]) -> int | None:
+    try:
+        return int(_integer(raw.get("nodePort")))
+    except ValueError:
+        return None
+
+
+def _cluster_of(raw: Mapping[str, Any]) -> tuple[str, str | None]:
+    try:
+        return cluster_identity(ClusterSettings.model_validate(_object(raw.get("cluster") or {})))
+    except (ValueError, ValidationError):
+        return cluster_identity(ClusterSettings())
+
+
+def load_settings() -> StackSettings:
+    """Reads the current stack's config through Pulumi's config API and parses it.
+
+    Raises:
+        SettingsError: Listing every invalid, missing or unknown setting.
+    """
+    prefix = f"{PROJECT}:"
+    config = pulumi.Config(PROJECT)
+    keys = [key.removeprefix(prefix) for key in pulumi.runtime.get_config_env() if key.startswith(prefix)]
+    raw: dict[str, Any] = {key: config.get(key) for key in keys if key != PASSWORD}
+    if PASSWORD in keys:
+        raw[PASSWORD] = config.get_secret(PASSWORD)
+    secret_keys = frozenset(key for key in keys if pulumi.runtime.is_config_secret(prefix + key))
+    settings = parse_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
+    # The engine runs the program in the project folder, beside the stack files.
+    clashes = node_port_clashes(settings, read_stack_files(Path.cwd()))
+    if clashes:
+        raise SettingsError(settings.stack, clashes)
+    return settings

@@ -1,0 +1,248 @@
+"""The stack settings, declared once: type, bound, pattern, default and doc live on each field."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from components import Builder, IngressArgs, ResourcesArgs
+from components.container_image import DEFAULT_PLATFORM
+from components.web_service import DEFAULT_INGRESS_PATH, DEFAULT_REPLICAS, DEFAULT_ROLLOUT_TIMEOUT_SECONDS, NODE_PORTS
+from image_ref import PINNED_FORM, REGISTRY, REPOSITORY, ImageRef, parse_image_ref
+from settings import PROJECT
+
+MAX_REPLICAS = 50
+ROLLOUT_TIMEOUT_RANGE = (30, 3600)
+DEFAULT_REPOSITORY = "hello-world"
+DEFAULT_BUILD_CONTEXT = "app"
+# The local platform writes its admin kubeconfig here (see the platform's env.sh); a stack must name
+# any other cluster explicitly, so a user's default kubeconfig is never used by accident.
+LOCAL_KUBECONFIG = "/var/lib/hello-pulumi/kube/admin.kubeconfig"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z"
+DNS_NAME = r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi)?\Z"
+
+
+def _integer(value: Any) -> Any:
+    """Config holds numbers as text: take ``"5"``, refuse ``"05"``, ``"5.0"`` and booleans."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and str(int(value)) == value.strip():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("not an integer")
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError("not a boolean")
+    return value
+
+
+def _object(value: Any) -> Any:
+    """The engine passes an object setting as JSON text."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError("not JSON") from error
+    return value
+
+
+def _expect(text: str, **field_args: Any) -> Any:
+    """A field whose errors say ``<key> must be <text>``."""
+    return Field(json_schema_extra={"expected": text}, **field_args)
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+Quantity = Annotated[str, _expect("a Kubernetes quantity such as 100m or 128Mi", pattern=QUANTITY)]
+DnsName = Annotated[str, Field(pattern=DNS_NAME)]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class Section(BaseModel):
+    """A group of settings: camelCase keys as in the stack file, no unknown key, immutable."""
+
+    # Python's re engine: the patterns use look-ahead and \Z, which the default Rust engine lacks.
+    model_config = ConfigDict(alias_generator=_camel, extra="forbid", frozen=True, regex_engine="python-re")
+
+
+class BuildSettings(Section):
+    """How the stack builds ``app/`` and where it pushes the result."""
+
+    registry: str = _expect("a registry host[:port] to push to", pattern=rf"^{REGISTRY.pattern}\Z")
+    """Registry host[:port] that receives the image, such as ``127.0.0.1:5000``. Required."""
+    username: str = _expect("the registry user", min_length=1)
+    """Registry user. Required; the password is the secret setting ``registryPassword``."""
+    repository: str = _expect(
+        "a repository name (lowercase, '/', '.', '_', '-')",
+        default=DEFAULT_REPOSITORY,
+        pattern=rf"^{REPOSITORY.pattern}\Z",
+    )
+    """Repository inside the registry. Default ``hello-world``."""
+    builder: Builder = Builder.DOCKER
+    """Provider that builds the image: ``docker`` or ``docker-build``. Default ``docker``."""
+    context: str = _expect("a folder relative to the project", default=DEFAULT_BUILD_CONTEXT, min_length=1)
+    """Build context folder, relative to the project. Default ``app``."""
+    base_image: str | None = _expect("an image reference", default=None, min_length=1)
+    """``BASE_IMAGE`` build argument. Default: the Dockerfile's own (official Node LTS)."""
+    platform: str = _expect("linux/amd64 or linux/arm64", default=DEFAULT_PLATFORM, pattern=r"^linux/(amd64|arm64)\Z")
+    """Target platform, so that an arm64 laptop builds for amd64 nodes. Default ``linux/amd64``."""
+    build_on_preview: Boolean = False
+    """Build during ``pulumi preview`` too. Default ``false``: previews have no side effects."""
+
+
+class ResourcesSettings(Section):
+    """CPU and memory of the container."""
+
+    cpu_request: Quantity = ResourcesArgs.cpu_request
+    """CPU request. Default ``50m``."""
+    memory_request: Quantity = ResourcesArgs.memory_request
+    """Memory request. Default ``64Mi``."""
+    cpu_limit: Quantity = ResourcesArgs.cpu_limit
+    """CPU limit. Default ``500m``."""
+    memory_limit: Quantity = ResourcesArgs.memory_limit
+    """Memory limit. Default ``128Mi``."""
+
+
+class IngressSettings(Section):
+    """An Ingress in front of the Service."""
+
+    enabled: Boolean = False
+    """Create the Ingress. Default ``false``: only the node port."""
+    host: DnsName | None = _expect("a DNS host name such as hello.example.com", default=None)
+    """Host name to route. Required when ``enabled``."""
+    path: str = _expect("a path starting with '/'", default=DEFAULT_INGRESS_PATH, pattern=r"^/")
+    """Path prefix. Default ``/``."""
+    class_name: DnsName | None = _expect("an IngressClass name", default=None)
+    """IngressClass. Default: the cluster's default class."""
+    tls_secret_name: DnsName | None = _expect("a Secret name", default=None)
+    """Secret holding the certificate for ``host``. Default: no TLS."""
+
+    def args(self) -> IngressArgs | None:
+        """The component's inputs; ``None`` when disabled."""
+        if not self.enabled or self.host is None:
+            return None
+        return IngressArgs(
+            host=self.host, path=self.path, class_name=self.class_name, tls_secret_name=self.tls_secret_name
+        )
+
+    @property
+    def url(self) -> str | None:
+        args = self.args()
+        return args.url if args else None
+
+    @model_validator(mode="after")
+    def _host_when_enabled(self) -> IngressSettings:
+        if self.enabled and self.host is None:
+            raise PydanticCustomError("setting", "host", {"expected": "a DNS host name when ingress.enabled is true"})
+        return self
+
+
+class ClusterSettings(Section):
+    """Which cluster the stack deploys to."""
+
+    kubeconfig: str = _expect("a path to a kubeconfig file", default=LOCAL_KUBECONFIG, min_length=1)
+    """Path of the kubeconfig file. Default: the local platform's."""
+    context: str | None = _expect("a context name in the kubeconfig", default=None, min_length=1)
+    """Context inside the kubeconfig. Default: its current context."""
+    render_to: str | None = _expect("an absolute folder path", default=None, pattern=r"^/")
+    """Write manifests to this folder instead of applying them (``make render`` sets it). Default: apply."""
+
+
+class PromotionRecord(Section):
+    """Where a promoted image came from; written by ``make promote``, read by people, ignored by the program."""
+
+    from_: str | None = Field(default=None, alias="from")
+    """Stack the image was promoted from."""
+    digest: str | None = None
+    """Digest that was promoted."""
+    at: str | None = None
+    """When, in UTC."""
+    commit: str | None = None
+    """Git commit of the project at the time."""
+
+
+Object = BeforeValidator(_object)
+
+
+class StackSettings(Section):
+    """Everything a stack can set (``hello-world:<key>`` in ``Pulumi.<stack>.yaml``)."""
+
+    namespace: str = _expect("a DNS-1123 label (lowercase letters, digits, '-', at most 63)", pattern=DNS_LABEL)
+    """Namespace created for the stack. Default ``hello-world-<stack>``."""
+    replicas: Integer = Field(DEFAULT_REPLICAS, ge=1, le=MAX_REPLICAS)
+    """Pod count. Default 3."""
+    node_port: Integer | None = Field(None, ge=NODE_PORTS[0], le=NODE_PORTS[1])
+    """Fixed node port. Default: chosen by the cluster."""
+    rollout_timeout_seconds: Integer = Field(
+        DEFAULT_ROLLOUT_TIMEOUT_SECONDS, ge=ROLLOUT_TIMEOUT_RANGE[0], le=ROLLOUT_TIMEOUT_RANGE[1]
+    )
+    """Seconds Pulumi waits for a rollout before failing it. Default 300."""
+    image: ImageRef | None = _expect(PINNED_FORM, default=None)
+    """A promoted image, pinned by digest. Exactly one of ``image`` and ``build`` is set."""
+    build: Annotated[BuildSettings | None, Object] = None
+    """Build ``app/`` and push it; see the ``build.*`` keys. Exactly one of ``image`` and ``build`` is set."""
+    registry_password: Any = Field(default=None, repr=False, exclude=True)
+    """Password of ``build.registry``; set with ``pulumi config set --secret``. Required with ``build``."""
+    resources: Annotated[ResourcesSettings, Object] = ResourcesSettings()
+    """Requests and limits; see the ``resources.*`` keys."""
+    ingress: Annotated[IngressSettings | None, Object] = None
+    """An Ingress in front of the Service; see the ``ingress.*`` keys. Default: none."""
+    cluster: Annotated[ClusterSettings, Object] = ClusterSettings()
+    """Target cluster; see the ``cluster.*`` keys. Default: the local platform."""
+    promotion: Annotated[PromotionRecord | None, Object] = None
+    """Provenance that ``make promote`` records. Default: none."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    _stack: str = PrivateAttr("")
+
+    @property
+    def stack(self) -> str:
+        """Name of the stack these settings belong to."""
+        return self._stack
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _pinned(cls, value: Any) -> ImageRef:
+        parsed = parse_image_ref(str(value))
+        if isinstance(parsed, str):
+            raise PydanticCustomError("setting", "", {"expected": f"{PINNED_FORM} ({parsed})"})
+        return parsed
+
+    @field_validator("ingress")
+    @classmethod
+    def _enabled_only(cls, ingress: IngressSettings | None) -> IngressSettings | None:
+        return ingress if ingress is not None and ingress.enabled else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_namespace(cls, data: Any, info: ValidationInfo) -> Any:
+        """The namespace defaults to ``hello-world-<stack>``; the stack comes in the validation context."""
+        if isinstance(data, dict) and "namespace" not in data and info.context:
+            return {**data, "namespace": f"{PROJECT}-{info.context['stack']}"}
+        return data
+
+    @model_validator(mode="after")
+    def _remember_stack(self, info: ValidationInfo) -> StackSettings:
+        self._stack = (info.context or {}).get("stack", "")
+        return self
