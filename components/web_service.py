@@ -82,6 +82,15 @@ class WebServiceArgs:
     rollout_timeout_seconds: int = DEFAULT_ROLLOUT_TIMEOUT_SECONDS
     """How long Pulumi waits for a rollout before failing it. Default 300."""
 
+    def __post_init__(self) -> None:
+        low, high = NODE_PORTS
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {self.replicas}")
+        if self.node_port is not None and not low <= self.node_port <= high:
+            raise ValueError(f"node_port must be from {low} to {high}, got {self.node_port}")
+        if self.rollout_timeout_seconds < 1:
+            raise ValueError(f"rollout_timeout_seconds must be at least 1, got {self.rollout_timeout_seconds}")
+
 
 class WebService(pulumi.ComponentResource):
     """Runs an HTTP container behind a NodePort Service, hardened and probed."""

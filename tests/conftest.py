@@ -97,6 +97,22 @@ class _RecordingMonitor(pulumi.runtime.mocks.MockMonitor):  # type: ignore[misc]
         return response
 
 
+def start_mocks(stack: str) -> _RecordingMonitor:
+    """Fresh Pulumi mocks for project hello-world and ``stack``, recording what is registered."""
+    pulumi.runtime.settings.reset_options()
+    monitor = _RecordingMonitor(_Mocks())
+    pulumi.runtime.set_mocks(monitor.mocks, project="hello-world", stack=stack, preview=False, monitor=monitor)
+    return monitor
+
+
+@pytest.fixture
+def recorded() -> Iterator[Deployed]:
+    """Mocks for building components directly in a test; ``recorded.resources`` fills as they register."""
+    monitor = start_mocks("test")
+    yield Deployed(resources=monitor.registered, outputs={})
+    pulumi.runtime.settings.reset_options()
+
+
 class Deploy:
     """Runs __main__.py under mocks with a stack's config, as `pulumi up` would run it."""
 
@@ -105,10 +121,8 @@ class Deploy:
         """Resources of the last run, kept even when the program failed."""
 
     def __call__(self, stack: str, config: Mapping[str, str], secret_keys: tuple[str, ...] = ()) -> Deployed:
-        pulumi.runtime.settings.reset_options()
-        monitor = _RecordingMonitor(_Mocks())
+        monitor = start_mocks(stack)
         self.registered = monitor.registered
-        pulumi.runtime.set_mocks(monitor.mocks, project="hello-world", stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(dict(config), list(secret_keys))
         # The engine hands a program its config in these variables; the program lists its keys from them.
         os.environ["PULUMI_CONFIG"] = json.dumps(dict(config))
