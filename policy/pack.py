@@ -14,9 +14,9 @@ from pulumi_policy import (
 )
 
 from policy import rules
+from policy.workloads import WorkloadKind
 
 PACK_NAME = "hello-world-kubernetes"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 
@@ -25,6 +25,13 @@ REQUIRE_INGRESS_TLS_KEY = "requireIngressTls"
 
 Check = Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]
 """A rule bound to its config: (resource properties, the policy's config) -> violation messages."""
+
+
+def policy_name(resource_type: str, rule: str) -> str:
+    """``kubernetes-<api group's first label>-<version>-<kind>-<rule>``, as in pulumi/compliance-policies."""
+    _, module, kind = resource_type.split(":")
+    group, version = module.split("/")
+    return f"kubernetes-{group.split('.')[0]}-{version}-{kind.lower()}-{rule}"
 
 
 def min_replicas(config: Mapping[str, Any]) -> int:
@@ -38,8 +45,8 @@ def require_ingress_tls(config: Mapping[str, Any]) -> bool:
 
 
 def _policy(
-    name: str,
     resource_type: str,
+    rule: str,
     check: Check,
     *,
     description: str,
@@ -55,7 +62,7 @@ def _policy(
             report_violation(message, None)
 
     return ResourceValidationPolicy(
-        name=name,
+        name=policy_name(resource_type, rule),
         description=description,
         validate=validate,
         severity=severity,
@@ -63,74 +70,94 @@ def _policy(
     )
 
 
+def _workload_policies(kind: WorkloadKind) -> list[ResourceValidationPolicy]:
+    """The rules of one workload kind: min replicas only where it has replicas, probes only where pods keep running."""
+    name = kind.kind
+    policies = [
+        _policy(
+            kind.resource_type,
+            "image-pinned-by-digest",
+            lambda props, _: rules.workload_image_pinned_by_digest(props, kind),
+            description=f"{name} containers reference their image by @sha256 digest, never by a tag such as latest.",
+            severity=Severity.HIGH,
+        )
+    ]
+    if kind.has_replicas:
+        policies.append(
+            _policy(
+                kind.resource_type,
+                "min-replicas",
+                lambda props, config: rules.workload_min_replicas(props, min_replicas=min_replicas(config)),
+                description=f"{name}s run at least minReplicas pods (2 by default, 3 in prod).",
+                severity=Severity.MEDIUM,
+                config_schema=PolicyConfigSchema(
+                    properties={
+                        MIN_REPLICAS_KEY: {
+                            "type": "integer",
+                            "minimum": 1,
+                            "default": rules.DEFAULT_MIN_REPLICAS,
+                            "description": f"Fewest replicas a {name} may run.",
+                        }
+                    }
+                ),
+            )
+        )
+    if not kind.runs_to_completion:
+        policies.append(
+            _policy(
+                kind.resource_type,
+                "probes-configured",
+                lambda props, _: rules.workload_probes_configured(props, kind),
+                description=f"Long-running {name} containers have a readiness probe and a liveness probe.",
+                severity=Severity.MEDIUM,
+            )
+        )
+    policies += [
+        _policy(
+            kind.resource_type,
+            "resources-configured",
+            lambda props, _: rules.workload_resources_configured(props, kind),
+            description=f"{name} containers and init containers set CPU and memory requests and limits.",
+            severity=Severity.MEDIUM,
+        ),
+        _policy(
+            kind.resource_type,
+            "restricted-security-context",
+            lambda props, _: rules.workload_restricted_security_context(props, kind),
+            description=(
+                f"{name} pods meet every control of the Pod Security Standards' restricted profile "
+                "and run with a read-only root filesystem."
+            ),
+            severity=Severity.HIGH,
+        ),
+    ]
+    return policies
+
+
 POLICIES: list[ResourceValidationPolicy] = [
+    *(policy for kind in WorkloadKind for policy in _workload_policies(kind)),
     _policy(
-        "kubernetes-apps-v1-deployment-image-pinned-by-digest",
-        DEPLOYMENT,
-        lambda props, _: rules.deployment_image_pinned_by_digest(props),
-        description="Deployment containers reference their image by @sha256 digest, never by a tag such as latest.",
-        severity=Severity.HIGH,
-    ),
-    _policy(
-        "kubernetes-apps-v1-deployment-min-replicas",
-        DEPLOYMENT,
-        lambda props, config: rules.deployment_min_replicas(props, min_replicas=min_replicas(config)),
-        description="Deployments run at least minReplicas pods (2 by default, 3 in prod).",
-        severity=Severity.MEDIUM,
-        config_schema=PolicyConfigSchema(
-            properties={
-                MIN_REPLICAS_KEY: {
-                    "type": "integer",
-                    "minimum": 1,
-                    "default": rules.DEFAULT_MIN_REPLICAS,
-                    "description": "Fewest replicas a Deployment may run.",
-                }
-            }
-        ),
-    ),
-    _policy(
-        "kubernetes-apps-v1-deployment-probes-configured",
-        DEPLOYMENT,
-        lambda props, _: rules.deployment_probes_configured(props),
-        description="Deployment containers have a readiness probe and a liveness probe.",
-        severity=Severity.MEDIUM,
-    ),
-    _policy(
-        "kubernetes-apps-v1-deployment-resources-configured",
-        DEPLOYMENT,
-        lambda props, _: rules.deployment_resources_configured(props),
-        description="Deployment containers set CPU and memory requests and limits.",
-        severity=Severity.MEDIUM,
-    ),
-    _policy(
-        "kubernetes-apps-v1-deployment-restricted-security-context",
-        DEPLOYMENT,
-        lambda props, _: rules.deployment_restricted_security_context(props),
-        description=(
-            "Deployment containers run restricted: non-root, no privilege escalation, all capabilities dropped, "
-            "read-only root filesystem, RuntimeDefault seccomp profile."
-        ),
-        severity=Severity.HIGH,
-    ),
-    _policy(
-        "kubernetes-core-v1-service-node-port-in-range",
         SERVICE,
+        "node-port-in-range",
         lambda props, _: rules.service_node_port_in_range(props),
         description="A Service's fixed nodePort lies in the node port range 30000-32767.",
         severity=Severity.LOW,
     ),
     _policy(
-        "kubernetes-networking-v1-ingress-class-set",
         INGRESS,
+        "class-set",
         lambda props, _: rules.ingress_class_set(props),
         description="Ingresses name their IngressClass (spec.ingressClassName).",
         severity=Severity.LOW,
     ),
     _policy(
-        "kubernetes-networking-v1-ingress-tls-configured",
         INGRESS,
+        "tls-configured",
         lambda props, config: rules.ingress_tls_configured(props, require_tls=require_ingress_tls(config)),
-        description="Ingresses terminate TLS for every host they route, where requireIngressTls is set (prod).",
+        description=(
+            "Ingresses terminate TLS for every host they route, and route no host-less rule or default backend, "
+            "where requireIngressTls is set (prod)."
+        ),
         severity=Severity.HIGH,
         config_schema=PolicyConfigSchema(
             properties={

@@ -23,10 +23,16 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from policy.pack import DEPLOYMENT, INGRESS, PACK_NAME, POLICIES, SERVICE
+from policy.pack import INGRESS, PACK_NAME, POLICIES, SERVICE, policy_name
+from policy.workloads import WorkloadKind
 from tests.conftest import ROOT, Deploy, Registered, stack_config, with_password
+from tests.policy.manifests import container, template, workload
 
 POLICY_DIR = ROOT / "policy"
+DEPLOYMENT = WorkloadKind.DEPLOYMENT.resource_type
+CHECKED_TYPES = {*(kind.resource_type for kind in WorkloadKind), SERVICE, INGRESS}
+KINDS = list(WorkloadKind)
+KIND_IDS = [kind.kind for kind in WorkloadKind]
 STACKS = ("dev", "staging", "prod")
 BY_NAME = {policy.name: policy for policy in POLICIES}
 # kubernetes-<api group's first label>-<version>-<kind>-<rule>, as in pulumi/compliance-policies.
@@ -96,14 +102,48 @@ def run_stack(deploy: Deploy, stack: str) -> list[Registered]:
 def test_policy_names_are_unique_and_follow_the_compliance_naming() -> None:
     names = [policy.name for policy in POLICIES]
 
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names))
     for name in names:
         assert POLICY_NAME.match(name), name
     assert {name.split("-v1-")[0] for name in names} == {
         "kubernetes-apps",
+        "kubernetes-batch",
         "kubernetes-core",
         "kubernetes-networking",
     }
+    # Named in stack config files, the engine tests and the review recordings.
+    assert {
+        "kubernetes-apps-v1-deployment-min-replicas",
+        "kubernetes-core-v1-service-node-port-in-range",
+        "kubernetes-networking-v1-ingress-class-set",
+        "kubernetes-networking-v1-ingress-tls-configured",
+    } <= set(names)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_every_workload_kind_has_the_rules_that_make_sense_for_it(kind: WorkloadKind) -> None:
+    prefix = policy_name(kind.resource_type, "")
+    found = {name.removeprefix(prefix) for name in BY_NAME if name.startswith(prefix)}
+
+    expected = {"image-pinned-by-digest", "resources-configured", "restricted-security-context"}
+    if kind.has_replicas:
+        expected.add("min-replicas")
+    if not kind.runs_to_completion:
+        expected.add("probes-configured")
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "name"),
+    [
+        ("kubernetes:batch/v1:CronJob", "kubernetes-batch-v1-cronjob-rule"),
+        ("kubernetes:core/v1:ReplicationController", "kubernetes-core-v1-replicationcontroller-rule"),
+        ("kubernetes:networking.k8s.io/v1:Ingress", "kubernetes-networking-v1-ingress-rule"),
+    ],
+    ids=["batch", "core", "dotted-group"],
+)
+def test_policy_name_is_derived_from_the_resource_type(resource_type: str, name: str) -> None:
+    assert policy_name(resource_type, "rule") == name
 
 
 def test_every_policy_has_a_description_and_severity() -> None:
@@ -132,9 +172,11 @@ def test_config_file_names_only_known_policies_and_declared_settings(stack: str)
 def test_config_file_sets_the_stacks_replicas_floor_and_tls_requirement(stack: str) -> None:
     config = engine_config(stack)
 
-    replicas = config["kubernetes-apps-v1-deployment-min-replicas"]["minReplicas"]
+    floors = {name: entry["minReplicas"] for name, entry in config.items() if name.endswith("-min-replicas")}
     tls = config["kubernetes-networking-v1-ingress-tls-configured"]["requireIngressTls"]
-    assert (replicas, tls) == EXPECTED_SETTINGS[stack]
+    assert set(pack_config(stack)) >= set(floors), "every replicas floor is set in the file, not left to the default"
+    assert set(floors.values()) == {EXPECTED_SETTINGS[stack][0]}
+    assert tls == EXPECTED_SETTINGS[stack][1]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -142,7 +184,7 @@ def test_stack_resources_pass_every_policy_under_the_stacks_config(deploy: Deplo
     resources = run_stack(deploy, stack)
     config = engine_config(stack)
 
-    checked = [r for r in resources if r.type in (DEPLOYMENT, SERVICE, INGRESS)]
+    checked = [r for r in resources if r.type in CHECKED_TYPES]
     assert {r.type for r in checked} >= {DEPLOYMENT, SERVICE}
     assert {r.name: violations(r, config) for r in checked} == {r.name: {} for r in checked}
 
@@ -155,6 +197,34 @@ def test_dev_resources_fall_short_of_the_prod_replicas_floor(deploy: Deploy) -> 
         "kubernetes-apps-v1-deployment-min-replicas": [
             "spec.replicas is 2, expected at least 3: "
             "set the stack's replicas to 3 or more (Pulumi.<stack>.yaml, hello-world:replicas)"
+        ]
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_the_programs_pod_passes_every_policy_in_every_workload_kind(kind: WorkloadKind) -> None:
+    resource = Registered(type=kind.resource_type, name="hello-world", inputs=workload(kind, replicas=3), wire={})
+
+    assert violations(resource, engine_config("prod")) == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "policy"),
+    [
+        (WorkloadKind.POD, "kubernetes-core-v1-pod-restricted-security-context"),
+        (WorkloadKind.STATEFUL_SET, "kubernetes-apps-v1-statefulset-restricted-security-context"),
+        (WorkloadKind.CRON_JOB, "kubernetes-batch-v1-cronjob-restricted-security-context"),
+    ],
+    ids=["Pod", "StatefulSet", "CronJob"],
+)
+def test_policy_reports_a_violation_under_the_workloads_own_kind(kind: WorkloadKind, policy: str) -> None:
+    pod = template(container(ports=[{"name": "http", "containerPort": 8080, "hostPort": 8080}]))
+    resource = Registered(type=kind.resource_type, name="hello-world", inputs=workload(kind, pod, replicas=3), wire={})
+
+    assert violations(resource, engine_config("prod")) == {
+        policy: [
+            "container 'hello-world' port 'http' sets hostPort 8080, which binds a port on the node: "
+            "remove it and reach the pod through a Service"
         ]
     }
 

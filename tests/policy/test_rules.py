@@ -1,4 +1,7 @@
-"""Each rule of the policy pack, called as a plain function on a passing and a failing resource."""
+"""Each rule of the policy pack, called as a plain function on a passing and a failing resource.
+
+The restricted-security-context rule, one case per Pod Security Standards control, is in test_pod_security.py.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +10,17 @@ from typing import Any
 import pytest
 
 from policy import rules
+from policy.workloads import WorkloadKind
+from tests.policy.manifests import DIGEST, container, template, workload
 
-DIGEST = "sha256:" + "0123456789abcdef" * 4
-IMAGE = f"127.0.0.1:5000/hello-world@{DIGEST}"
-
-
-def deployment(*, replicas: Any = 2, **container: Any) -> dict[str, Any]:
-    """A Deployment that meets every rule, as the engine sees it; ``container`` overrides fields of its container."""
-    app: dict[str, Any] = {
-        "name": "hello-world",
-        "image": IMAGE,
-        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-    }
-    app.update(container)
-    spec: dict[str, Any] = {
-        "template": {
-            "spec": {
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{key: value for key, value in app.items() if value is not None}],
-            }
-        }
-    }
-    if replicas is not None:
-        spec["replicas"] = replicas
-    return {"metadata": {"name": "hello-world"}, "spec": spec}
+KINDS = list(WorkloadKind)
+KIND_IDS = [kind.kind for kind in WorkloadKind]
+REPLICATED = [kind for kind in WorkloadKind if kind.has_replicas]
+LONG_RUNNING = [kind for kind in WorkloadKind if not kind.runs_to_completion]
+PIN = (
+    ": reference the image by digest, <registry>/<repository>@sha256:<64 hex digits> "
+    "(promote a built image by its digest instead of a tag)"
+)
 
 
 def service(*ports: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +33,12 @@ def ingress(**spec: Any) -> dict[str, Any]:
 
 
 TLS = [{"hosts": ["hello.example.com"], "secretName": "hello-example-com-tls"}]
+TLS_FIX = "(the stack's ingress.tlsSecretName setting)"
 
 
-def test_image_pinned_by_digest_accepts_a_digest_reference() -> None:
-    assert rules.deployment_image_pinned_by_digest(deployment()) == []
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_image_pinned_by_digest_accepts_a_digest_reference_in_every_kind(kind: WorkloadKind) -> None:
+    assert rules.workload_image_pinned_by_digest(workload(kind), kind) == []
 
 
 @pytest.mark.parametrize(
@@ -64,32 +48,48 @@ def test_image_pinned_by_digest_accepts_a_digest_reference() -> None:
         ("127.0.0.1:5000/hello-world:latest", "uses the mutable 'latest' tag"),
         ("127.0.0.1:5000/hello-world", "uses the mutable 'latest' tag"),
         ("hello-world@sha256:abc", "has a malformed digest"),
+        (f"hello-world@{DIGEST}\n", "has a malformed digest"),
+        (f"hello-world@{DIGEST}0", "has a malformed digest"),
     ],
-    ids=["tag", "latest", "implicit-latest", "malformed-digest"],
+    ids=["tag", "latest", "implicit-latest", "short-digest", "trailing-newline", "long-digest"],
 )
 def test_image_pinned_by_digest_rejects_a_tag_and_says_how_to_pin(image: str, problem: str) -> None:
-    messages = rules.deployment_image_pinned_by_digest(deployment(image=image))
+    kind = WorkloadKind.DEPLOYMENT
 
-    assert messages == [
-        f"container 'hello-world' image '{image}' {problem}: reference the image by digest, "
-        "<registry>/<repository>@sha256:<64 hex digits> (promote a built image by its digest instead of a tag)"
+    messages = rules.workload_image_pinned_by_digest(workload(kind, template(container(image=image))), kind)
+
+    assert messages == [f"container 'hello-world' image {image!r} {problem}{PIN}"]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_image_pinned_by_digest_finds_the_containers_of_every_kind(kind: WorkloadKind) -> None:
+    resource = workload(kind, template(container(image="hello-world:1.0")))
+
+    assert rules.workload_image_pinned_by_digest(resource, kind) == [
+        f"container 'hello-world' image 'hello-world:1.0' uses the mutable tag '1.0'{PIN}"
     ]
 
 
-def test_image_pinned_by_digest_checks_init_containers_too() -> None:
-    resource = deployment()
-    resource["spec"]["template"]["spec"]["initContainers"] = [{"name": "migrate", "image": "busybox:1.36"}]
+def test_image_pinned_by_digest_checks_init_and_ephemeral_containers_too() -> None:
+    kind = WorkloadKind.POD
+    pod = template(
+        initContainers=[container(name="migrate", image="busybox:1.36")],
+        ephemeralContainers=[container(name="debug", image=None)],
+    )
 
-    (message,) = rules.deployment_image_pinned_by_digest(resource)
-
-    assert message.startswith("init container 'migrate' image 'busybox:1.36' uses the mutable tag '1.36'")
+    assert rules.workload_image_pinned_by_digest(workload(kind, pod), kind) == [
+        f"init container 'migrate' image 'busybox:1.36' uses the mutable tag '1.36'{PIN}",
+        f"ephemeral container 'debug' has no image{PIN}",
+    ]
 
 
 @pytest.mark.parametrize(
     ("replicas", "minimum"), [(2, 2), (3, 3), (3.0, 3), (5, 3)], ids=["2of2", "3of3", "float", "5of3"]
 )
 def test_min_replicas_accepts_enough_replicas(replicas: Any, minimum: int) -> None:
-    assert rules.deployment_min_replicas(deployment(replicas=replicas), min_replicas=minimum) == []
+    resource = workload(WorkloadKind.DEPLOYMENT, replicas=replicas)
+
+    assert rules.workload_min_replicas(resource, min_replicas=minimum) == []
 
 
 @pytest.mark.parametrize(
@@ -98,27 +98,35 @@ def test_min_replicas_accepts_enough_replicas(replicas: Any, minimum: int) -> No
     ids=["1of2", "2of3", "float", "unset", "string"],
 )
 def test_min_replicas_rejects_too_few_and_names_the_setting(replicas: Any, minimum: int, given: str) -> None:
-    messages = rules.deployment_min_replicas(deployment(replicas=replicas), min_replicas=minimum)
+    resource = workload(WorkloadKind.DEPLOYMENT, replicas=replicas)
 
-    assert messages == [
+    assert rules.workload_min_replicas(resource, min_replicas=minimum) == [
         f"spec.replicas is {given}, expected at least {minimum}: "
         f"set the stack's replicas to {minimum} or more (Pulumi.<stack>.yaml, hello-world:replicas)"
     ]
 
 
+@pytest.mark.parametrize("kind", REPLICATED, ids=[kind.kind for kind in REPLICATED])
+def test_min_replicas_reads_the_replicas_of_every_replicated_kind(kind: WorkloadKind) -> None:
+    assert rules.workload_min_replicas(workload(kind, replicas=3), min_replicas=3) == []
+    assert len(rules.workload_min_replicas(workload(kind, replicas=1), min_replicas=3)) == 1
+
+
 def test_min_replicas_defaults_to_two() -> None:
-    assert rules.deployment_min_replicas(deployment(replicas=2)) == []
-    assert len(rules.deployment_min_replicas(deployment(replicas=1))) == 1
+    assert rules.workload_min_replicas(workload(WorkloadKind.DEPLOYMENT, replicas=2)) == []
+    assert len(rules.workload_min_replicas(workload(WorkloadKind.DEPLOYMENT, replicas=1))) == 1
 
 
-def test_probes_configured_accepts_readiness_and_liveness() -> None:
-    assert rules.deployment_probes_configured(deployment()) == []
+@pytest.mark.parametrize("kind", LONG_RUNNING, ids=[kind.kind for kind in LONG_RUNNING])
+def test_probes_configured_accepts_readiness_and_liveness_in_every_long_running_kind(kind: WorkloadKind) -> None:
+    assert rules.workload_probes_configured(workload(kind), kind) == []
 
 
-def test_probes_configured_reports_each_missing_probe() -> None:
-    messages = rules.deployment_probes_configured(deployment(readinessProbe=None, livenessProbe=None))
+@pytest.mark.parametrize("kind", LONG_RUNNING, ids=[kind.kind for kind in LONG_RUNNING])
+def test_probes_configured_reports_each_missing_probe(kind: WorkloadKind) -> None:
+    resource = workload(kind, template(container(readinessProbe=None, livenessProbe=None)))
 
-    assert messages == [
+    assert rules.workload_probes_configured(resource, kind) == [
         "container 'hello-world' has no readinessProbe: add one (for example an httpGet on /healthz) "
         "so that traffic and rollouts wait until it can serve",
         "container 'hello-world' has no livenessProbe: add one (for example an httpGet on /healthz) "
@@ -126,8 +134,17 @@ def test_probes_configured_reports_each_missing_probe() -> None:
     ]
 
 
-def test_resources_configured_accepts_requests_and_limits() -> None:
-    assert rules.deployment_resources_configured(deployment()) == []
+@pytest.mark.parametrize("restart_policy", ["Never", "OnFailure"])
+def test_probes_configured_exempts_a_pod_that_runs_to_completion(restart_policy: str) -> None:
+    kind = WorkloadKind.POD
+    pod = template(container(readinessProbe=None, livenessProbe=None), restartPolicy=restart_policy)
+
+    assert rules.workload_probes_configured(workload(kind, pod), kind) == []
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_resources_configured_accepts_requests_and_limits_in_every_kind(kind: WorkloadKind) -> None:
+    assert rules.workload_resources_configured(workload(kind), kind) == []
 
 
 @pytest.mark.parametrize(
@@ -140,7 +157,9 @@ def test_resources_configured_accepts_requests_and_limits() -> None:
     ids=["no-cpu-limit", "cpu-request-only", "none"],
 )
 def test_resources_configured_names_every_missing_quantity(resources: Any, missing: str) -> None:
-    messages = rules.deployment_resources_configured(deployment(resources=resources))
+    kind = WorkloadKind.CRON_JOB
+
+    messages = rules.workload_resources_configured(workload(kind, template(container(resources=resources))), kind)
 
     assert messages == [
         f"container 'hello-world' does not set {missing}: set CPU and memory requests and limits "
@@ -148,52 +167,16 @@ def test_resources_configured_names_every_missing_quantity(resources: Any, missi
     ]
 
 
-def test_restricted_security_context_accepts_the_programs_context() -> None:
-    assert rules.deployment_restricted_security_context(deployment()) == []
+def test_resources_configured_checks_init_containers_but_not_ephemeral_ones() -> None:
+    kind = WorkloadKind.JOB
+    pod = template(
+        initContainers=[container(name="migrate", resources=None)],
+        ephemeralContainers=[container(name="debug", resources=None)],
+    )
 
+    (message,) = rules.workload_resources_configured(workload(kind, pod), kind)
 
-def test_restricted_security_context_accepts_run_as_non_root_on_the_pod_only() -> None:
-    context = deployment()["spec"]["template"]["spec"]["containers"][0]["securityContext"]
-    del context["runAsNonRoot"]
-
-    assert rules.deployment_restricted_security_context(deployment(securityContext=context)) == []
-
-
-def test_restricted_security_context_lists_every_missing_setting() -> None:
-    resource = deployment(securityContext=None)
-    del resource["spec"]["template"]["spec"]["securityContext"]
-
-    messages = rules.deployment_restricted_security_context(resource)
-
-    assert messages == [
-        "container 'hello-world' does not run restricted: "
-        "set runAsNonRoot: true (on the pod or the container) and run as a numeric non-root user; "
-        "set allowPrivilegeEscalation: false; "
-        "drop all capabilities (capabilities.drop: [ALL]); "
-        "set readOnlyRootFilesystem: true (mount an emptyDir where the app must write); "
-        "set seccompProfile.type: RuntimeDefault (on the pod or the container)"
-    ]
-
-
-@pytest.mark.parametrize(
-    ("override", "problem"),
-    [
-        ({"runAsNonRoot": False}, "set runAsNonRoot: true (on the pod or the container)"),
-        ({"allowPrivilegeEscalation": True}, "set allowPrivilegeEscalation: false"),
-        ({"capabilities": {"drop": ["NET_RAW"]}}, "drop all capabilities (capabilities.drop: [ALL])"),
-        ({"readOnlyRootFilesystem": False}, "set readOnlyRootFilesystem: true"),
-        ({"seccompProfile": {"type": "Unconfined"}}, "set seccompProfile.type: RuntimeDefault"),
-    ],
-    ids=["root-on-container-beats-pod", "escalation", "capabilities", "writable-root", "unconfined"],
-)
-def test_restricted_security_context_rejects_each_weakened_setting(override: dict[str, Any], problem: str) -> None:
-    context = {**deployment()["spec"]["template"]["spec"]["containers"][0]["securityContext"], **override}
-
-    (message,) = rules.deployment_restricted_security_context(deployment(securityContext=context))
-
-    assert message.startswith("container 'hello-world' does not run restricted: ")
-    assert problem in message
-    assert message.count(";") == 0
+    assert message.startswith("init container 'migrate' does not set resources.requests.cpu")
 
 
 @pytest.mark.parametrize(
@@ -266,3 +249,55 @@ def test_wildcard_tls_host_does_not_cover_the_bare_domain_or_deeper_names() -> N
     messages = rules.ingress_tls_configured(resource, require_tls=True)
 
     assert [m.split("'")[1] for m in messages] == ["example.com", "a.b.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"tls": TLS, "defaultBackend": {"service": {"name": "hello-world", "port": {"number": 80}}}},
+            [
+                "spec.defaultBackend answers for any host name, which no TLS certificate covers: remove it "
+                "and route each host through a rule whose host is listed in spec.tls"
+            ],
+        ),
+        (
+            {"tls": TLS, "rules": [{"host": "hello.example.com"}, {"http": {"paths": []}}]},
+            [
+                "spec.rules[1] has no host, so it answers for any host name, which no TLS certificate covers: "
+                "set its host (the stack's ingress.host setting) and list that host in spec.tls"
+            ],
+        ),
+        (
+            {"tls": [{"secretName": "default-tls"}], "rules": [{"host": ""}]},
+            [
+                "spec.rules[0] has no host, so it answers for any host name, which no TLS certificate covers: "
+                "set its host (the stack's ingress.host setting) and list that host in spec.tls"
+            ],
+        ),
+    ],
+    ids=["default-backend", "rule-without-host", "empty-host-and-host-less-tls"],
+)
+def test_ingress_tls_configured_rejects_routes_that_answer_for_any_host(
+    spec: dict[str, Any], expected: list[str]
+) -> None:
+    assert rules.ingress_tls_configured(ingress(**spec), require_tls=True) == expected
+
+
+def test_ingress_tls_configured_without_tls_lists_the_host_less_routes_too() -> None:
+    resource = ingress(defaultBackend={"resource": {"kind": "Bucket", "name": "static"}})
+    resource["spec"]["rules"].append({"http": {"paths": []}})
+
+    messages = rules.ingress_tls_configured(resource, require_tls=True)
+
+    assert [message.split(":")[0] for message in messages] == [
+        "spec.tls is not set",
+        "spec.defaultBackend answers for any host name, which no TLS certificate covers",
+        "spec.rules[1] has no host, so it answers for any host name, which no TLS certificate covers",
+    ]
+
+
+def test_ingress_tls_configured_ignores_host_less_routes_when_tls_is_not_required() -> None:
+    resource = ingress(defaultBackend={"service": {"name": "hello-world", "port": {"number": 80}}})
+
+    assert rules.ingress_tls_configured(resource) == []
