@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import difflib
-import enum
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pulumi
-from annotated_types import Ge, Le
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from settings import PROJECT
-from settings.model import ClusterSettings, Section, StackSettings, _integer, _object
+from settings.model import ClusterSettings, StackSettings, _integer, _object, aliases, expectation, section_of
 from settings.stack_files import read_stack_files
 
 PASSWORD = "registryPassword"
@@ -84,7 +82,7 @@ def _problems(error: ValidationError, raw: Mapping[str, Any]) -> list[str]:
         *parents, last = [str(part) for part in detail["loc"]]
         model = _model_at(parents)
         if detail["type"] == "extra_forbidden":
-            unknown.append(_unknown_key(parents, last, sorted(_aliases(model))))
+            unknown.append(_unknown_key(parents, last, sorted(aliases(model))))
             continue
         key = ".".join([*parents, last])
         sub_key = detail["msg"] if detail["type"] == "setting" else ""
@@ -111,45 +109,18 @@ def _unknown_key(parents: list[str], key: str, known: list[str]) -> str:
     return f"{where}{key} is not a known setting: expected one of {', '.join(known)}, got {key!r}{suggestion}"
 
 
-def _aliases(model: type[BaseModel]) -> dict[str, Any]:
-    return {info.alias or name: info for name, info in model.model_fields.items()}
-
-
-def _section_of(annotation: Any) -> type[Section] | None:
-    for candidate in (annotation, *get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, Section):
-            return candidate
-    return None
-
-
 def _model_at(path: list[str]) -> type[BaseModel]:
     model: type[BaseModel] = StackSettings
     for part in path:
-        model = _section_of(_aliases(model)[part].annotation) or model
+        model = section_of(aliases(model)[part]) or model
     return model
 
 
 def _expected(detail: ErrorDetails, model: type[BaseModel], key: str) -> str:
-    """What a field takes, from its declaration: an explicit text, its bounds, its choices or its type."""
     if detail["type"] == "setting":
         return str(detail["ctx"]["expected"])
-    info = _aliases(model).get(key)
-    if info is None:
-        return "valid"
-    extra = info.json_schema_extra
-    if isinstance(extra, dict) and "expected" in extra:
-        return str(extra["expected"])
-    low = next((m.ge for m in info.metadata if isinstance(m, Ge)), None)
-    high = next((m.le for m in info.metadata if isinstance(m, Le)), None)
-    if low is not None and high is not None:
-        return f"an integer from {low} to {high}"
-    kinds = (info.annotation, *get_args(info.annotation))
-    choices = next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, enum.Enum)), None)
-    if choices is not None:
-        return "one of " + ", ".join(str(member.value) for member in choices)
-    if bool in kinds:
-        return "true or false"
-    return "an object" if _section_of(info.annotation) else "valid"
+    info = aliases(model).get(key)
+    return expectation(info) if info else "valid"
 
 
 def node_port_clashes(settings: StackSettings, other_stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:

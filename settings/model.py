@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
+from annotated_types import Ge, Le
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -15,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from components import Builder, IngressArgs, ResourcesArgs
@@ -83,7 +86,43 @@ class Section(BaseModel):
     """A group of settings: camelCase keys as in the stack file, no unknown key, immutable."""
 
     # Python's re engine: the patterns use look-ahead and \Z, which the default Rust engine lacks.
-    model_config = ConfigDict(alias_generator=_camel, extra="forbid", frozen=True, regex_engine="python-re")
+    # Field docstrings become descriptions: the README reference and Pulumi.yaml are made from them.
+    model_config = ConfigDict(
+        alias_generator=_camel, extra="forbid", frozen=True, regex_engine="python-re", use_attribute_docstrings=True
+    )
+
+
+def aliases(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key a stack file uses."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
+def section_of(info: FieldInfo) -> type[Section] | None:
+    """The group of settings a field holds, if it holds one."""
+    for candidate in (info.annotation, *get_args(info.annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, Section):
+            return candidate
+    return None
+
+
+def expectation(info: FieldInfo) -> str:
+    """What a field takes, from its declaration: an explicit text, its bounds, its choices or its type."""
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and "expected" in extra:
+        return str(extra["expected"])
+    low = next((m.ge for m in info.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in info.metadata if isinstance(m, Le)), None)
+    if low is not None and high is not None:
+        return f"an integer from {low} to {high}"
+    kinds = (info.annotation, *get_args(info.annotation))
+    choices = next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, enum.Enum)), None)
+    if choices is not None:
+        return "one of " + ", ".join(str(member.value) for member in choices)
+    if bool in kinds:
+        return "true or false"
+    if str in kinds:
+        return "text"
+    return "an object" if section_of(info) else "any value"
 
 
 class BuildSettings(Section):
@@ -199,13 +238,13 @@ class StackSettings(Section):
     )
     """Seconds Pulumi waits for a rollout before failing it. Default 300."""
     image: ImageRef | None = _expect(PINNED_FORM, default=None)
-    """A promoted image, pinned by digest. Exactly one of ``image`` and ``build`` is set."""
+    """A promoted image, pinned by digest. Default: none; exactly one of ``image`` and ``build`` is set."""
     build: Annotated[BuildSettings | None, Object] = None
-    """Build ``app/`` and push it; see the ``build.*`` keys. Exactly one of ``image`` and ``build`` is set."""
-    registry_password: Any = Field(default=None, repr=False, exclude=True)
+    """Build ``app/`` and push it; see the ``build.*`` keys. Default: none; exactly one of ``image`` and ``build``."""
+    registry_password: Any = _expect("a secret string", default=None, repr=False, exclude=True)
     """Password of ``build.registry``; set with ``pulumi config set --secret``. Required with ``build``."""
     resources: Annotated[ResourcesSettings, Object] = ResourcesSettings()
-    """Requests and limits; see the ``resources.*`` keys."""
+    """Requests and limits; see the ``resources.*`` keys. Default: theirs."""
     ingress: Annotated[IngressSettings | None, Object] = None
     """An Ingress in front of the Service; see the ``ingress.*`` keys. Default: none."""
     cluster: Annotated[ClusterSettings, Object] = ClusterSettings()

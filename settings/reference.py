@@ -1,0 +1,83 @@
+"""The settings reference in README.md and the declarations in Pulumi.yaml, both made from the model.
+
+Usage: python -m settings.reference           rewrite both from settings/model.py
+       python -m settings.reference --check   exit 1 if either differs from the model
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from settings.model import StackSettings, aliases, expectation, section_of
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+README = PROJECT_DIR / "README.md"
+PULUMI_YAML = PROJECT_DIR / "Pulumi.yaml"
+BEGIN = "<!-- settings reference: made from settings/model.py by `python -m settings.reference` -->"
+END = "<!-- end of the settings reference -->"
+
+
+def _markdown_text(text: str | None) -> str:
+    return (text or "").replace("``", "`").replace("|", "\\|")
+
+
+def _table(model: type[BaseModel], prefix: str = "") -> list[str]:
+    rows = ["| key | takes | what it does |", "| --- | --- | --- |"]
+    for key, info in aliases(model).items():
+        takes = expectation(info)
+        takes = f"`{takes}`" if "<" in takes else _markdown_text(takes)
+        rows.append(f"| `{prefix}{key}` | {takes} | {_markdown_text(info.description)} |")
+    return rows
+
+
+def markdown() -> str:
+    """One table for the top-level keys, then one for each group of keys."""
+    lines = [BEGIN, "", *_table(StackSettings)]
+    for key, info in aliases(StackSettings).items():
+        if (section := section_of(info)) is not None:
+            lines += ["", f"`{key}`: {_markdown_text(section.__doc__)}", "", *_table(section, f"{key}.")]
+    return "\n".join([*lines, "", END])
+
+
+def project_config() -> dict[str, Any]:
+    """What Pulumi's project config can declare: typed keys with a default (a key without one is required)."""
+    declared = {}
+    for key, info in aliases(StackSettings).items():
+        if isinstance(info.default, int) and not isinstance(info.default, bool):
+            declared[key] = {"type": "integer", "default": info.default, "description": info.description}
+    return declared
+
+
+def _readme_with(reference: str) -> str:
+    text = README.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return head + reference + tail
+
+
+def _pulumi_yaml_with(config: dict[str, Any]) -> str:
+    document = yaml.safe_load(PULUMI_YAML.read_text())
+    document["config"] = config
+    return yaml.safe_dump(document, sort_keys=False, width=120)
+
+
+def main(argv: Sequence[str]) -> int:
+    wanted = {README: _readme_with(markdown()), PULUMI_YAML: _pulumi_yaml_with(project_config())}
+    stale = [path.name for path, text in wanted.items() if path.read_text() != text]
+    if "--check" in argv:
+        if stale:
+            print(f"out of date with settings/model.py: {', '.join(stale)}; run python -m settings.reference")
+        return 1 if stale else 0
+    for path, text in wanted.items():
+        path.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
