@@ -5,17 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stack=${1:?usage: stack.sh STACK COMMAND [ARGS...]}
 shift
-[[ -f Pulumi.$stack.yaml ]] || { echo "error: no Pulumi.$stack.yaml; stacks are: $(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | grep -v '^yaml$' | xargs)" >&2; exit 2; }
+# The one reader of stack files (settings/stack_files.py) says which registry the stack pushes to,
+# and fails, naming the file, when there is no such stack or its file is broken.
+registry=$(.venv/bin/python -m settings.stack_files build-registry "$stack")
 
 source scripts/backend.sh
 pulumi stack select --non-interactive --create "$stack" >/dev/null
 
 # A stack that builds and pushes to the local registry gets that registry's generated
 # password, as a secret; it is set only when it differs, so the stack file stays put.
-if grep -q "registry: $HELLO_REGISTRY" "Pulumi.$stack.yaml" && [[ -r $HELLO_REGISTRY_PASSWORD_FILE ]]; then
+if [[ $registry == "$HELLO_REGISTRY" && -r $HELLO_REGISTRY_PASSWORD_FILE ]]; then
   password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
   if [[ $(pulumi config get registryPassword 2>/dev/null || true) != "$password" ]]; then
-    pulumi config set --secret registryPassword -- "$password" <&-
+    # On standard input, never as an argument: every argument shows in ps.
+    printf '%s' "$password" | pulumi config set --secret registryPassword
   fi
 fi
 

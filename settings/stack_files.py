@@ -132,7 +132,15 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) != 2 or argv[0] != "build-registry":
         print("usage: python -m settings.stack_files build-registry STACK", file=sys.stderr)
         return 2
-    build = read_settings(Path.cwd(), argv[1]).get("build")
+    stack = argv[1]
+    if stack not in stack_names(Path.cwd()):
+        print(f"error: STACK must be one of {', '.join(stack_names(Path.cwd()))}, got {stack!r}", file=sys.stderr)
+        return 2
+    try:
+        build = read_settings(Path.cwd(), stack).get("build")
+    except StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if isinstance(build, dict) and isinstance(build.get("registry"), str):
         print(build["registry"])
     return 0
