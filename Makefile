@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
-ENV := source platform/env.sh && source tools/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
+ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 
 .PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render
 
@@ -31,16 +31,16 @@ unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 	$(VENV)/bin/pytest -m "not engine and not platform"
 
 plan: ## Say which long first-run builds `make up`/`make test` will do, with rough durations
-	@platform/plan.sh
+	@tooling/platform/plan.sh
 
 tools: ## Build (or reuse) the Pulumi CLI, language host and provider plugins
-	tools/build.sh
+	tooling/toolchain/build.sh
 
 platform: ## Start the local Docker engine, registry and cluster (root)
-	platform/up.sh
+	tooling/platform/up.sh
 
 platform-down: ## Stop everything `make platform` started
-	platform/down.sh
+	tooling/platform/down.sh
 
 test: plan venv tools platform lint ## The test command: unit, real-engine and end-to-end tests
 	$(ENV) $(VENV)/bin/pytest
@@ -52,22 +52,22 @@ e2e: venv tools platform ## Only the end-to-end tests on the local platform
 	$(ENV) $(VENV)/bin/pytest -m platform
 
 preview: venv tools ## pulumi preview of STACK (default dev)
-	$(ENV) scripts/stack.sh $(STACK) preview --diff
+	$(ENV) tooling/scripts/stack.sh $(STACK) preview --diff
 
 up: plan venv tools platform ## Deploy STACK (default dev) and print the URL that answers
-	$(ENV) scripts/stack.sh $(STACK) up --yes
+	$(ENV) tooling/scripts/stack.sh $(STACK) up --yes
 
 destroy: venv tools ## Destroy STACK's resources
-	$(ENV) scripts/stack.sh $(STACK) destroy --yes
+	$(ENV) tooling/scripts/stack.sh $(STACK) destroy --yes
 
 promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
-	$(ENV) source scripts/backend.sh && \
+	$(ENV) source tooling/scripts/backend.sh && \
 	  REGISTRY_USERNAME=$${REGISTRY_USERNAME:-$$HELLO_REGISTRY_USER} \
 	  REGISTRY_PASSWORD=$${REGISTRY_PASSWORD:-$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true)} \
 	  $(PY) -m delivery.promote --from $(FROM) --to $(TO) $(ARGS)
 
 review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."
-	$(ENV) source scripts/backend.sh && $(PY) -m delivery.review $(STACKS)
+	$(ENV) source tooling/scripts/backend.sh && $(PY) -m delivery.review $(STACKS)
 
 recordings: venv tools platform ## Re-record the real previews behind the review golden tests
 	$(ENV) $(PY) -m tests.recordings.record

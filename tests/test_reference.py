@@ -35,3 +35,17 @@ def test_delivery_and_stack_files_do_not_load_the_program_or_the_kubernetes_sdk(
     loaded = set(result.stdout.split())
     assert {"pulumi_kubernetes", "components", "settings.model"}.isdisjoint(loaded)
     assert "settings.stack_files" in loaded
+
+
+def test_readme_layout_matches_the_tree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    listed = {line.split()[0].rstrip("/") for line in block.splitlines() if line.strip() and not line.startswith(" ")}
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    top = {path.split("/")[0] for path in tracked if not path.startswith(".")}
+    program = {name for name in top if "." not in name or name.endswith(".py") or name.startswith("Pulumi.")}
+    stacks = {name for name in program if name.startswith("Pulumi.") and name != "Pulumi.yaml"}
+
+    assert program - stacks | {"Pulumi.<stack>.yaml"} == listed
+    nested = {line.split()[0].rstrip("/") for line in block.splitlines() if line.startswith("  ")}
+    assert nested == {path.split("/")[1] for path in tracked if path.startswith("tooling/")}

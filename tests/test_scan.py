@@ -1,4 +1,4 @@
-"""Security scans (scan/run.sh): app/Dockerfile and every stack's mock-rendered manifests have no new finding.
+"""Security scans (tooling/scan/run.sh) of app/Dockerfile; tests/engine/test_render.py scans what `make render` writes.
 
 The first run installs the pinned scanners from PyPI into ~/.cache/hello-pulumi/scan-venv
 (a few minutes); later runs take seconds.
@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scan.render_mock import api_version_and_kind, render
-from tests.conftest import ROOT, Deploy
+from tests.conftest import ROOT
 
-RUN = ROOT / "scan" / "run.sh"
-STACKS = ("dev", "staging", "prod")
+SCAN = ROOT / "tooling" / "scan"
+RUN = SCAN / "run.sh"
 INSTALL_TIMEOUT_SECONDS = 1800
 
 _CHECK = re.compile(r"^Check: (CKV\w+):")
@@ -50,57 +49,9 @@ def test_dockerfile_has_no_finding_beyond_the_accepted_ones() -> None:
     assert "Failed checks: 0" in result.stdout
 
 
-def test_mock_rendered_manifests_have_no_finding(deploy: Deploy, tmp_path: Path) -> None:
-    written = [path for stack in STACKS for path in render(stack, tmp_path, deploy)]
-
-    result = scan("manifests", str(tmp_path))
-
-    assert {path.name.split("-")[0] for path in written} == set(STACKS)
-    found = failed_checks(result.stdout)
-    assert found == set(), result.stdout + result.stderr
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_mock_rendering_writes_each_stacks_kubernetes_objects(deploy: Deploy, tmp_path: Path) -> None:
-    written = render("prod", tmp_path, deploy)
-
-    objects = [yaml.safe_load(path.read_text()) for path in written]
-    kinds = {obj["kind"]: obj for obj in objects}
-    assert objects[0]["kind"] == "Namespace"
-    assert {(obj["apiVersion"], kind) for kind, obj in kinds.items()} >= {
-        ("v1", "Namespace"),
-        ("apps/v1", "Deployment"),
-        ("networking.k8s.io/v1", "Ingress"),
-        ("v1", "Service"),
-    }
-    assert all(path.read_text().startswith("# MOCK RENDERING") for path in written)
-    assert kinds["Deployment"]["metadata"]["namespace"] == "hello-world-prod"
-    assert kinds["Deployment"]["spec"]["replicas"] == 3
-    # Numbers come back from protobuf as floats; manifests carry them as integers.
-    assert kinds["Service"]["spec"]["ports"][0]["port"] == 80
-    assert isinstance(kinds["Service"]["spec"]["ports"][0]["port"], int)
-
-
-@pytest.mark.parametrize(
-    ("token", "expected"),
-    [
-        ("kubernetes:core/v1:Service", ("v1", "Service")),
-        ("kubernetes:apps/v1:Deployment", ("apps/v1", "Deployment")),
-        ("kubernetes:networking.k8s.io/v1:Ingress", ("networking.k8s.io/v1", "Ingress")),
-        ("pulumi:providers:kubernetes", None),
-        ("docker-build:index:Image", None),
-    ],
-    ids=["core", "apps", "dotted-group", "provider", "other-package"],
-)
-def test_mock_rendering_derives_api_version_and_kind_from_the_type_token(
-    token: str, expected: tuple[str, str] | None
-) -> None:
-    assert api_version_and_kind(token) == expected
-
-
 @pytest.mark.parametrize(("config", "key"), [(".checkov.yaml", "skip-check"), (".hadolint.yaml", "ignored")])
 def test_every_accepted_finding_states_its_reason(config: str, key: str) -> None:
-    path = ROOT / "scan" / config
+    path = SCAN / config
     lines = path.read_text().splitlines()
     accepted = yaml.safe_load(path.read_text()).get(key) or []
 

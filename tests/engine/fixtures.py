@@ -62,7 +62,7 @@ class LocalRegistry:
 
 
 def local_registry() -> LocalRegistry:
-    """The local platform's registry and credentials, from platform/env.sh's variables."""
+    """The local platform's registry and credentials, from tooling/platform/env.sh's variables."""
     password_file = Path(os.environ.get("HELLO_REGISTRY_PASSWORD_FILE", "/var/lib/hello-pulumi/registry/password"))
     assert password_file.exists(), f"{password_file} missing: start the platform with `make platform`"
     username = os.environ.get("HELLO_REGISTRY_USER", "hello")

@@ -60,7 +60,7 @@ build_rootfs_tar() {
 
 up() {
   require_root "base-image.sh"
-  docker_ours info >/dev/null 2>&1 || die "our Docker engine is not answering on $HELLO_DOCKER_SOCK; run platform/engine.sh up first"
+  docker_ours info >/dev/null 2>&1 || die "our Docker engine is not answering on $HELLO_DOCKER_SOCK; run tooling/platform/engine.sh up first"
   if docker_ours image inspect "$HELLO_BASE_IMAGE" >/dev/null 2>&1; then
     info "base image $HELLO_BASE_IMAGE already present"
     return 0
@@ -70,7 +70,7 @@ up() {
     --change "ENV PATH=$IMAGE_PATH" \
     --change "ENV NODE_ENV=production" \
     --change 'CMD ["node"]' \
-    --change "LABEL org.opencontainers.image.description=\"Debian $SUITE minbase with nodejs, built by platform/base-image.sh\"" \
+    --change "LABEL org.opencontainers.image.description=\"Debian $SUITE minbase with nodejs, built by tooling/platform/base-image.sh\"" \
     --message "debootstrap $SUITE minbase + nodejs (recipe $RECIPE)" \
     "$ROOTFS_TAR" "$HELLO_BASE_IMAGE" >/dev/null
   info "base image $HELLO_BASE_IMAGE: node $(docker_ours run --rm --network none "$HELLO_BASE_IMAGE" node --version), $(docker_ours image inspect --format '{{.Size}}' "$HELLO_BASE_IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"

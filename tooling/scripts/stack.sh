@@ -2,14 +2,14 @@
 # stack.sh STACK COMMAND [ARGS...]: run a pulumi command on a stack of this project,
 # against the local file backend, creating the stack and its local secrets on first use.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 stack=${1:?usage: stack.sh STACK COMMAND [ARGS...]}
 shift
 # The one reader of stack files (settings/stack_files.py) says which registry the stack pushes to,
 # and fails, naming the file, when there is no such stack or its file is broken.
 registry=$(.venv/bin/python -m settings.stack_files build-registry "$stack")
 
-source scripts/backend.sh
+source tooling/scripts/backend.sh
 pulumi stack select --non-interactive --create "$stack" >/dev/null
 
 # A stack that builds and pushes to the local registry gets that registry's generated

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Puts the Pulumi toolchain built by tools/build.sh on PATH and keeps Pulumi offline; sourced by
+# Puts the Pulumi toolchain built by tooling/toolchain/build.sh on PATH and keeps Pulumi offline; sourced by
 # scripts that run `pulumi`. Sources platform/env.sh for the shared locations.
 _hello_tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../platform/env.sh
@@ -10,7 +10,7 @@ _hello_tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Python packages and the binaries built from Go modules must agree, so requirements.txt is
 # the one place that sets them.
 hello_pin() {
-  local name=$1 default=$2 req="$_hello_tools_dir/../requirements.txt" pattern found=""
+  local name=$1 default=$2 req="$_hello_tools_dir/../../requirements.txt" pattern found=""
   pattern=$(printf '%s' "$name" | sed 's/[-_.]/[-_.]/g')
   if [ -f "$req" ]; then
     found=$(sed -nE "s/^[[:space:]]*${pattern}(\[[^]]*\])?[[:space:]]*==[[:space:]]*([^;#[:space:]]+).*/\2/Ip" "$req" | head -n 1)

@@ -61,7 +61,7 @@ JSON
 }
 
 up() {
-  require_root "platform/buildkit.sh"
+  require_root "tooling/platform/buildkit.sh"
   require_commands runc
   build
   write_config

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the local cluster and remove everything it put on the host; safe to run repeatedly.
 #
-# Usage: platform/cluster/down.sh [--purge]
+# Usage: tooling/platform/cluster/down.sh [--purge]
 # Stops kubelet, kube-proxy, the pods' containers, our containerd and the control plane;
 # unmounts what they mounted under $HELLO_RUN; deletes the hello0/hellocni0 interfaces, the
 # pods' network namespaces and veths, and the KUBE-*/CNI-* iptables chains and their rules.
@@ -21,7 +21,7 @@ case ${1:-} in
   *) die "usage: $0 [--purge]" ;;
 esac
 
-require_root "platform/cluster/down.sh"
+require_root "tooling/platform/cluster/down.sh"
 
 # Our directories under $HELLO_RUN (the docker engine keeps its own there too).
 our_dirs=("$KUBE_RUN" "$CTRD_RUN" "$HELLO_RUN/cni")

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Security scans with pinned, published scanners; exits non-zero on any finding not accepted
-# in scan/.hadolint.yaml or scan/.checkov.yaml.
+# in tooling/scan/.hadolint.yaml or tooling/scan/.checkov.yaml.
 #
-#   scan/run.sh dockerfile [FILE]   hadolint and checkov on FILE (default app/Dockerfile)
-#   scan/run.sh manifests DIR       checkov on the Kubernetes manifests under DIR
-#                                   (make render STACK=<stack> OUT=DIR, or scan/render_mock.py)
-#   scan/run.sh install             only install the scanners
+#   tooling/scan/run.sh dockerfile [FILE]   hadolint and checkov on FILE (default app/Dockerfile)
+#   tooling/scan/run.sh manifests DIR       checkov on the Kubernetes manifests under DIR
+#                                   (make render STACK=<stack> OUT=DIR)
+#   tooling/scan/run.sh install             only install the scanners
 #
 # The scanners live in their own venv, $HELLO_PULUMI_SCAN_VENV (default
 # ~/.cache/hello-pulumi/scan-venv), created with $PYTHON (default python3) and reinstalled
-# whenever scan/requirements.txt or scan/constraints.txt change.
+# whenever tooling/scan/requirements.txt or constraints.txt change.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
+ROOT=$(cd "$HERE/../.." && pwd)
 VENV=${HELLO_PULUMI_SCAN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hello-pulumi/scan-venv}
 PYTHON=${PYTHON:-python3}
 

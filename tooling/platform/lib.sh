@@ -36,7 +36,7 @@ apt_install() {
   [[ $rc -eq 0 ]] || die "apt-get install ${missing[*]} failed (exit $rc)"
 }
 
-# package_of COMMAND: the Debian package that provides COMMAND, from platform/commands.tsv.
+# package_of COMMAND: the Debian package that provides COMMAND, from tooling/platform/commands.tsv.
 package_of() {
   awk -v cmd="$1" '$1 == cmd { print $2; found = 1; exit } END { exit !found }' "$HELLO_PLATFORM_DIR/commands.tsv"
 }
@@ -48,7 +48,7 @@ require_commands() {
   local cmd pkg missing=() packages=()
   for cmd in "$@"; do
     command -v "$cmd" >/dev/null 2>&1 && continue
-    pkg=$(package_of "$cmd") || die "no Debian package known for '$cmd'; add it to platform/commands.tsv"
+    pkg=$(package_of "$cmd") || die "no Debian package known for '$cmd'; add it to tooling/platform/commands.tsv"
     missing+=("$cmd")
     packages+=("$pkg")
   done

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Say, before a first run starts, which long steps it will take and roughly how long each lasts,
 # so that nobody mistakes a cold build for a hang. Prints nothing when everything is built.
-# Usage: platform/plan.sh
+# Usage: tooling/platform/plan.sh
 # Durations are those of a cold `.ci/run` on a new machine of the project's kind (2 cores),
 # measured with ../shared/bin/fresh-machine --cold; see the README's "First run".
 set -euo pipefail
 PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/cluster/common.sh"
-source "$PLATFORM_DIR/../tools/env.sh"
+source "$PLATFORM_DIR/../toolchain/env.sh"
 
 steps=()
 step() { steps+=("$(printf '  %-48s ~%s' "$1" "$2")"); }

@@ -13,7 +13,7 @@ case ${1:-} in
   --purge) purge=--purge ;;
   *) die "usage: down.sh [--purge]" ;;
 esac
-require_root "platform/down.sh"
+require_root "tooling/platform/down.sh"
 lock_platform
 
 # Every part is stopped even when an earlier one fails; the failures are reported at the end.

@@ -3,7 +3,7 @@
 # downloaded here: the CLI, a Python language host, and the kubernetes and docker-build
 # provider plugins, installed into the plugin cache of $PULUMI_HOME.
 #
-# Usage: tools/build.sh [all|cli|language|kubernetes|docker-build|docker-classic]   (default: all)
+# Usage: tooling/toolchain/build.sh [all|cli|language|kubernetes|docker-build|docker-classic]   (default: all)
 #
 # Versions come from requirements.txt (see tools/env.sh). Each part is skipped when its output
 # exists for the same versions and wrapper sources, so a second run takes seconds. Outputs:
@@ -36,7 +36,7 @@ module_dir() {
 }
 
 die() {
-  echo "tools/build.sh: $*" >&2
+  echo "tooling/toolchain/build.sh: $*" >&2
   exit 1
 }
 
@@ -58,7 +58,7 @@ mark_built() { # OUTPUT KEY
   echo "$2" >"$(stamp_file "$1")"
 }
 
-# prepare_wrapper PART: copy tools/PART to a scratch dir, where generated files may be added
+# prepare_wrapper PART: copy tooling/toolchain/PART to a scratch dir, where generated files may be added
 # and go.mod/go.sum may change without touching the repository. Prints the dir.
 prepare_wrapper() {
   local dest="$BUILD_DIR/$1"
@@ -83,7 +83,7 @@ go_build() {
   part=$(basename "$dir")
   for f in go.mod go.sum; do
     if ! cmp -s "$dir/$f" "$TOOLS_DIR/$part/$f"; then
-      echo "note: $dir/$f differs from tools/$part/$f; copy it over and commit it" >&2
+      echo "note: $dir/$f differs from tooling/toolchain/$part/$f; copy it over and commit it" >&2
     fi
   done
 }
@@ -134,7 +134,7 @@ install_shims() {
 }
 
 # The upstream language host's module is not served by the proxy, so we build our own
-# (tools/language-python) against the published SDK; see its main.go.
+# (tooling/toolchain/language-python) against the published SDK; see its main.go.
 build_language() {
   local out="$HELLO_PULUMI_BIN/pulumi-language-python" key dir p
   key=$(stamp_key language-python "pulumi=$HELLO_PULUMI_VERSION")
@@ -163,7 +163,7 @@ install_plugin() {
     echo "$name: plugin v$version already installed"
     return
   fi
-  command -v pulumi >/dev/null || die "$name: no pulumi on PATH to install the plugin; run tools/build.sh cli"
+  command -v pulumi >/dev/null || die "$name: no pulumi on PATH to install the plugin; run tooling/toolchain/build.sh cli"
   say "$name: pulumi plugin install resource $name $version" \
     pulumi plugin install resource "$name" "$version" --file "$binary" --reinstall
 }

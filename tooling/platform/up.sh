@@ -7,7 +7,7 @@ PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/env.sh"
 source "$PLATFORM_DIR/lib.sh"
 
-require_root "platform/up.sh"
+require_root "tooling/platform/up.sh"
 lock_platform
 # One install round for everything the parts below need; each part checks its own again.
 # shellcheck disable=SC2046 # one word a command
