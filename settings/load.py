@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from settings import PROJECT
-from settings.model import ClusterSettings, StackSettings, _integer, _object, aliases, expectation, section_of
+from settings.clashes import cluster_clashes
+from settings.model import StackSettings, _object, aliases, expectation, section_of
 from settings.stack_files import read_stack_files
 
 PASSWORD = "registryPassword"
@@ -123,50 +123,6 @@ def _expected(detail: ErrorDetails, model: type[BaseModel], key: str) -> str:
     return expectation(info) if info else "valid"
 
 
-def node_port_clashes(settings: StackSettings, other_stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Problems for each other stack of the same cluster that claims this stack's node port.
-
-    Kubernetes reports "provided port is already allocated" only when the second stack is
-    applied; this finds it from the stack files before anything is registered.
-
-    Args:
-        settings: The current stack's parsed settings.
-        other_stacks: Raw config (keys without the project prefix) of the project's other stacks.
-    """
-    if settings.node_port is None:
-        return []
-    here = cluster_identity(settings.cluster)
-    clashes = []
-    for name, raw in sorted(other_stacks.items()):
-        if name != settings.stack and _claimed_port(raw) == settings.node_port and _cluster_of(raw) == here:
-            kubeconfig, context = here
-            clashes.append(
-                f"nodePort must be unique among the stacks of one cluster, got {settings.node_port}, which stack "
-                f"'{name}' also claims on the same cluster (kubeconfig {kubeconfig}, context {context or 'current'})"
-            )
-    return clashes
-
-
-def cluster_identity(cluster: ClusterSettings) -> tuple[str, str | None]:
-    """Two stacks with the same identity deploy to the same cluster."""
-    return os.path.realpath(os.path.expanduser(cluster.kubeconfig)), cluster.context
-
-
-# Another stack's own mistakes are reported when that stack runs, not here: read it leniently.
-def _claimed_port(raw: Mapping[str, Any]) -> int | None:
-    try:
-        return int(_integer(raw.get("nodePort")))
-    except ValueError:
-        return None
-
-
-def _cluster_of(raw: Mapping[str, Any]) -> tuple[str, str | None]:
-    try:
-        return cluster_identity(ClusterSettings.model_validate(_object(raw.get("cluster") or {})))
-    except (ValueError, ValidationError):
-        return cluster_identity(ClusterSettings())
-
-
 def load_settings() -> StackSettings:
     """Reads the current stack's config through Pulumi's config API and parses it.
 
@@ -181,8 +137,10 @@ def load_settings() -> StackSettings:
         raw[PASSWORD] = config.get_secret(PASSWORD)
     secret_keys = frozenset(key for key in keys if pulumi.runtime.is_config_secret(prefix + key))
     settings = parse_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
-    # The engine runs the program in the project folder, beside the stack files.
-    clashes = node_port_clashes(settings, read_stack_files(Path.cwd()))
+    # The engine runs the program in the project folder, beside the stack files. A sibling file that
+    # cannot be read is that stack's problem: say so, and check against the others.
+    siblings = read_stack_files(Path.cwd(), on_error=lambda problem: pulumi.log.warn(f"{problem}; not checked"))
+    clashes = cluster_clashes(settings, siblings)
     if clashes:
         raise SettingsError(settings.stack, clashes)
     return settings

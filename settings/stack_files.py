@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,11 @@ def read_engine_config(directory: Path, stack: str) -> dict[str, Any]:
         raise StackFileError(f"{path.name} cannot be read: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name} must be YAML, got an error {_where(error)}") from None
-    config = document.get("config", {}) if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path.name} must be a mapping with a config key, got a {type(document).__name__}")
+    config = document.get("config", {})
     if not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: config must be a mapping of settings, got {type(config).__name__}")
+        raise StackFileError(f"{path.name}: config must be a mapping of settings, got a {type(config).__name__}")
     return config
 
 
@@ -63,14 +65,16 @@ def read_settings(directory: Path, stack: str) -> dict[str, Any]:
     return {key.removeprefix(_PREFIX): value for key, value in config.items() if key.startswith(_PREFIX)}
 
 
-def read_stack_files(directory: Path) -> dict[str, dict[str, Any]]:
-    """The settings of every stack file that can be read; a broken one is left to its own stack to report."""
+def read_stack_files(
+    directory: Path, on_error: Callable[[str], None] = lambda problem: None
+) -> dict[str, dict[str, Any]]:
+    """The settings of every stack file that can be read; what is wrong with the others goes to ``on_error``."""
     stacks = {}
     for name in stack_names(directory):
         try:
             stacks[name] = read_settings(directory, name)
-        except StackFileError:
-            continue
+        except StackFileError as error:
+            on_error(str(error))
     return stacks
 
 

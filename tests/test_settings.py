@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from components import Builder
-from settings.load import SettingsError, node_port_clashes, parse_settings
+from settings.clashes import node_port_clashes
+from settings.load import SettingsError, parse_settings
 from settings.model import LOCAL_KUBECONFIG
 from settings.stack_files import read_stack_files
 from tests.conftest import ROOT, Deploy
