@@ -21,6 +21,10 @@ NODE_PORTS = (30000, 32767)
 DEFAULT_REPLICAS = 3
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
 DEFAULT_INGRESS_PATH = "/"
+POD_SECURITY_LABELS = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+}
+"""The API server itself refuses any pod in the namespace that breaks the "restricted" Pod Security Standard."""
 # Long enough for server.js to drain (SHUTDOWN_DRAIN_SECONDS) and finish in-flight requests.
 TERMINATION_GRACE_SECONDS = 30
 SHUTDOWN_DRAIN_SECONDS = 5
@@ -112,7 +116,7 @@ class WebService(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=labels.all),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={**labels.all, **POD_SECURITY_LABELS}),
             opts=pulumi.ResourceOptions(parent=self),
         )
         in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace.metadata.name, labels=labels.all)

@@ -53,4 +53,7 @@ def provider_args(settings: StackSettings) -> k8s.ProviderArgs:
     if cluster.render_to is not None:
         # The provider refuses a kubeconfig in render mode: rendering never contacts a cluster.
         return k8s.ProviderArgs(render_yaml_to_directory=cluster.render_to)
-    return k8s.ProviderArgs(kubeconfig=cluster.kubeconfig, context=cluster.context)
+    # Client-side create fails on an object that already exists; server-side apply (this provider
+    # version's default) would silently adopt it, and destroying this stack would then delete
+    # another stack's or another team's object. The pinned provider has no other way to refuse.
+    return k8s.ProviderArgs(kubeconfig=cluster.kubeconfig, context=cluster.context, enable_server_side_apply=False)

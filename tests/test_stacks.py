@@ -83,8 +83,10 @@ def test_stack_selectors_match_template_labels(deploy: Deploy, stack: str) -> No
     assert service_selector == selector
     assert selector.items() <= template_labels.items()
     assert template_labels["app.kubernetes.io/managed-by"] == "pulumi"
-    for type_ in (NAMESPACE, DEPLOYMENT, SERVICE):
+    for type_ in (DEPLOYMENT, SERVICE):
         assert deployed.one(type_).inputs["metadata"]["labels"] == template_labels
+    # The Namespace adds its Pod Security labels to the app's.
+    assert template_labels.items() <= deployed.one(NAMESPACE).inputs["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
@@ -231,3 +233,18 @@ def test_kubernetes_resources_use_the_stacks_cluster_provider(deploy: Deploy) ->
     provider = deployed.one("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "/var/lib/hello-pulumi/kube/admin.kubeconfig"
     assert "context" not in provider.inputs
+
+
+def test_provider_refuses_to_adopt_objects_that_already_exist(deploy: Deploy) -> None:
+    deployed = run_stack(deploy, "staging")
+
+    # Server-side apply would "upsert" an existing object into this stack; client-side create refuses it.
+    assert deployed.one("pulumi:providers:kubernetes").inputs["enableServerSideApply"] == "false"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_namespace_enforces_the_restricted_pod_security_standard(deploy: Deploy, stack: str) -> None:
+    labels = run_stack(deploy, stack).one(NAMESPACE).inputs["metadata"]["labels"]
+
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
