@@ -71,9 +71,12 @@ class Workspace:
         replace_plain_config(self.directory, self.stack, config)
 
     def set_secret(self, key: str, value: str) -> None:
-        self.pulumi("config", "set", "--secret", key, value)
+        # On standard input: an argument would show in ps.
+        self.pulumi("config", "set", "--secret", key, stdin=value)
 
-    def pulumi(self, *args: str, check: bool = True, stack_flag: bool = True) -> subprocess.CompletedProcess[str]:
+    def pulumi(
+        self, *args: str, check: bool = True, stack_flag: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command = ["pulumi", *args, "--non-interactive"]
         if stack_flag:
             command += ["--stack", self.stack]
@@ -84,7 +87,7 @@ class Workspace:
             env=self.env,
             capture_output=True,
             text=True,
-            stdin=subprocess.DEVNULL,
+            input=stdin if stdin is not None else "",
             timeout=COMMAND_TIMEOUT_SECONDS,
             check=False,
         )

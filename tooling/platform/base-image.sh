@@ -80,7 +80,12 @@ up() {
 # image is also served by the local registry, as $HELLO_BASE_IMAGE_REF.
 publish() {
   local repository=${HELLO_BASE_IMAGE%:*} tag=${HELLO_BASE_IMAGE##*:} config rc=0
-  if curl -fsS -o /dev/null -I -u "$HELLO_REGISTRY_USER:$(<"$HELLO_REGISTRY_PASSWORD_FILE")" \
+  # The credentials reach curl as a config on standard input (-K -), never as an argument: ps shows those.
+  local password
+  password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
+  password=${password//\\/\\\\}
+  password=${password//\"/\\\"}
+  if printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" | curl -fsS -K - -o /dev/null -I \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null; then
     info "base image already served as $HELLO_BASE_IMAGE_REF"
