@@ -23,5 +23,7 @@ pulumi.export("namespace", service.namespace)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("nodePort", service.node_port)
 pulumi.export("clusterUrl", service.cluster_url)
+pulumi.export("verifiedImageRef", service.verified_image_ref)
+pulumi.export("verifiedAt", service.verified_at)
 if service.ingress_url is not None:
     pulumi.export("ingressUrl", service.ingress_url)

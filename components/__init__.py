@@ -2,6 +2,7 @@
 
 from components.container_image import Builder, ContainerImage, ContainerImageArgs, RegistryArgs
 from components.labels import AppLabels
+from components.verification import VerificationArgs
 from components.web_service import IngressArgs, ResourcesArgs, WebService, WebServiceArgs
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "IngressArgs",
     "RegistryArgs",
     "ResourcesArgs",
+    "VerificationArgs",
     "WebService",
     "WebServiceArgs",
 ]

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import AppLabels
+from components.verification import Hardening, VerificationArgs, verification_job
 
 CONTAINER_PORT = 8080
 """The port server.js listens on."""
@@ -21,13 +22,16 @@ NODE_PORTS = (30000, 32767)
 DEFAULT_REPLICAS = 3
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
 DEFAULT_INGRESS_PATH = "/"
-POD_SECURITY_LABELS = {
-    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
-}
+POD_SECURITY_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
 """The API server itself refuses any pod in the namespace that breaks the "restricted" Pod Security Standard."""
-# Long enough for server.js to drain (SHUTDOWN_DRAIN_SECONDS) and finish in-flight requests.
-TERMINATION_GRACE_SECONDS = 30
+PRE_STOP_SECONDS = 5
+"""Pause before SIGTERM, while the endpoint controllers take the pod out of the Service."""
 SHUTDOWN_DRAIN_SECONDS = 5
+"""server.js keeps serving this long after SIGTERM, then closes."""
+TERMINATION_GRACE_SECONDS = 30
+"""Covers the pause, the drain and in-flight requests (keep-alive 5 s), with room to spare."""
+MIN_READY_SECONDS = 5
+"""A new pod counts as available only after staying ready this long."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +88,9 @@ class WebServiceArgs:
     ingress: IngressArgs | None = None
     """Ingress in front of the Service; default: none, only the node port."""
     rollout_timeout_seconds: int = DEFAULT_ROLLOUT_TIMEOUT_SECONDS
-    """How long Pulumi waits for a rollout before failing it. Default 300."""
+    """How long Pulumi waits for a rollout before failing it; also the Deployment's progress deadline. Default 300."""
+    verification: VerificationArgs = field(default_factory=VerificationArgs)
+    """The check a deploy must pass inside the cluster. Default: ``/`` answers 200 with ``Hello World``."""
 
     def __post_init__(self) -> None:
         low, high = NODE_PORTS
@@ -109,6 +115,10 @@ class WebService(pulumi.ComponentResource):
     """URL of the Service inside the cluster."""
     ingress_url: pulumi.Output[str] | None
     """Public URL through the Ingress, when there is one."""
+    verified_image_ref: pulumi.Output[str]
+    """The image that passed the in-cluster check; known once the check Job has completed."""
+    verified_at: pulumi.Output[str]
+    """When the check passed (the Job's completion time, UTC)."""
 
     def __init__(self, name: str, args: WebServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hello-world:index:WebService", name, None, opts)
@@ -121,10 +131,12 @@ class WebService(pulumi.ComponentResource):
         )
         in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace.metadata.name, labels=labels.all)
         timeout = f"{args.rollout_timeout_seconds}s"
-        k8s.apps.v1.Deployment(
+        hardening = _hardening(args)
+        pod = _pod_spec(args, labels, hardening)
+        deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=in_namespace,
-            spec=_deployment_spec(args, labels),
+            spec=_deployment_spec(args, labels, pod),
             opts=pulumi.ResourceOptions(
                 parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
             ),
@@ -159,6 +171,30 @@ class WebService(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        if args.replicas >= 2:
+            # Voluntary disruptions (drains, evictions) take one pod at a time: prod keeps replicas - 1.
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-disruption-budget",
+                metadata=in_namespace,
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector)
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        checker = AppLabels(name=f"{args.name}-verify", instance=args.instance, component="verify")
+        job = verification_job(
+            name,
+            args.verification,
+            args.image,
+            hardening,
+            # No name: each new image gets a new Job, created before the old one is deleted. Its labels
+            # differ from the Service's selector, so no traffic is ever sent to it.
+            k8s.meta.v1.ObjectMetaArgs(namespace=namespace.metadata.name, labels=checker.all),
+            pulumi.Output.concat("http://", service.spec.cluster_ip, ":", str(SERVICE_PORT), args.verification.path),
+            pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
+        )
+        self.verified_at = job.status.completion_time
+        self.verified_image_ref = pulumi.Output.all(job.status.succeeded, args.image).apply(lambda done: done[1])
         self.namespace = namespace.metadata.name
         self.service_name = service.metadata.name
         self.node_port = service.spec.ports[0].node_port
@@ -177,63 +213,93 @@ class WebService(pulumi.ComponentResource):
                 "node_port": self.node_port,
                 "cluster_url": self.cluster_url,
                 "ingress_url": self.ingress_url,
+                "verified_image_ref": self.verified_image_ref,
+                "verified_at": self.verified_at,
             }
         )
 
 
-def _deployment_spec(args: WebServiceArgs, labels: AppLabels) -> k8s.apps.v1.DeploymentSpecArgs:
-    probe = k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http"),
-        period_seconds=5,
-        failure_threshold=3,
+def _hardening(args: WebServiceArgs) -> Hardening:
+    return Hardening(
+        pod=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            run_as_group=RUN_AS_USER,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        container=k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            privileged=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        ),
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
+            limits={"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
+        ),
     )
+
+
+def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> k8s.core.v1.PodSpecArgs:
+    http_get = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http")
+    return k8s.core.v1.PodSpecArgs(
+        # Soft: a single-node cluster still schedules every replica.
+        topology_spread_constraints=[
+            k8s.core.v1.TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key="kubernetes.io/hostname",
+                when_unsatisfiable="ScheduleAnyway",
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
+            )
+        ],
+        # The app never calls the Kubernetes API.
+        automount_service_account_token=False,
+        termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
+        security_context=hardening.pod,
+        containers=[
+            k8s.core.v1.ContainerArgs(
+                name=args.name,
+                image=args.image,
+                ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT)],
+                env=[
+                    k8s.core.v1.EnvVarArgs(name="PORT", value=str(CONTAINER_PORT)),
+                    k8s.core.v1.EnvVarArgs(name="SHUTDOWN_DRAIN_SECONDS", value=str(SHUTDOWN_DRAIN_SECONDS)),
+                ],
+                # Readiness reacts within seconds; liveness has more slack, so a slow moment
+                # takes a pod out of the Service without killing it.
+                readiness_probe=k8s.core.v1.ProbeArgs(http_get=http_get, period_seconds=5, failure_threshold=3),
+                liveness_probe=k8s.core.v1.ProbeArgs(
+                    http_get=http_get, period_seconds=10, failure_threshold=6, timeout_seconds=3
+                ),
+                # The built-in sleep action needs no shell in the image.
+                lifecycle=k8s.core.v1.LifecycleArgs(
+                    pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                        sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SECONDS)
+                    )
+                ),
+                resources=hardening.resources,
+                security_context=hardening.container,
+            )
+        ],
+    )
+
+
+def _deployment_spec(
+    args: WebServiceArgs, labels: AppLabels, pod: k8s.core.v1.PodSpecArgs
+) -> k8s.apps.v1.DeploymentSpecArgs:
     return k8s.apps.v1.DeploymentSpecArgs(
         replicas=args.replicas,
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
+        min_ready_seconds=MIN_READY_SECONDS,
+        progress_deadline_seconds=args.rollout_timeout_seconds,
         # Surge one new pod at a time and never go below the desired count: no capacity
         # is lost during a rollout, and a pod that never becomes ready stops it.
         strategy=k8s.apps.v1.DeploymentStrategyArgs(
             type="RollingUpdate",
             rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
         ),
-        template=k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels.all),
-            spec=k8s.core.v1.PodSpecArgs(
-                # The app never calls the Kubernetes API.
-                automount_service_account_token=False,
-                termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-                security_context=k8s.core.v1.PodSecurityContextArgs(
-                    run_as_non_root=True,
-                    run_as_user=RUN_AS_USER,
-                    run_as_group=RUN_AS_USER,
-                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                ),
-                containers=[
-                    k8s.core.v1.ContainerArgs(
-                        name=args.name,
-                        image=args.image,
-                        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT)],
-                        env=[
-                            k8s.core.v1.EnvVarArgs(name="PORT", value=str(CONTAINER_PORT)),
-                            k8s.core.v1.EnvVarArgs(name="SHUTDOWN_DRAIN_SECONDS", value=str(SHUTDOWN_DRAIN_SECONDS)),
-                        ],
-                        readiness_probe=probe,
-                        liveness_probe=probe,
-                        resources=k8s.core.v1.ResourceRequirementsArgs(
-                            requests={"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
-                            limits={"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
-                        ),
-                        security_context=k8s.core.v1.SecurityContextArgs(
-                            allow_privilege_escalation=False,
-                            privileged=False,
-                            read_only_root_filesystem=True,
-                            run_as_non_root=True,
-                            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                        ),
-                    )
-                ],
-            ),
-        ),
+        template=k8s.core.v1.PodTemplateSpecArgs(metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels.all), spec=pod),
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import ContainerImageArgs, RegistryArgs, ResourcesArgs, WebServiceArgs
+from components import ContainerImageArgs, RegistryArgs, ResourcesArgs, VerificationArgs, WebServiceArgs
 from settings import PROJECT
 from settings.model import StackSettings
 
@@ -45,6 +45,7 @@ def web_service_args(settings: StackSettings, image: pulumi.Input[str]) -> WebSe
         resources=ResourcesArgs(**settings.resources.model_dump()),
         ingress=settings.ingress.args() if settings.ingress else None,
         rollout_timeout_seconds=settings.rollout_timeout_seconds,
+        verification=VerificationArgs(**settings.verification.model_dump()),
     )
 
 

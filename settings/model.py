@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from components import Builder, IngressArgs, ResourcesArgs
+from components import Builder, IngressArgs, ResourcesArgs, VerificationArgs
 from components.container_image import DEFAULT_PLATFORM
 from components.web_service import DEFAULT_INGRESS_PATH, DEFAULT_REPLICAS, DEFAULT_ROLLOUT_TIMEOUT_SECONDS, NODE_PORTS
 from image_ref import PINNED_FORM, REGISTRY, REPOSITORY, ImageRef, parse_image_ref
@@ -208,6 +208,17 @@ class ClusterSettings(Section):
     """Write manifests to this folder instead of applying them (``make render`` sets it). Default: apply."""
 
 
+class VerificationSettings(Section):
+    """The check every deploy runs inside the cluster, through the Service, before it counts as done."""
+
+    path: str = _expect("a path starting with '/'", default=VerificationArgs.path, pattern=r"^/")
+    """Path to request. Default ``/``."""
+    status: Integer = Field(default=VerificationArgs.status, ge=100, le=599)
+    """HTTP status the answer must have. Default 200."""
+    body: str = _expect("non-empty text", default=VerificationArgs.body, min_length=1)
+    """Text the answer must contain. Default ``Hello World``."""
+
+
 class PromotionRecord(Section):
     """Where a promoted image came from; written by ``make promote``, read by people, ignored by the program."""
 
@@ -249,6 +260,8 @@ class StackSettings(Section):
     """An Ingress in front of the Service; see the ``ingress.*`` keys. Default: none."""
     cluster: Annotated[ClusterSettings, Object] = ClusterSettings()
     """Target cluster; see the ``cluster.*`` keys. Default: the local platform."""
+    verification: Annotated[VerificationSettings, Object] = VerificationSettings()
+    """The in-cluster check of every deploy; see the ``verification.*`` keys. Default: theirs."""
     promotion: Annotated[PromotionRecord | None, Object] = None
     """Provenance that ``make promote`` records. Default: none."""
 

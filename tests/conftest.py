@@ -26,6 +26,8 @@ pytest_plugins = ["tests.engine.fixtures"]
 
 FAKE_DIGEST = "sha256:" + "ab" * 32
 CLUSTER_CHOSEN_NODE_PORT = 30999
+CLUSTER_IP = "10.215.0.99"
+VERIFIED_AT = "2026-11-27T10:00:00Z"
 # Pulumi's marker for a secret value on the wire (sdk/go/common/resource/sig).
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 PASSWORD = "s3cret-registry-password"
@@ -70,8 +72,12 @@ class _Mocks(pulumi.runtime.Mocks):
         elif args.typ == "docker-build:index:Image":
             outputs["digest"] = FAKE_DIGEST
         elif args.typ == "kubernetes:core/v1:Service":
+            outputs["spec"] = {**outputs["spec"], "clusterIP": CLUSTER_IP}
             for port in outputs["spec"]["ports"]:
                 port.setdefault("nodePort", CLUSTER_CHOSEN_NODE_PORT)
+        elif args.typ == "kubernetes:batch/v1:Job":
+            # What the provider's Job await reports once the Job has completed.
+            outputs["status"] = {"succeeded": 1, "completionTime": VERIFIED_AT}
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

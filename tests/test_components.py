@@ -18,9 +18,10 @@ from components import (
     WebService,
     WebServiceArgs,
 )
+from components.verification import VerificationArgs
 from components.web_service import NODE_PORTS
 from policy.rules import NODE_PORT_RANGE
-from tests.conftest import FAKE_DIGEST, PASSWORD, SECRET_SIG, Deployed
+from tests.conftest import CLUSTER_IP, FAKE_DIGEST, PASSWORD, SECRET_SIG, VERIFIED_AT, Deployed
 
 IMAGE = f"registry.example.com/hello@{FAKE_DIGEST}"
 
@@ -66,7 +67,15 @@ def test_web_service_children_are_named_from_the_component(recorded: Deployed) -
     settle(lambda: WebService("shop", web_service_args(ingress=IngressArgs(host="shop.example.com"))))
 
     names = sorted(resource.name for resource in recorded.resources if resource.type.startswith("kubernetes:"))
-    assert names == ["shop-deployment", "shop-ingress", "shop-namespace", "shop-network-policy", "shop-service"]
+    assert names == [
+        "shop-deployment",
+        "shop-disruption-budget",
+        "shop-ingress",
+        "shop-namespace",
+        "shop-network-policy",
+        "shop-service",
+        "shop-verify",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -114,3 +123,63 @@ def test_container_image_sends_the_password_only_as_a_secret(recorded: Deployed,
     registry = pushed.wire["registry"] if builder is Builder.DOCKER else pushed.wire["registries"][0]
     assert registry["password"]["value"] == PASSWORD
     assert SECRET_SIG in registry["password"].values()
+
+
+def test_web_service_rolls_and_stops_pods_without_dropping_requests(recorded: Deployed) -> None:
+    settle(lambda: WebService("web", web_service_args(replicas=3, rollout_timeout_seconds=120)))
+
+    spec = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert (spec["minReadySeconds"], spec["progressDeadlineSeconds"]) == (5, 120)
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 5 + 5
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] > (
+        readiness["periodSeconds"] * readiness["failureThreshold"]
+    )
+    (spread,) = pod["topologySpreadConstraints"]
+    assert (spread["whenUnsatisfiable"], spread["topologyKey"]) == ("ScheduleAnyway", "kubernetes.io/hostname")
+
+
+@pytest.mark.parametrize(("replicas", "budgets"), [(1, 0), (2, 1), (3, 1)], ids=["one", "two", "three"])
+def test_web_service_budgets_voluntary_disruptions_one_pod_at_a_time(
+    recorded: Deployed, replicas: int, budgets: int
+) -> None:
+    settle(lambda: WebService("web", web_service_args(replicas=replicas)))
+
+    found = recorded.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert len(found) == budgets
+    for budget in found:
+        assert budget.inputs["spec"]["maxUnavailable"] == 1
+        selector = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["selector"]
+        assert budget.inputs["spec"]["selector"] == selector
+
+
+def test_web_service_verifies_its_image_through_the_service_inside_the_cluster(recorded: Deployed) -> None:
+    check = VerificationArgs(path="/hello", status=201, body="Hi")
+    settle(lambda: WebService("web", web_service_args(verification=check)))
+
+    job = recorded.one("kubernetes:batch/v1:Job").inputs
+    pod = job["spec"]["template"]["spec"]
+    (checker,) = pod["containers"]
+    env = {item["name"]: item["value"] for item in checker["env"]}
+    assert checker["image"] == IMAGE
+    assert env == {"TARGET": f"http://{CLUSTER_IP}:80/hello", "EXPECT_STATUS": "201", "EXPECT_BODY": "Hi"}
+    assert "name" not in job["metadata"]  # a new Job, with a new name, for every new image
+    assert job["spec"]["backoffLimit"] == 0
+    app = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert checker["securityContext"] == app["containers"][0]["securityContext"]
+    assert pod["securityContext"] == app["securityContext"]
+    service_selector = recorded.one("kubernetes:core/v1:Service").inputs["spec"]["selector"]
+    assert not service_selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pulumi.runtime.test
+def test_web_service_exposes_the_image_that_passed_and_when(recorded: Deployed) -> pulumi.Output[None]:
+    service = WebService("web", web_service_args())
+
+    def check(values: list[Any]) -> None:
+        assert values == [IMAGE, VERIFIED_AT]
+
+    return pulumi.Output.all(service.verified_image_ref, service.verified_at).apply(check)

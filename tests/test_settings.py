@@ -119,7 +119,7 @@ def test_settings_ingress_disabled_is_none() -> None:
         (
             {"image": PINNED, "replica": "3"},
             "replica is not a known setting: expected one of build, cluster, image, ingress, namespace, nodePort, "
-            "promotion, registryPassword, replicas, resources, rolloutTimeoutSeconds, got 'replica' "
+            "promotion, registryPassword, replicas, resources, rolloutTimeoutSeconds, verification, got 'replica' "
             "(did you mean 'replicas'?)",
         ),
         (
@@ -307,3 +307,29 @@ def test_new_stack_claiming_devs_node_port_stops_before_any_resource(deploy: Dep
         deploy("qa", {"hello-world:image": PINNED, "hello-world:nodePort": "31611"})
 
     assert deploy.registered == []
+
+
+def test_settings_verification_defaults_to_hello_world_on_the_root_path() -> None:
+    check = parse_settings({"image": PINNED}, stack="qa").verification
+
+    assert (check.path, check.status, check.body) == ("/", 200, "Hello World")
+
+
+@pytest.mark.parametrize(
+    ("verification", "message"),
+    [
+        ({"path": "health"}, "verification.path must be a path starting with '/', got 'health'"),
+        ({"status": "2000"}, "verification.status must be an integer from 100 to 599, got '2000'"),
+        ({"body": ""}, "verification.body must be non-empty text, got ''"),
+        (
+            {"bdy": "x"},
+            "verification.bdy is not a known setting: expected one of body, path, status, got 'bdy' "
+            "(did you mean 'verification.body'?)",
+        ),
+    ],
+    ids=["relative-path", "status-out-of-range", "empty-body", "unknown-key"],
+)
+def test_settings_verification_errors_name_key_expectation_and_value(
+    verification: dict[str, str], message: str
+) -> None:
+    assert problems_of({"image": PINNED, "verification": json.dumps(verification)}) == [message]

@@ -1,0 +1,100 @@
+"""The check every deploy must pass: a Job, inside the cluster, that calls the Service and reads its answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+DEFAULT_PATH = "/"
+DEFAULT_STATUS = 200
+DEFAULT_BODY = "Hello World"
+TIMEOUT_SECONDS = 60
+"""How long the Job may run in all; each request waits at most 5 s."""
+# Runs in the app's own image (node is there), so nothing is pulled from outside. A few tries,
+# spaced, cover a Service whose endpoints are still being programmed.
+_CHECK = """
+const {TARGET, EXPECT_STATUS, EXPECT_BODY} = process.env;
+let tries = 5;
+const attempt = () => require('http').get(TARGET, {timeout: 5000}, (res) => {
+  let body = '';
+  res.setEncoding('utf8').on('data', (chunk) => { body += chunk; }).on('end', () => {
+    const ok = res.statusCode === Number(EXPECT_STATUS) && body.includes(EXPECT_BODY);
+    console.log(`${TARGET}: status ${res.statusCode}, body ${JSON.stringify(body.slice(0, 200))}`);
+    ok ? process.exit(0) : retry(`expected status ${EXPECT_STATUS} and ${JSON.stringify(EXPECT_BODY)}`);
+  });
+}).on('timeout', function () { this.destroy(new Error('timed out')); }).on('error', (e) => retry(e.message));
+const retry = (why) => {
+  console.log(`check failed: ${why}`);
+  --tries > 0 ? setTimeout(attempt, 2000) : process.exit(1);
+};
+attempt();
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerificationArgs:
+    """What a healthy deploy answers."""
+
+    path: str = DEFAULT_PATH
+    """Path requested through the Service. Default ``/``."""
+    status: int = DEFAULT_STATUS
+    """Expected HTTP status. Default 200."""
+    body: str = DEFAULT_BODY
+    """Text the answer must contain. Default ``Hello World``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hardening:
+    """The app container's confinement, which the check's container shares."""
+
+    pod: k8s.core.v1.PodSecurityContextArgs
+    container: k8s.core.v1.SecurityContextArgs
+    resources: k8s.core.v1.ResourceRequirementsArgs
+
+
+def verification_job(
+    name: str,
+    check: VerificationArgs,
+    image: pulumi.Input[str],
+    hardening: Hardening,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    target: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.batch.v1.Job:
+    """A Job that runs the check from the app's ``image``, as confined as the app, aimed at ``target``.
+
+    Its pod template holds the image, so a new digest replaces the Job and the check runs again;
+    the provider waits for the Job and fails the update as soon as it fails.
+    """
+    checker = k8s.core.v1.ContainerArgs(
+        name="verify",
+        image=image,
+        command=["node", "-e", _CHECK],
+        env=[
+            k8s.core.v1.EnvVarArgs(name="TARGET", value=target),
+            k8s.core.v1.EnvVarArgs(name="EXPECT_STATUS", value=str(check.status)),
+            k8s.core.v1.EnvVarArgs(name="EXPECT_BODY", value=check.body),
+        ],
+        resources=hardening.resources,
+        security_context=hardening.container,
+    )
+    return k8s.batch.v1.Job(
+        f"{name}-verify",
+        metadata=metadata,
+        spec=k8s.batch.v1.JobSpecArgs(
+            backoff_limit=0,
+            active_deadline_seconds=TIMEOUT_SECONDS,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=metadata.labels),
+                spec=k8s.core.v1.PodSpecArgs(
+                    restart_policy="Never",
+                    automount_service_account_token=False,
+                    security_context=hardening.pod,
+                    containers=[checker],
+                ),
+            ),
+        ),
+        opts=opts,
+    )
