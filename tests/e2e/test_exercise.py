@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from settings.stack_files import plain_config
 from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
 from tests.engine.workspace import Workspace, steps_by_op
 
@@ -61,13 +62,14 @@ def get_eventually(expected: str, attempts: int = 30) -> str:
     raise AssertionError(f"{URL} never answered {expected!r}; last answer: {body}")
 
 
-def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(*args: str, check: bool = True, stdin: str = "", timeout: int = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         # Its own cache dir: kubectl would otherwise write to the user's ~/.kube.
         ["kubectl", "--kubeconfig", os.environ["HELLO_KUBECONFIG"], "--cache-dir", str(KUBECTL_CACHE), *args],
+        input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=check,
     )
 
@@ -165,6 +167,32 @@ def test_up_deploys_all_replicas_that_answer_hello_world(workspace: Workspace, f
     assert workspace.outputs()["nodePort"] == NODE_PORT
 
 
+def test_up_verifies_the_image_inside_the_cluster(workspace: Workspace) -> None:
+    outputs = workspace.outputs()
+
+    assert outputs["verifiedImageRef"] == outputs["imageRef"]
+    assert outputs["verifiedAt"].endswith("Z")
+    jobs = json.loads(kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+    assert [job["status"].get("succeeded") for job in jobs] == [1]
+    (container,) = jobs[0]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == outputs["imageRef"]
+
+
+def test_namespace_refuses_a_pod_that_breaks_the_restricted_standard(workspace: Workspace) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "unconfined", "namespace": NAMESPACE},
+        "spec": {"containers": [{"name": "app", "image": workspace.outputs()["imageRef"]}]},
+    }
+
+    # A server-side dry run goes through admission, Pod Security included, and creates nothing.
+    result = kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False)
+
+    assert result.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in result.stderr, result.stderr
+
+
 def test_changed_app_rolls_out_as_an_update_without_dropping_requests(
     workspace: Workspace, figure: Callable[[str], None]
 ) -> None:
@@ -183,6 +211,78 @@ def test_changed_app_rolls_out_as_an_update_without_dropping_requests(
     assert result.sent > 0
     assert result.failed == 0, result.errors[:5]
     assert get_eventually("Hello Rolled World") == "Hello Rolled World\n"
+
+
+def test_rollout_restart_drops_no_request(workspace: Workspace, figure: Callable[[str], None]) -> None:
+    with Load() as load:
+        kubectl("rollout", "restart", "deployment/hello-world", "-n", NAMESPACE)
+        kubectl("rollout", "status", "deployment/hello-world", "-n", NAMESPACE, "--timeout=180s", timeout=200)
+    result = load.result
+
+    figure(f"e2e: rollout restart, {result.sent} requests during it, {result.failed} failed")
+    assert result.sent > 0
+    assert result.failed == 0, result.errors[:5]
+
+
+def ready_pods() -> list[str]:
+    pods = json.loads(
+        kubectl("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=hello-world", "-o", "json").stdout
+    )
+    return sorted(
+        pod["metadata"]["name"]
+        for pod in pods["items"]
+        if "deletionTimestamp" not in pod["metadata"]
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+    )
+
+
+def evict(pod: str) -> bool:
+    """Asks the Eviction API to evict ``pod``; False when the disruption budget refuses it for now."""
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": NAMESPACE}}
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}/eviction"
+    result = kubectl("create", "--raw", path, "-f", "-", stdin=json.dumps(eviction), check=False)
+    if result.returncode != 0 and "disruption budget" not in result.stderr:
+        raise AssertionError(result.stderr)
+    return result.returncode == 0
+
+
+def test_evictions_one_pod_after_another_drop_no_request(workspace: Workspace, figure: Callable[[str], None]) -> None:
+    replicas = kube_object("deployment", "hello-world")["spec"]["replicas"]
+    fewest_ready = replicas
+    refused = 0
+    with Load() as load:
+        for pod in ready_pods():
+            deadline = time.monotonic() + 180
+            while not evict(pod):
+                refused += 1
+                assert time.monotonic() < deadline, f"the budget never let {pod} go"
+                fewest_ready = min(fewest_ready, len(ready_pods()))
+                time.sleep(1)
+            while len(ready_pods()) < replicas and time.monotonic() < deadline:
+                fewest_ready = min(fewest_ready, len(ready_pods()))
+                time.sleep(0.5)
+    result = load.result
+
+    figure(
+        f"e2e: {replicas} evictions one after another: {result.sent} requests, {result.failed} failed, "
+        f"at least {fewest_ready} of {replicas} pods ready throughout, {refused} evictions held back by the budget"
+    )
+    assert result.failed == 0, result.errors[:5]
+    assert fewest_ready >= replicas - 1
+
+
+def test_abrupt_pod_deletion_is_measured(workspace: Workspace, figure: Callable[[str], None]) -> None:
+    (victim, *_) = ready_pods()
+    with Load() as load:
+        kubectl("delete", "pod", victim, "-n", NAMESPACE, "--grace-period=0", "--force")
+        kubectl("rollout", "status", "deployment/hello-world", "-n", NAMESPACE, "--timeout=180s", timeout=200)
+        time.sleep(5)
+    result = load.result
+
+    # No drain is possible when a pod is killed outright: the figure is reported, not hidden.
+    figure(f"e2e: one pod deleted abruptly: {result.sent} requests, {result.failed} failed")
+    assert result.sent > 0
+    assert len(ready_pods()) == kube_object("deployment", "hello-world")["spec"]["replicas"]
 
 
 def test_second_up_reports_no_changes(workspace: Workspace, figure: Callable[[str], None]) -> None:
@@ -205,6 +305,19 @@ def test_bad_rollout_fails_clearly_and_old_pods_keep_answering(
     assert "timed out" in output.lower() or "not ready" in output.lower() or "failed" in output.lower(), output
     for _ in range(10):
         assert get() == "Hello Rolled World\n"
+
+
+def test_failed_verification_fails_up_and_names_the_check(workspace: Workspace, figure: Callable[[str], None]) -> None:
+    verified = workspace.outputs()["verifiedImageRef"]
+    set_message(workspace, "Goodbye World")
+
+    result = workspace.up(check=False)
+
+    output = result.stdout + result.stderr
+    figure(f"e2e: failed verification reported after {workspace.last_seconds:.1f}s")
+    assert result.returncode != 0
+    assert "hello-world-verify" in output, output
+    assert workspace.outputs()["verifiedImageRef"] == verified
 
 
 def test_enabled_ingress_is_created_with_host_path_and_class(workspace: Workspace) -> None:
@@ -246,7 +359,4 @@ def test_destroy_leaves_nothing_in_the_cluster(workspace: Workspace) -> None:
 
 
 def workspace_config(workspace: Workspace) -> dict[str, Any]:
-    import yaml
-
-    document = yaml.safe_load((workspace.directory / f"Pulumi.{workspace.stack}.yaml").read_text())
-    return {k: v for k, v in document["config"].items() if not (isinstance(v, dict) and "secure" in v)}
+    return plain_config(workspace.directory, workspace.stack)
