@@ -54,6 +54,7 @@ require_commands() {
   done
   ((${#missing[@]} == 0)) && return 0
   info "missing ${missing[*]}"
+  mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
   apt_install "${packages[@]}"
   local still=()
   for cmd in "${missing[@]}"; do command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd"); done
