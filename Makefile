@@ -4,6 +4,16 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 STACK ?= dev
+# What comes from the command line (STACK=..., ARGS="...") is data, never code: `$(value)` keeps make
+# from expanding a `$(...)` inside it, and recipes read it from their environment, quoted ("$$STACK"),
+# so no shell parses it either. ARGS and STACKS are split into words by `read -ra`: no eval, no globbing.
+override STACK := $(value STACK)
+override STACKS := $(value STACKS)
+override FROM := $(value FROM)
+override TO := $(value TO)
+override OUT := $(value OUT)
+override ARGS := $(value ARGS)
+export STACK STACKS FROM TO OUT ARGS
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -52,26 +62,28 @@ e2e: venv tools platform ## Only the end-to-end tests on the local platform
 	$(ENV) $(VENV)/bin/pytest -m platform
 
 preview: venv tools ## pulumi preview of STACK (default dev)
-	$(ENV) tooling/scripts/stack.sh $(STACK) preview --diff
+	$(ENV) tooling/scripts/stack.sh "$$STACK" preview --diff
 
 up: plan venv tools platform ## Deploy STACK (default dev) and print the URL that answers
-	$(ENV) tooling/scripts/stack.sh $(STACK) up --yes
+	$(ENV) tooling/scripts/stack.sh "$$STACK" up --yes
 
 destroy: venv tools ## Destroy STACK's resources
-	$(ENV) tooling/scripts/stack.sh $(STACK) destroy --yes
+	$(ENV) tooling/scripts/stack.sh "$$STACK" destroy --yes
 
 promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
-	$(ENV) source tooling/scripts/backend.sh && \
+	$(ENV) source tooling/scripts/backend.sh && read -ra args <<<"$${ARGS//$$'\n'/ }" && \
 	  REGISTRY_USERNAME=$${REGISTRY_USERNAME:-$$HELLO_REGISTRY_USER} \
 	  REGISTRY_PASSWORD=$${REGISTRY_PASSWORD:-$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true)} \
-	  $(PY) -m delivery.promote --from $(FROM) --to $(TO) $(ARGS)
+	  $(PY) -m delivery.promote --from "$${FROM:?make promote needs FROM=<stack>}" \
+	    --to "$${TO:?make promote needs TO=<stack>}" "$${args[@]}"
 
 review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."
-	$(ENV) source tooling/scripts/backend.sh && $(PY) -m delivery.review $(STACKS)
+	$(ENV) source tooling/scripts/backend.sh && read -ra stacks <<<"$${STACKS//$$'\n'/ }" && \
+	  $(PY) -m delivery.review "$${stacks[@]}"
 
 recordings: venv tools platform ## Re-record the real previews behind the review golden tests
 	$(ENV) $(PY) -m tests.recordings.record
 
 render: venv tools ## Write STACK's manifests to OUT for GitOps review (no cluster is touched)
 	$(ENV) REGISTRY_PASSWORD=$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true) \
-	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(PY) -m delivery.render $(STACK) $(OUT)
+	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(PY) -m delivery.render "$$STACK" "$${OUT:?make render needs OUT=<folder>}"

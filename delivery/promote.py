@@ -18,6 +18,7 @@ from pulumi import automation as auto
 
 from delivery.program import PROJECT_DIR
 from delivery.registry import Registry, RegistryError
+from delivery.registry import from_environment as registry_from_environment
 from image_ref import DIGEST, ImageRef, parse_image_ref
 from settings.stack_files import kept_as_is
 
@@ -98,8 +99,15 @@ def git_commit(directory: Path) -> str:
 
 
 def registry_for(image: ImageRef) -> Registry:
-    """The image's registry, with credentials from the environment when given."""
-    return Registry(image.registry, os.environ.get("REGISTRY_USERNAME"), os.environ.get("REGISTRY_PASSWORD"))
+    """The image's registry, with the environment's credentials only if they were configured for it.
+
+    Raises:
+        PromotionError: When ``REGISTRY_ADDRESS`` is not a registry host[:port].
+    """
+    try:
+        return registry_from_environment(image.registry, os.environ)
+    except RegistryError as error:
+        raise PromotionError(str(error)) from error
 
 
 def promote(

@@ -1,13 +1,19 @@
-"""The GitHub Actions workflows shipped for users: valid, and calling only make targets we test."""
+"""The GitHub Actions workflows shipped for users: valid, calling only make targets we test, safe with their inputs.
+
+Inputs and event fields reach scripts only as checked data, and no pull request's job can decrypt prod.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -52,3 +58,147 @@ def test_workflow_calls_only_make_targets_the_makefile_has(workflow: Path) -> No
 
     assert called, "the workflow runs no make target"
     assert called <= targets, f"{workflow.name} calls {sorted(called - targets)}, which the Makefile lacks"
+
+
+# What a workflow may not paste into a script: values that whoever starts the run, or opens the pull request, chooses.
+UNTRUSTED = re.compile(r"\$\{\{\s*(inputs|github\.event)\.")
+INPUT_RULES = {
+    # Every workflow_dispatch input needs an entry: its pattern, values it must accept, values it must refuse.
+    # (Stack names would be ^[a-z][a-z0-9-]*$.)
+    "digest": (
+        "^sha256:[0-9a-f]{64}$",
+        ["", "sha256:" + "0" * 64],
+        [
+            "sha256:$(touch {marker})",
+            "`touch {marker}`",
+            "; touch {marker}",
+            "sha256:" + "0" * 64 + "\ntouch {marker}",
+            "sha256:" + "A" * 64,
+        ],
+    ),
+}
+PREVIEW_SECRETS = {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_DEV", "PULUMI_CONFIG_PASSPHRASE_STAGING"}
+Node = dict[str, Any]
+
+
+def load(workflow: Path) -> Node:
+    document: Node = yaml.safe_load(workflow.read_text())
+    return document
+
+
+def triggers(document: dict[Any, Any]) -> Node:
+    found: Node = document["on"] if "on" in document else document[True]  # YAML 1.1 reads a bare `on` as true
+    return found
+
+
+def strings(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every string in a document, with the keys that lead to it."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from strings(value, (*path, str(index)))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def secrets_per_run(job: Node) -> list[set[str]]:
+    """The secrets each run of a job reads: one set per matrix entry, `secrets[matrix.x]` resolved."""
+    named = {match for _, text in strings(job) for match in re.findall(r"secrets\.([A-Za-z0-9_]+)", text)}
+    by_matrix = {match for _, text in strings(job) for match in re.findall(r"secrets\[matrix\.(\w+)\]", text)}
+    entries = job.get("strategy", {}).get("matrix", {}).get("include", [{}])
+    return [named | {entry[key] for key in by_matrix} for entry in entries]
+
+
+def environment(job: Node) -> str | None:
+    found = job.get("environment")
+    return found.get("name") if isinstance(found, dict) else found
+
+
+def jobs_of(workflow: Path) -> list[tuple[str, Node]]:
+    return list(load(workflow)["jobs"].items())
+
+
+def test_workflows_pass_inputs_and_event_fields_only_through_env_or_with() -> None:
+    misplaced = [
+        f"{workflow.name}: {'.'.join(path)}"
+        for workflow in WORKFLOWS
+        for path, text in strings(load(workflow))
+        if UNTRUSTED.search(text) and path[-2:-1] not in [("env",), ("with",)]
+    ]
+
+    assert misplaced == [], "pass inputs and event fields through env: or with:, never into a script"
+
+
+DISPATCH_INPUTS = [
+    (workflow, name)
+    for workflow in WORKFLOWS
+    for name in (triggers(load(workflow)).get("workflow_dispatch") or {}).get("inputs", {})
+]
+
+
+@pytest.mark.parametrize(
+    ("workflow", "name"), DISPATCH_INPUTS, ids=[f"{path.name}-{name}" for path, name in DISPATCH_INPUTS]
+)
+def test_workflow_input_is_checked_against_a_strict_pattern_before_any_step_uses_it(
+    workflow: Path, name: str, tmp_path: Path
+) -> None:
+    assert name in INPUT_RULES, f"input {name!r} of {workflow.name} needs a pattern in INPUT_RULES and a check step"
+    pattern, accepted, refused = INPUT_RULES[name]
+    marker = tmp_path / "marker"
+    reference = re.compile(r"\$\{\{\s*inputs\." + name + r"\s*\}\}")
+    for job_name, job in jobs_of(workflow):
+        users = [step for step in job["steps"] if any(reference.search(text) for _, text in strings(step))]
+        if not users:
+            continue
+        check = users[0]
+        variable = next((key for key, value in check.get("env", {}).items() if reference.fullmatch(str(value))), None)
+        assert variable, f"{job_name}: the first step that reads {name} must take it from env:"
+        script = check.get("run", "")
+        assert f"=~ {pattern}" in script, (
+            f"{job_name}: the first step that reads {name} must check it against {pattern}"
+        )
+
+        def run(value: str, script: str = script, variable: str = variable) -> int:
+            # As GitHub runs a `shell: bash` step.
+            command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script]
+            env = {"PATH": "/usr/bin:/bin", variable: value.format(marker=marker)}
+            return subprocess.run(command, env=env, capture_output=True, timeout=10, check=False).returncode
+
+        assert [run(value) for value in accepted] == [0] * len(accepted)
+        assert all(run(value) != 0 for value in refused)
+        assert not marker.exists()
+
+
+def test_workflows_give_prods_passphrase_only_to_jobs_in_the_prod_environment() -> None:
+    for workflow in WORKFLOWS:
+        for job_name, job in jobs_of(workflow):
+            for secrets in secrets_per_run(job):
+                where = f"{workflow.name} job {job_name}"
+                assert "PULUMI_CONFIG_PASSPHRASE" not in secrets, f"{where}: use the passphrase of one stack"
+                if "PULUMI_CONFIG_PASSPHRASE_PROD" in secrets:
+                    assert environment(job) == "prod", f"{where}: prod's passphrase only in the prod environment"
+
+
+def test_pull_request_workflow_previews_with_one_non_prod_passphrase_per_job_and_no_environment() -> None:
+    workflow = ROOT / ".github" / "workflows" / "pull-request.yml"
+
+    assert list(triggers(load(workflow))) == ["pull_request"]  # never pull_request_target
+    for job_name, job in jobs_of(workflow):
+        assert environment(job) is None, f"{job_name}: a pull request's job must enter no environment"
+        for secrets in secrets_per_run(job):
+            assert secrets <= PREVIEW_SECRETS, f"{job_name}: {sorted(secrets - PREVIEW_SECRETS)} are not for previews"
+            assert len({secret for secret in secrets if "PASSPHRASE" in secret}) <= 1, f"{job_name}: one stack each"
+
+
+def test_pull_request_jobs_that_run_its_code_hold_no_write_token() -> None:
+    document = load(ROOT / ".github" / "workflows" / "pull-request.yml")
+    for job_name, job in document["jobs"].items():
+        permissions = job.get("permissions", document.get("permissions", "write-all"))
+        writes = permissions == "write-all" or (isinstance(permissions, dict) and "write" in permissions.values())
+        runs_code = any(
+            "actions/checkout" in step.get("uses", "") or "make " in step.get("run", "") for step in job["steps"]
+        )
+
+        assert not (writes and runs_code), f"{job_name} runs the pull request's code with a write token"
