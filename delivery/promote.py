@@ -1,6 +1,10 @@
 """Promote the image a stack runs, pinned by digest, to the next stack: what was tested is what ships.
 
-Usage: python -m delivery.promote --from dev --to staging [--yes] [--digest sha256:...]
+Usage: python -m delivery.promote --from dev --to staging [--yes] [--digest sha256:...] [--wait SECONDS]
+
+The target stack is locked for the whole promotion, previewed and deployed with the policy pack at
+its own enforcement, and its stack file is put back byte for byte unless the deployment succeeds,
+also on SIGINT, SIGTERM or SIGHUP (after pulumi has stopped).
 """
 
 from __future__ import annotations
@@ -8,25 +12,63 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import IO
 
 from pulumi import automation as auto
+from pulumi.automation.errors import create_command_error
 
 from delivery.program import PROJECT_DIR
 from delivery.registry import Registry, RegistryError
 from delivery.registry import from_environment as registry_from_environment
 from image_ref import DIGEST, ImageRef, parse_image_ref
-from settings.stack_files import kept_as_is
+from settings import PROJECT
+from settings.stack_files import (
+    LOCK_WAIT_SECONDS,
+    STACK_NAME,
+    StackFileError,
+    StackLockedError,
+    kept_as_is,
+    locked,
+    policy_run,
+    set_settings,
+    stack_file,
+    stack_names,
+)
 
 CHAIN = ("dev", "staging", "prod")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a promotion the way Ctrl-C does: pulumi cancels, then the stack file is put back."""
 
 
 class PromotionError(Exception):
     """The promotion cannot go ahead; nothing was changed."""
+
+
+class PromotionInterrupted(BaseException):
+    """A signal stopped the promotion; raised once pulumi has exited, before the stack file is put back.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way swallows it.
+    """
+
+    def __init__(
+        self, signum: int, detail: str = "nothing was deployed; the target's settings are as they were"
+    ) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}: {detail}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for death by this signal (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +81,32 @@ class Request:
     """Roll the target to this earlier digest of the source's repository instead."""
     out_of_chain: bool = False
     yes: bool = False
+    wait_seconds: float = LOCK_WAIT_SECONDS
+    """How long to wait for another promotion or review of the target to finish. Default 30."""
+
+
+@dataclass(frozen=True)
+class StackName:
+    """A stack as given on the command line, and the short name its ``Pulumi.<name>.yaml`` carries."""
+
+    given: str
+    """What pulumi is told: ``staging`` or ``org/hello-world/staging``."""
+    name: str
+    """The stack's own name: ``staging``."""
+
+
+def stack_name(given: str, flag: str) -> StackName:
+    """A stack name, alone or fully qualified as ``org/hello-world/<stack>`` (or ``org/<stack>``).
+
+    Raises:
+        PromotionError: When it names another project or is not a stack name.
+    """
+    parts = given.split("/")
+    if len(parts) == 3 and all(parts) and parts[1] != PROJECT:
+        raise PromotionError(f"{flag} must name a stack of project {PROJECT!r} (org/{PROJECT}/<stack>), got {given!r}")
+    if len(parts) > 3 or not all(STACK_NAME.fullmatch(part) and not part.startswith(".") for part in parts):
+        raise PromotionError(f"{flag} must be a stack name or org/{PROJECT}/<stack>, got {given!r}")
+    return StackName(given, parts[-1])
 
 
 def check_chain(source: str, target: str, out_of_chain: bool) -> None:
@@ -110,6 +178,141 @@ def registry_for(image: ImageRef) -> Registry:
         raise PromotionError(str(error)) from error
 
 
+class Engine(auto.PulumiCommand):
+    """The pulumi CLI, run so that a stop signal (SIGINT, SIGTERM, SIGHUP) cancels it and is waited for.
+
+    pulumi runs in its own process group, so a Ctrl-C in the terminal reaches it only through the
+    promotion, once: as SIGINT, pulumi's own graceful cancel (a second signal terminates it, as a
+    second Ctrl-C does). The promotion waits for pulumi to exit before anything is put back.
+    Outside a pulumi command, a signal stops the promotion at once where it is interruptible,
+    and is only noted where it is not (while a stack file is put back, while pulumi deploys).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted: int | None = None
+        """The first stop signal received, if any."""
+        self.deployed = False
+        """Whether a ``pulumi up`` has succeeded."""
+        self._running: subprocess.Popen[str] | None = None
+        self._starting = False
+        self._cancel_on_start = False
+        self._interruptible = True
+
+    def run(
+        self,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        on_output: Callable[[str], object] | None = None,
+        on_error: Callable[[str], object] | None = None,
+    ) -> auto.CommandResult:
+        """Runs one pulumi command as the Automation API asks, and waits for it to exit whatever signal comes."""
+        self._stop_if_interrupted()
+        separator = args.index("--") if "--" in args else len(args)
+        command = [self.command, *([] if "--non-interactive" in args[:separator] else ["--non-interactive"]), *args]
+        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
+        stdout: list[str] = []
+        stderr: list[str] = []
+        # A signal while pulumi starts is only noted, so that no pulumi runs on unseen; it is passed on below.
+        self._starting = True
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                encoding="utf-8",
+                process_group=0,
+            )
+            self._running = process
+        finally:
+            self._starting = False
+        if self._cancel_on_start:
+            self._cancel_on_start = False
+            process.send_signal(signal.SIGINT)
+        try:
+            readers = [
+                threading.Thread(target=_drain, args=(process.stdout, on_output, stdout), daemon=True),
+                threading.Thread(target=_drain, args=(process.stderr, on_error, stderr), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join()
+            code = process.wait()
+        finally:
+            self._running = None
+        self.deployed = self.deployed or (args[0] == "up" and code == 0)
+        self._stop_if_interrupted()
+        result = auto.CommandResult(stdout="\n".join(stdout), stderr="\n".join(stderr), code=code)
+        if code != 0:
+            raise create_command_error(result)
+        return result
+
+    @contextmanager
+    def stopping_on_signals(self) -> Iterator[None]:
+        """Inside, SIGINT, SIGTERM and SIGHUP stop the promotion as described on the class."""
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    @contextmanager
+    def interruptible(self, interruptible: bool = True) -> Iterator[None]:
+        """Whether a signal stops the block at once (``PromotionInterrupted``), or is only noted and passed to pulumi.
+
+        Entering an interruptible block after a signal was noted stops right there.
+        """
+        previous, self._interruptible = self._interruptible, interruptible
+        try:
+            self._stop_if_interrupted()
+            yield
+        finally:
+            self._interruptible = previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        first = self.interrupted is None
+        if first:
+            self.interrupted = signum
+        process = self._running
+        if process is not None:
+            _tell(f"{signal.Signals(signum).name} received: cancelling pulumi and waiting for it to exit")
+            with suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+        elif self._starting:
+            self._cancel_on_start = True
+        elif first and self._interruptible:
+            raise PromotionInterrupted(signum)
+
+    def _stop_if_interrupted(self) -> None:
+        if self.interrupted is not None and self._interruptible:
+            raise PromotionInterrupted(self.interrupted)
+
+
+def _drain(stream: IO[str], callback: Callable[[str], object] | None, lines: list[str]) -> None:
+    """Reads a pipe to its end, so pulumi never blocks on it, even when the callback fails (a hung-up terminal)."""
+    for line in iter(stream.readline, ""):
+        stripped = line.rstrip()
+        lines.append(stripped)
+        if callback is not None:
+            try:
+                callback(stripped)
+            except OSError:
+                callback = None
+    stream.close()
+
+
+def _tell(message: str) -> None:
+    """Writes to stderr from a signal handler: no buffered stream, which the interrupted code may be using."""
+    with suppress(OSError, ValueError):
+        os.write(sys.stderr.fileno(), f"{message}\n".encode())
+
+
 def promote(
     request: Request,
     *,
@@ -119,38 +322,95 @@ def promote(
 ) -> bool:
     """Pins the source's image into the target stack, previews, and deploys when confirmed.
 
+    The target is locked for the whole promotion; its preview and its deployment run the policy
+    pack with the target's enforcement (every rule mandatory for a stack without its own config).
+    Must run in the main thread: it handles SIGINT, SIGTERM and SIGHUP.
+
     Returns:
-        True when the target was deployed, False when there was nothing to do or it was declined.
+        True when the target was deployed, False when there was nothing to do.
 
     Raises:
-        PromotionError: When a check fails; the target's settings are left as they were.
+        PromotionError: When a check fails or the deployment is declined; the target's settings are left as they were.
+        StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``.
+        PromotionInterrupted: On a stop signal, once pulumi has exited; the target's settings are put back
+            unless the deployment had already succeeded.
+        auto.errors.CommandError: When pulumi fails (a mandatory policy, an error); the settings are put back.
     """
-    if request.source not in CHAIN and not request.out_of_chain:
+    source_stack = stack_name(request.source, "--from")
+    target_stack = stack_name(request.target, "--to")
+    if source_stack.name not in CHAIN and not request.out_of_chain:
         raise PromotionError(f"--from must be one of {', '.join(CHAIN)}, got {request.source!r}")
-    check_chain(request.source, request.target, request.out_of_chain)
-    source = auto.select_stack(request.source, work_dir=str(work_dir))
-    outputs = source.outputs()
-    if "imageRef" not in outputs:
-        raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
-    image = candidate(str(outputs["imageRef"].value), request.digest)
-    check_served(image, registry_for(image))
+    check_chain(source_stack.name, target_stack.name, request.out_of_chain)
+    known = stack_names(work_dir)
+    if target_stack.name not in known:
+        raise PromotionError(
+            f"--to must be a stack with a {stack_file(work_dir, target_stack.name).name} in {work_dir} "
+            f"({', '.join(known)}), got {request.target!r}"
+        )
+    engine = Engine()
+    options = auto.LocalWorkspaceOptions(pulumi_command=engine)
+    purpose = f"promotion {source_stack.name} -> {target_stack.name}"
+    with (
+        engine.stopping_on_signals(),
+        locked(work_dir, target_stack.name, purpose=purpose, wait_seconds=request.wait_seconds),
+    ):
+        source = auto.select_stack(source_stack.given, work_dir=str(work_dir), opts=options)
+        outputs = source.outputs()
+        if "imageRef" not in outputs:
+            raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
+        image = candidate(str(outputs["imageRef"].value), request.digest)
+        check_served(image, registry_for(image))
 
-    target = auto.select_stack(request.target, work_dir=str(work_dir))
-    deployed = target.outputs().get("imageRef")
-    if deployed is not None and deployed.value == str(image):
-        say(f"{request.target} already runs {image}; nothing to promote")
-        return False
+        target = auto.select_stack(target_stack.given, work_dir=str(work_dir), opts=options)
+        deployed = target.outputs().get("imageRef")
+        if deployed is not None and deployed.value == str(image):
+            say(f"{request.target} already runs {image}; nothing to promote")
+            return False
 
-    with kept_as_is(work_dir, request.target, unless_success=True):
-        target.set_config("image", auto.ConfigValue(str(image)))
-        for key, value in provenance(request.source, image, git_commit(work_dir)).items():
-            target.set_config(f"promotion.{key}", auto.ConfigValue(value), path=True)
-        say(f"Promoting {image} from {request.source} to {request.target}; preview:")
-        target.preview(diff=True, on_output=say, color="never")
-        if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
-            raise PromotionError("declined; nothing was deployed")
-        target.up(on_output=say, color="never")
+        with (
+            policy_run(PROJECT_DIR, target_stack.name) as policy,
+            engine.interruptible(False),  # putting the stack file back is never cut short
+            kept_as_is(work_dir, target_stack.name, unless_success=True),
+            engine.interruptible(),
+        ):
+            pinned = {"image": str(image), "promotion": provenance(source_stack.name, image, git_commit(work_dir))}
+            set_settings(work_dir, target_stack.name, pinned)
+            packs, configs = [str(policy.pack)], [str(policy.config)]
+            say(f"Promoting {image} from {request.source} to {request.target}; preview with the policy pack:")
+            target.preview(diff=True, on_output=say, color="never", policy_packs=packs, policy_pack_configs=configs)
+            if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
+                raise PromotionError("declined; nothing was deployed")
+            with engine.interruptible(False):
+                _deploy(target, engine, say, packs, configs)
+        if engine.interrupted is not None:
+            raise PromotionInterrupted(
+                engine.interrupted,
+                f"pulumi up had completed: {request.target} runs {image} and its stack file records it",
+            )
     return True
+
+
+def _deploy(
+    target: auto.Stack, engine: Engine, say: Callable[[str], None], packs: list[str], configs: list[str]
+) -> None:
+    """``pulumi up``, which a signal cancels; a failure after a signal is reported as the interruption.
+
+    Raises:
+        PromotionInterrupted: When pulumi up failed after a stop signal.
+        auto.errors.CommandError: When pulumi up failed.
+    """
+    try:
+        target.up(on_output=say, color="never", policy_packs=packs, policy_pack_configs=configs)
+    except auto.errors.CommandError as error:
+        if engine.deployed:
+            return  # only reading the outputs after a successful `pulumi up` failed: the target is deployed
+        if engine.interrupted is not None:
+            raise PromotionInterrupted(
+                engine.interrupted,
+                "pulumi up was cancelled and has exited; the target's settings were put back, "
+                "and what pulumi had changed before it stopped stays changed (preview the target to see it)",
+            ) from error
+        raise
 
 
 def provenance(source: str, image: ImageRef, commit: str) -> dict[str, str]:
@@ -177,9 +437,22 @@ def parse_args(argv: Sequence[str] | None = None) -> Request:
     parser.add_argument(
         "--out-of-chain", action="store_true", help="allow a target that is not the next stack in the chain"
     )
+    parser.add_argument(
+        "--wait",
+        dest="wait_seconds",
+        type=float,
+        default=LOCK_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for another promotion or review of the target (default {LOCK_WAIT_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
     return Request(
-        source=args.source, target=args.target, digest=args.digest, out_of_chain=args.out_of_chain, yes=args.yes
+        source=args.source,
+        target=args.target,
+        digest=args.digest,
+        out_of_chain=args.out_of_chain,
+        yes=args.yes,
+        wait_seconds=args.wait_seconds,
     )
 
 
@@ -188,7 +461,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir = Path(os.environ.get("HELLO_PROJECT_DIR", PROJECT_DIR))
     try:
         promote(request, work_dir=work_dir, confirm=_ask)
-    except PromotionError as error:
+    except PromotionInterrupted as stopped:
+        print(f"error: {stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except (PromotionError, StackLockedError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except auto.errors.CommandError as error:

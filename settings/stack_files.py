@@ -1,15 +1,25 @@
-"""The stack files, ``Pulumi.<stack>.yaml``: the one module that finds, reads and guards them.
+"""The stack files, ``Pulumi.<stack>.yaml``: the one module that finds, reads, writes, locks and guards them.
 
+It also says which policy config a stack is checked with, since that is a per-stack file too.
 Light on purpose (PyYAML only), so that `delivery/` and shell scripts can use it without the program.
 Usage: python -m settings.stack_files build-registry STACK   (prints the registry a stack pushes to, if any)
+       python -m settings.stack_files policy-config STACK    (prints the policy pack config the stack runs with)
 """
 
 from __future__ import annotations
 
+import datetime
+import errno
+import fcntl
 import json
+import os
+import re
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +28,25 @@ import yaml
 from settings import PROJECT
 
 _PREFIX = f"{PROJECT}:"
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+"""A stack's own name, as Pulumi allows it (the last part of ``org/project/stack``)."""
+LOCK_DIR = Path(".state") / "locks"
+"""Where, under the project, the stacks' lock files live (``.state/`` is ignored by git)."""
+LOCK_WAIT_SECONDS = 30.0
+"""How long :func:`locked` waits for another holder by default."""
+LOCK_POLL_SECONDS = 0.1
+POLICY_PACK_DIR = "policy"
+"""The policy pack's folder, relative to the project."""
+MANDATORY_POLICY_CONFIG: dict[str, Any] = {"all": "mandatory"}
+"""The policy config of a stack without its own ``policy/config/<stack>.json``: every rule mandatory."""
 
 
 class StackFileError(Exception):
     """A stack file is missing, is not YAML, or does not hold a ``config`` mapping."""
+
+
+class StackLockedError(Exception):
+    """Another process holds the stack's lock and did not let go in time."""
 
 
 def stack_file(directory: Path, stack: str) -> Path:
@@ -132,11 +157,175 @@ def _write_atomically(path: Path, content: bytes) -> None:
     scratch.replace(path)
 
 
+def set_settings(directory: Path, stack: str, settings: Mapping[str, Any]) -> None:
+    """Sets project settings (keys without the ``hello-world:`` prefix) in a stack file, in one step.
+
+    Everything else stays: the other settings, encrypted values, the salt and the file's leading comment.
+    Values are written as Pulumi writes them (text, objects as mappings).
+
+    Raises:
+        StackFileError: When the file is missing or broken.
+    """
+    config = read_engine_config(directory, stack)
+    path = stack_file(directory, stack)
+    text = path.read_text()
+    document = yaml.safe_load(text)
+    document["config"] = {**config, **{_PREFIX + key: value for key, value in settings.items()}}
+    body = yaml.dump(document, Dumper=_StackFileDumper, sort_keys=False, width=2**16, allow_unicode=True)
+    _write_atomically(path, (_leading_comment(text) + body).encode())
+
+
+def _leading_comment(text: str) -> str:
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
+class _StackFileDumper(yaml.SafeDumper):
+    """Quotes as Pulumi does (``"2"``), so that a rewritten stack file differs only where a value changed."""
+
+    def choose_scalar_style(self) -> str:
+        style: str = super().choose_scalar_style()
+        return '"' if style == "'" else style
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a stack's lock, written into the lock file for whoever waits."""
+
+    pid: int
+    purpose: str
+    since: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({self.purpose}) since {self.since}"
+
+
+def lock_file(directory: Path, stack: str) -> Path:
+    return directory / LOCK_DIR / f"Pulumi.{stack}.yaml.lock"
+
+
+@contextmanager
+def locked(
+    directory: Path, stack: str, *, purpose: str, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[LockHolder]:
+    """Holds the stack's lock (``flock`` on a lock file under ``.state/locks``) for the block.
+
+    Everything that changes a stack file for a while (a promotion, a review) takes it, so that two
+    of them never interleave their changes and restores. The kernel releases it when the holder
+    exits, however it exits.
+
+    Args:
+        purpose: What the holder does, shown to whoever waits, such as ``promotion dev -> staging``.
+        wait_seconds: How long to wait for another holder before giving up.
+
+    Raises:
+        StackLockedError: Naming the holder, when it keeps the lock past ``wait_seconds``.
+    """
+    path = lock_file(directory, stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while not _try_lock(descriptor):
+            if time.monotonic() >= deadline:
+                other = os.pread(descriptor, 4096, 0).decode(errors="replace").strip() or "another process"
+                raise StackLockedError(
+                    f"stack {stack!r} is locked by {other}; waited {wait_seconds:g}s for it. "
+                    f"Let it finish (or stop it) and try again; the lock file is {path}"
+                )
+            time.sleep(LOCK_POLL_SECONDS)
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+        holder = LockHolder(pid=os.getpid(), purpose=purpose, since=now)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{holder}\n".encode(), 0)
+        try:
+            yield holder
+        finally:
+            os.ftruncate(descriptor, 0)
+    finally:
+        os.close(descriptor)
+
+
+def _try_lock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def policy_config(project: Path, stack: str) -> dict[str, Any]:
+    """The policy pack's config for a stack: its ``policy/config/<stack>.json``, else every rule mandatory.
+
+    A stack nobody wrote enforcement levels for is held to every rule, never to none.
+
+    Raises:
+        StackFileError: When ``stack`` is not a stack name, or its policy config is not a JSON object.
+    """
+    if not STACK_NAME.fullmatch(stack) or stack.startswith("."):
+        raise StackFileError(f"a stack name must be letters, digits, '_', '.' or '-', got {stack!r}")
+    path = project / POLICY_PACK_DIR / "config" / f"{stack}.json"
+    if not path.exists():
+        return dict(MANDATORY_POLICY_CONFIG)
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StackFileError(f"{path} must be a JSON policy config, got an error: {error}") from None
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """The policy pack and the config file one stack's preview or update runs it with."""
+
+    pack: Path
+    config: Path
+
+    @property
+    def flags(self) -> list[str]:
+        """The ``pulumi preview``/``up`` flags."""
+        return ["--policy-pack", str(self.pack), "--policy-pack-config", str(self.config)]
+
+
+@contextmanager
+def policy_run(project: Path, stack: str) -> Iterator[PolicyRun]:
+    """The pack and the stack's config (:func:`policy_config`) as files, for the length of the block.
+
+    Raises:
+        StackFileError: As :func:`policy_config`.
+    """
+    pack = project / POLICY_PACK_DIR
+    own = pack / "config" / f"{stack}.json"
+    config = policy_config(project, stack)
+    if own.exists():
+        yield PolicyRun(pack=pack, config=own)
+        return
+    with tempfile.TemporaryDirectory(prefix="policy-config-") as scratch:
+        written = Path(scratch) / f"{stack}.json"
+        written.write_text(json.dumps(config))
+        yield PolicyRun(pack=pack, config=written)
+
+
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 2 or argv[0] != "build-registry":
-        print("usage: python -m settings.stack_files build-registry STACK", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in ("build-registry", "policy-config"):
+        print("usage: python -m settings.stack_files build-registry|policy-config STACK", file=sys.stderr)
         return 2
-    stack = argv[1]
+    command, stack = argv
+    if command == "policy-config":
+        try:
+            print(json.dumps(policy_config(Path.cwd(), stack), indent=2))
+        except StackFileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
     if stack not in stack_names(Path.cwd()):
         print(f"error: STACK must be one of {', '.join(stack_names(Path.cwd()))}, got {stack!r}", file=sys.stderr)
         return 2
