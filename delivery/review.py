@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from delivery.program import PROJECT_DIR
-from settings.stack_files import kept_as_is, stack_names
+from settings.stack_files import StackFileError, StackLockedError, kept_as_is, locked, policy_run, stack_names
 
-POLICY_PACK = PROJECT_DIR / "policy"
 # Pulumi marks a secret value on the wire and in state with this key.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 # What the engine writes in preview JSON for a value only known after the update.
@@ -187,14 +186,20 @@ def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[s
 
 
 def preview_stack(stack: str, work_dir: Path = PROJECT_DIR) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Runs a real `pulumi preview --json` (with the policy pack when present) and reads its event log.
+    """Runs a real `pulumi preview --json` with the policy pack and reads its event log.
+
+    The pack runs with the stack's enforcement: its ``policy/config/<stack>.json``, else every rule
+    mandatory. The stack is locked meanwhile, so that a promotion never interleaves with the review.
 
     Raises:
-        ReviewError: When the preview fails.
+        ReviewError: When the preview fails or another promotion or review holds the stack.
     """
-    # A review changes nothing, though selecting a new stack writes an encryption salt into its file.
-    with kept_as_is(work_dir, stack):
-        result, log = _preview_with_events(stack, work_dir)
+    try:
+        # A review changes nothing, though selecting a new stack writes an encryption salt into its file.
+        with locked(work_dir, stack, purpose="review"), kept_as_is(work_dir, stack):
+            result, log = _preview_with_events(stack, work_dir)
+    except (StackLockedError, StackFileError) as error:
+        raise ReviewError(str(error)) from error
     # A mandatory policy violation fails the preview but still yields its JSON, to be summarized.
     if not result.stdout.strip().startswith("{"):
         raise ReviewError(f"pulumi preview of stack {stack!r} failed:\n{result.stderr.strip()}")
@@ -210,12 +215,9 @@ def _preview_with_events(stack: str, work_dir: Path) -> tuple[subprocess.Complet
     # A stack that was never deployed is reviewed too: everything in it is a create.
     select = ["pulumi", "stack", "select", "--create", "--non-interactive", stack]
     subprocess.run(select, cwd=work_dir, env=env, capture_output=True, check=False)
-    command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack]
-    policy_config = POLICY_PACK / "config" / f"{stack}.json"
-    if policy_config.exists():
-        command += ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(policy_config)]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, policy_run(PROJECT_DIR, stack) as policy:
         event_log = Path(scratch) / "events.jsonl"
+        command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack, *policy.flags]
         command += ["--event-log", str(event_log)]
         result = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True, check=False)
         return result, event_log.read_text() if event_log.exists() else ""

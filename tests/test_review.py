@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from delivery.review import UNKNOWN_SENTINEL, changes, summarize, violations
+from delivery.program import copy_program
+from delivery.review import UNKNOWN_SENTINEL, changes, preview_stack, summarize, violations
+from tests.conftest import ROOT
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 IMAGE_TYPE = "hello-world:index:ContainerImage$docker-build:index:Image"
@@ -125,3 +130,100 @@ def test_summary_says_when_a_new_image_is_only_known_after_up() -> None:
 
     assert f"`spec.template.spec.containers[0].image`: {old_ref} → (known after up)" in summary
     assert f"image digest: `sha256:{'a' * 64}` → (known after up) (a new build)" in summary
+
+
+FAKE_PULUMI = """
+import json, os, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+if args[0] == "preview":
+    config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
+    entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
+    Path(os.environ["FAKE_PULUMI_LOG"]).write_text(json.dumps(entry))
+    print("{}")
+"""
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [("staging", json.loads((ROOT / "policy" / "config" / "staging.json").read_text())), ("qa", {"all": "mandatory"})],
+    ids=["own-config", "no-config-all-mandatory"],
+)
+def test_review_previews_every_stack_with_the_policy_pack_at_its_enforcement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: str, expected: dict[str, Any]
+) -> None:
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{FAKE_PULUMI}")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(tmp_path / "pulumi.log"))
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(ROOT / "Pulumi.staging.yaml", project / f"Pulumi.{stack}.yaml")
+
+    preview_stack(stack, project)
+
+    logged = json.loads((tmp_path / "pulumi.log").read_text())
+    assert logged["args"][logged["args"].index("--policy-pack") + 1] == str(ROOT / "policy")
+    assert logged["policy_config"] == expected
+
+
+STACK_SH_FAKE_PULUMI = """
+import json, os, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
+entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
+with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [("prod", json.loads((ROOT / "policy" / "config" / "prod.json").read_text())), ("qa", {"all": "mandatory"})],
+    ids=["own-config", "no-config-all-mandatory"],
+)
+def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
+    tmp_path: Path, stack: str, expected: dict[str, Any]
+) -> None:
+    project = copy_program(tmp_path / "project", ROOT)
+    shutil.copytree(ROOT / "tooling" / "scripts", project / "tooling" / "scripts")
+    shutil.copytree(ROOT / "policy", project / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / f"Pulumi.{stack}.yaml")
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{STACK_SH_FAKE_PULUMI}")
+    fake.chmod(0o755)
+    # After `up`, stack.sh asks the service for its answer: a stand-in curl gives it.
+    (fake.parent / "curl").write_text("#!/bin/sh\necho Hello World\n")
+    (fake.parent / "curl").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_PULUMI_LOG": str(log),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'backend'}",
+        "PULUMI_CONFIG_PASSPHRASE": "unused",
+        "HELLO_REGISTRY": "127.0.0.1:5000",
+        "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
+    }
+    for command in ("preview", "up"):
+        result = subprocess.run(
+            [str(project / "tooling" / "scripts" / "stack.sh"), stack, command],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    (preview,) = [run for run in runs if run["args"][0] == "preview"]
+    (up,) = [run for run in runs if run["args"][0] == "up"]
+    for run in (preview, up):
+        assert run["args"][run["args"].index("--policy-pack") + 1] == "policy"
+        assert run["policy_config"] == expected

@@ -1,6 +1,11 @@
-"""The policy pack through the real engine: mandatory rules stop a preview, advisory ones warn."""
+"""The policy pack through the real engine: mandatory rules stop a preview, advisory ones warn, and
+`make preview` holds a stack without its own enforcement levels to every rule as mandatory."""
 
 from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +55,36 @@ def test_stack_files_pass_their_own_policy_config(make_workspace: MakeWorkspace,
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "violation" not in result.stdout.lower()
+
+
+def test_make_preview_of_a_stack_without_its_own_policy_config_fails_on_a_mandatory_rule(
+    make_workspace: MakeWorkspace, tmp_path: Path
+) -> None:
+    workspace = make_workspace("qa", {**stack_config("staging"), "hello-world:replicas": "1"})
+    shutil.copytree(ROOT / "tooling" / "scripts", workspace.directory / "tooling" / "scripts")
+    shutil.copytree(ROOT / "policy", workspace.directory / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    # stack.sh logs in to the backend: in a Pulumi home of its own, which sees the built plugins.
+    home = tmp_path / "pulumi-home"
+    home.mkdir()
+    plugins = Path(workspace.env.get("PULUMI_HOME", Path.home() / ".pulumi")) / "plugins"
+    (home / "plugins").symlink_to(plugins)
+    env = {
+        **workspace.env,
+        "PULUMI_HOME": str(home),
+        "HELLO_REGISTRY": "127.0.0.1:5000",
+        "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
+    }
+
+    result = subprocess.run(
+        [str(workspace.directory / "tooling" / "scripts" / "stack.sh"), "qa", "preview"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"[mandatory] [severity: medium]  {RULE}" in output
+    assert "spec.replicas is 1, expected at least 2" in output

@@ -27,3 +27,20 @@ def test_review_of_a_real_preview_summarizes_it_and_changes_no_stack_file(
     assert "**create** `kubernetes:networking.k8s.io/v1:Ingress` `hello-world-ingress`" in summary
     assert "`kubernetes-apps-v1-deployment-min-replicas` (mandatory) on `hello-world-deployment`" in summary
     assert stack_file.read_bytes() == before
+
+
+def test_review_holds_a_stack_without_its_own_policy_config_to_every_rule_as_mandatory(
+    make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = make_workspace("qa", {**stack_config("staging"), "hello-world:replicas": "1"})
+    for key, value in workspace.env.items():
+        monkeypatch.setenv(key, value)
+    stack_file = workspace.directory / "Pulumi.qa.yaml"
+    before = stack_file.read_bytes()
+
+    preview, events = preview_stack("qa", workspace.directory)
+
+    summary = summarize("qa", preview, events)
+    assert "`kubernetes-apps-v1-deployment-min-replicas` (mandatory) on `hello-world-deployment`" in summary
+    assert "spec.replicas is 1, expected at least 2" in summary
+    assert stack_file.read_bytes() == before

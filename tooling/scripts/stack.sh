@@ -22,10 +22,15 @@ if [[ $registry == "$HELLO_REGISTRY" && -r $HELLO_REGISTRY_PASSWORD_FILE ]]; the
   fi
 fi
 
-# Previews and deployments run the policy pack, with the stack's enforcement levels.
+# Previews and deployments run the policy pack at the stack's enforcement: its policy/config/<stack>.json,
+# or every rule mandatory for a stack without one (settings/stack_files.py decides, for every path).
+# `pulumi destroy` takes no policy pack: the rules check resources it would create or change, and it makes none.
 policy=()
-if [[ ($1 == preview || $1 == up) && -f policy/config/$stack.json ]]; then
-  policy=(--policy-pack policy --policy-pack-config "policy/config/$stack.json")
+if [[ $1 == preview || $1 == up ]]; then
+  policy_config=$(mktemp --suffix=.json)
+  trap 'rm -f "$policy_config"' EXIT
+  .venv/bin/python -m settings.stack_files policy-config "$stack" >"$policy_config"
+  policy=(--policy-pack policy --policy-pack-config "$policy_config")
 fi
 pulumi "$@" "${policy[@]}" --non-interactive --stack "$stack"
 
