@@ -1,9 +1,11 @@
 """`make render`: a stack's manifests written by the kubernetes provider's render mode, through
-the real engine; validated against the cluster version's schema and scanned, secrets absent."""
+the real engine, with the policy pack; validated against the cluster version's schema and scanned,
+secrets absent; an earlier render replaced whole, a failed one leaving OUT as it was."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pulumi import automation as auto
 
-from delivery.render import render
+from delivery.program import copy_program
+from delivery.render import MARKER, marker_text, render
+from settings.stack_files import set_settings
 from tests.conftest import ROOT, stack_config
 from tests.engine.fixtures import LocalRegistry
 
@@ -80,3 +85,34 @@ def test_render_of_a_building_stack_never_writes_the_registry_password(
             assert registry.password.encode() not in path.read_bytes(), path
     scanned = subprocess.run([str(SCAN), "manifests", str(tmp_path)], capture_output=True, text=True, check=False)
     assert scanned.returncode == 0, scanned.stdout + scanned.stderr
+
+
+def test_render_again_replaces_its_own_earlier_render_whole(pulumi_cli: str, tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    render("staging", out)
+    (out / "stale.yaml").write_text("kind: Stale\n")
+
+    written = render("prod", out)
+
+    assert (out / MARKER).read_text() == marker_text("prod")
+    assert not (out / "stale.yaml").exists()
+    assert "Ingress" in objects(written)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["rendered"], "no scratch folder is left beside OUT"
+
+
+def test_render_of_a_stack_that_breaks_a_mandatory_rule_fails_and_leaves_out_as_it_was(
+    pulumi_cli: str, tmp_path: Path
+) -> None:
+    project = copy_program(tmp_path / "project", ROOT)
+    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / "Pulumi.prod.yaml")
+    set_settings(project, "prod", {"replicas": "2"})
+    out = tmp_path / "rendered"
+    out.mkdir()
+    (out / MARKER).write_text(marker_text("prod"))
+    (out / "earlier.yaml").write_text("kind: Namespace\n")
+
+    with pytest.raises(auto.errors.CommandError, match=r"spec\.replicas is 2, expected at least 3"):
+        render("prod", out, work_dir=project)
+
+    assert sorted(path.name for path in out.iterdir()) == sorted([MARKER, "earlier.yaml"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["project", "rendered"]
