@@ -22,7 +22,7 @@ export HELLO_K8S_VERSION=v1.34.4
 export HELLO_K8S_BIN="$HELLO_CACHE/k8s/$HELLO_K8S_VERSION/bin"
 export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$HELLO_CACHE/go/mod}"
 export GOCACHE="${GOCACHE_OVERRIDE:-$HELLO_CACHE/go/build}"
-export GOFLAGS=-mod=mod
+export GOFLAGS=-mod=readonly # go uses the checksums committed in go.sum, never adds one (tooling/toolchain/gomod.sh)
 export GOTOOLCHAIN=local
 
 # say LABEL CMD...: run a long step, printing what it does and how long it took.

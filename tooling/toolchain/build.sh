@@ -4,11 +4,17 @@
 # provider plugins, installed into the plugin cache of $PULUMI_HOME.
 #
 # Usage: tooling/toolchain/build.sh [all|cli|language|kubernetes|docker-build|docker-classic]   (default: all)
+#        tooling/toolchain/build.sh refresh-sums [cli|language|kubernetes|docker-build]...   (default: all four)
 #
-# Versions come from requirements.txt (see tools/env.sh). Each part is skipped when its output
+# Versions come from requirements.txt (see env.sh). Each part is skipped when its output
 # exists for the same versions and wrapper sources, so a second run takes seconds. Outputs:
 #   $HELLO_PULUMI_BIN/{pulumi, pulumi-language-python, SDK script shims}
 #   $HELLO_PROVIDERS_DIR/<name>-<version>/pulumi-resource-<name>
+#
+# Each part builds from its wrapper module (tooling/toolchain/<part>/), whose go.mod already
+# requires the pinned versions and whose go.sum holds every checksum the build needs: the build
+# fails on anything else (see gomod.sh). `refresh-sums` is the one step that writes them: after
+# a pin changes in requirements.txt, run it, review the diff and commit it.
 # shellcheck disable=SC2317  # go_build and generate_schema run through `say`, which shellcheck cannot follow
 set -euo pipefail
 
@@ -16,9 +22,11 @@ TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=env.sh
 . "$TOOLS_DIR/env.sh"
 
-# sum.golang.org is unreachable here; the committed go.sum files pin what the proxy served.
-export GOSUMDB=off
+# gomod_lock, gomod_run, gomod_require_pin, gomod_check_unchanged, gomod_refresh; GOSUMDB=off
+# shellcheck source-path=SCRIPTDIR source=gomod.sh
+. "$TOOLS_DIR/gomod.sh"
 BUILD_DIR="$HELLO_CACHE/tools/build"
+REFRESH="tooling/toolchain/build.sh refresh-sums"
 
 # The kubernetes provider module has no release tags: the proxy serves one pseudo-version per
 # commit. These are the release commits of the provider versions we can pin.
@@ -29,15 +37,15 @@ kubernetes_module_version() {
   esac
 }
 
-# module_dir MODULE@VERSION: where the module's files are in the module cache (downloading it
-# if needed); read-only.
-module_dir() {
-  go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
-}
-
 die() {
   echo "tooling/toolchain/build.sh: $*" >&2
   exit 1
+}
+
+# kubernetes_pin: the provider module version for the pinned pulumi-kubernetes.
+kubernetes_pin() {
+  kubernetes_module_version "$HELLO_KUBERNETES_VERSION" ||
+    die "kubernetes: no provider module known for $HELLO_KUBERNETES_VERSION; add its release commit's pseudo-version to kubernetes_module_version"
 }
 
 # stamp_key PART VERSIONS...: what an output was built from (versions plus a hash of the
@@ -58,34 +66,59 @@ mark_built() { # OUTPUT KEY
   echo "$2" >"$(stamp_file "$1")"
 }
 
-# prepare_wrapper PART: copy tooling/toolchain/PART to a scratch dir, where generated files may be added
-# and go.mod/go.sum may change without touching the repository. Prints the dir.
-prepare_wrapper() {
-  local dest="$BUILD_DIR/$1"
-  rm -rf "$dest"
-  mkdir -p "$BUILD_DIR"
-  cp -R "$TOOLS_DIR/$1" "$dest"
-  chmod -R u+w "$dest"
-  echo "$dest"
+# prepare_wrapper PART: copy tooling/toolchain/PART to a scratch dir, where generated files may
+# be added without touching the repository. Prints the dir.
+prepare_wrapper() { gomod_prepare "$TOOLS_DIR/$1" "$BUILD_DIR/$1"; }
+
+# pins_of PART: the MODULE@VERSION requirements that requirements.txt sets for wrapper PART.
+pins_of() {
+  case $1 in
+    cli) echo "github.com/pulumi/pulumi/pkg/v3@v$HELLO_PULUMI_VERSION github.com/pulumi/pulumi/sdk/v3@v$HELLO_PULUMI_VERSION" ;;
+    language-python) echo "github.com/pulumi/pulumi/sdk/v3@v$HELLO_PULUMI_VERSION" ;;
+    kubernetes)
+      local mod_version
+      mod_version=$(kubernetes_pin) || return 1
+      echo "github.com/pulumi/pulumi-kubernetes/provider/v4@$mod_version"
+      ;;
+    docker-build) echo "github.com/pulumi/pulumi-docker-build@v$HELLO_DOCKER_BUILD_VERSION" ;;
+  esac
+}
+
+# require_pins PART: the committed wrapper must already require every version pins_of gives.
+# Editing the requirements at build time (`go mod edit -require`, as this script once did) would
+# need checksums that the committed go.sum does not hold for a new pin. Failing instead keeps
+# one path that writes go.sum (refresh-sums) and builds exactly what was reviewed.
+require_pins() {
+  local part=$1 pins pin
+  pins=$(pins_of "$part")
+  for pin in $pins; do
+    gomod_require_pin "$TOOLS_DIR/$part" "${pin%@*}" "${pin#*@}" "$REFRESH $(target_of "$part")"
+  done
+}
+
+# target_of PART: the build.sh target that builds wrapper PART.
+target_of() { [[ $1 == language-python ]] && echo language || echo "$1"; }
+
+# go_in DIR CMD...: run the go command CMD in DIR, a scratch copy of a wrapper, explaining a
+# failure over its checksums (gomod_run).
+go_in() {
+  local dir=$1 part
+  shift
+  part=$(basename "$dir")
+  (cd "$dir" && gomod_run "$TOOLS_DIR/$part" "$REFRESH $(target_of "$part")" "$@")
 }
 
 # go_build DIR OUTPUT LDFLAGS PACKAGE: build to a temporary name, then move, so an interrupted
 # build never leaves an output that a later run would take as done. Reniced: other builds
-# share these two cores.
+# share these two cores. The output is kept only if the wrapper's go.mod and go.sum are as
+# committed.
 go_build() {
-  local dir=$1 out=$2 ldflags=$3 pkg=$4
-  mkdir -p "$(dirname "$out")"
-  (cd "$dir" && nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
-  mv -f "$out.tmp" "$out"
-  # A new pin changes the wrapper's requirements and checksums: the committed copies should
-  # follow, so that the next build verifies against them.
-  local part f
+  local dir=$1 out=$2 ldflags=$3 pkg=$4 part
   part=$(basename "$dir")
-  for f in go.mod go.sum; do
-    if ! cmp -s "$dir/$f" "$TOOLS_DIR/$part/$f"; then
-      echo "note: $dir/$f differs from tooling/toolchain/$part/$f; copy it over and commit it" >&2
-    fi
-  done
+  mkdir -p "$(dirname "$out")"
+  go_in "$dir" nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg"
+  gomod_check_unchanged "$dir" "$TOOLS_DIR/$part" "$REFRESH $(target_of "$part")"
+  mv -f "$out.tmp" "$out"
 }
 
 # ambient_pulumi: a pulumi at the pinned version installed elsewhere on PATH, if any.
@@ -106,10 +139,8 @@ build_cli() {
     echo "cli: using $p (v$HELLO_PULUMI_VERSION already on PATH), skipped"
     return
   fi
+  require_pins cli
   dir=$(prepare_wrapper cli)
-  (cd "$dir" && go mod edit \
-    -require="github.com/pulumi/pulumi/pkg/v3@v$HELLO_PULUMI_VERSION" \
-    -require="github.com/pulumi/pulumi/sdk/v3@v$HELLO_PULUMI_VERSION")
   say "cli: go build pulumi v$HELLO_PULUMI_VERSION" go_build "$dir" "$out" \
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$HELLO_PULUMI_VERSION" \
     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
@@ -119,9 +150,9 @@ build_cli() {
 # The Python scripts the engine runs next to the CLI: the exec shim our language host starts
 # programs with, and the provider shim for Python dynamic providers. Module-cache files are
 # read-only and not executable, hence the copy and chmod.
-install_shims() {
+install_shims() { # WRAPPER_DIR
   local sdk
-  sdk=$(module_dir "github.com/pulumi/pulumi/sdk/v3@v$HELLO_PULUMI_VERSION")
+  sdk=$(gomod_module_dir "$1" "github.com/pulumi/pulumi/sdk/v3@v$HELLO_PULUMI_VERSION" "$REFRESH language")
   [ -d "$sdk/python" ] || die "sdk/v3@v$HELLO_PULUMI_VERSION has no python/ directory"
   mkdir -p "$HELLO_PULUMI_BIN"
   install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" \
@@ -146,11 +177,11 @@ build_language() {
     echo "language: using $(dirname "$p")/pulumi-language-python, skipped"
     return
   fi
+  require_pins language-python
   dir=$(prepare_wrapper language-python)
-  (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi/sdk/v3@v$HELLO_PULUMI_VERSION")
   say "language: go build pulumi-language-python" go_build "$dir" "$out" \
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$HELLO_PULUMI_VERSION" .
-  (cd "$dir" && install_shims)
+  install_shims "$dir"
   mark_built "$out" "$key"
 }
 
@@ -169,21 +200,20 @@ install_plugin() {
 }
 
 generate_schema() { # DIR VERSION SOURCE_DIR
-  (cd "$1" && go run ./schemaembed "$2" "$3" .)
+  go_in "$1" go run ./schemaembed "$2" "$3" .
 }
 
 build_kubernetes() {
   local version=$HELLO_KUBERNETES_VERSION mod_version out key dir src
-  mod_version=$(kubernetes_module_version "$version") ||
-    die "kubernetes: no provider module known for $version; add its release commit's pseudo-version to kubernetes_module_version"
+  mod_version=$(kubernetes_pin)
   out="$HELLO_PROVIDERS_DIR/kubernetes-$version/pulumi-resource-kubernetes"
   key=$(stamp_key kubernetes "kubernetes=$version module=$mod_version")
   if up_to_date "$out" "$key"; then
     echo "kubernetes: $out is current, skipped"
   else
+    require_pins kubernetes
     dir=$(prepare_wrapper kubernetes)
-    (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi-kubernetes/provider/v4@$mod_version")
-    src=$(cd "$dir" && module_dir "github.com/pulumi/pulumi-kubernetes/provider/v4@$mod_version")
+    src=$(gomod_module_dir "$dir" "github.com/pulumi/pulumi-kubernetes/provider/v4@$mod_version" "$REFRESH kubernetes")
     # The embedded schema is generated, as upstream's `go generate` does, into the scratch dir
     # only: it is 5 MB of build output, never committed.
     say "kubernetes: generate embedded schema" \
@@ -202,8 +232,8 @@ build_docker_build() {
   if up_to_date "$out" "$key"; then
     echo "docker-build: $out is current, skipped"
   else
+    require_pins docker-build
     dir=$(prepare_wrapper docker-build)
-    (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi-docker-build@v$version")
     say "docker-build: go build pulumi-resource-docker-build $version" go_build "$dir" "$out" \
       "-X github.com/pulumi/pulumi-docker-build/provider.Version=$version" \
       github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build
@@ -225,8 +255,29 @@ build_docker_classic() {
   die "docker-classic: $module $HELLO_DOCKER_VERSION cannot be built: the module proxy does not serve it"
 }
 
+# refresh_sums TARGET...: move each wrapper's go.mod to the versions requirements.txt pins and
+# write its go.sum from the module proxy (go mod tidy), for review. Never run by a build.
+refresh_sums() {
+  local target part pins pin dir
+  (($# > 0)) || set -- cli language kubernetes docker-build
+  for target in "$@"; do
+    case $target in
+      cli | kubernetes | docker-build) part=$target ;;
+      language) part=language-python ;;
+      *) die "refresh-sums: unknown part '$target'; expected cli, language, kubernetes or docker-build" ;;
+    esac
+    pins=$(pins_of "$part")
+    dir=$(prepare_wrapper "$part")
+    for pin in $pins; do
+      (cd "$dir" && go mod edit -require="$pin")
+    done
+    say "$target: refresh-sums (tidy from the module proxy)" gomod_refresh "$dir" "$TOOLS_DIR/$part"
+  done
+}
+
 main() {
   local target=${1:-all}
+  gomod_lock toolchain
   case $target in
     all)
       build_cli
@@ -241,7 +292,8 @@ main() {
     kubernetes) build_kubernetes ;;
     docker-build) build_docker_build ;;
     docker-classic) build_docker_classic ;;
-    *) die "unknown target '$target'; expected all, cli, language, kubernetes, docker-build or docker-classic" ;;
+    refresh-sums) shift; refresh_sums "$@" ;;
+    *) die "unknown target '$target'; expected all, cli, language, kubernetes, docker-build, docker-classic or refresh-sums" ;;
   esac
 }
 
