@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
+
+from components.unknown import unknown
 
 DEFAULT_PLATFORM = "linux/amd64"
 DEFAULT_TAG = "latest"
@@ -136,8 +137,4 @@ def _by_digest(repository: str, digest: str) -> pulumi.Input[str]:
     # docker-build reports an empty digest when it did not build (a preview without
     # build_on_preview). Unknown, not "repo@", is the truth: the preview then shows the
     # Deployment's image as computed rather than a reference without a digest.
-    return pulumi.Output(set(), _resolved(None), _resolved(False))
-
-
-async def _resolved(value: Any) -> Any:
-    return value
+    return unknown()

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import AppLabels
+from components.unknown import unknown
 from components.verification import Hardening, VerificationArgs, verification_job
 
 CONTAINER_PORT = 8080
@@ -115,9 +116,9 @@ class WebService(pulumi.ComponentResource):
     """URL of the Service inside the cluster."""
     ingress_url: pulumi.Output[str] | None
     """Public URL through the Ingress, when there is one."""
-    verified_image_ref: pulumi.Output[str]
+    verified_image_ref: pulumi.Output[str | None]
     """The image that passed the in-cluster check; known once the check Job has completed."""
-    verified_at: pulumi.Output[str]
+    verified_at: pulumi.Output[str | None]
     """When the check passed (the Job's completion time, UTC)."""
 
     def __init__(self, name: str, args: WebServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -190,11 +191,17 @@ class WebService(pulumi.ComponentResource):
             # No name: each new image gets a new Job, created before the old one is deleted. Its labels
             # differ from the Service's selector, so no traffic is ever sent to it.
             k8s.meta.v1.ObjectMetaArgs(namespace=namespace.metadata.name, labels=checker.all),
-            pulumi.Output.concat("http://", service.spec.cluster_ip, ":", str(SERVICE_PORT), args.verification.path),
+            # A Service that does not exist yet (a preview) has no address: the target is then unknown.
+            service.spec.cluster_ip.apply(
+                lambda ip: f"http://{ip}:{SERVICE_PORT}{args.verification.path}" if ip else unknown()
+            ),
             pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
         )
-        self.verified_at = job.status.completion_time
-        self.verified_image_ref = pulumi.Output.all(job.status.succeeded, args.image).apply(lambda done: done[1])
+        # No status when nothing ran the Job (render mode): then nothing was verified.
+        ran = job.status.apply(lambda status: status is not None)
+        self.verified_at = ran.apply(lambda yes: job.status.completion_time if yes else None)
+        passed = ran.apply(lambda yes: job.status.succeeded.apply(bool) if yes else False)
+        self.verified_image_ref = pulumi.Output.all(passed, args.image).apply(lambda v: v[1] if v[0] else None)
         self.namespace = namespace.metadata.name
         self.service_name = service.metadata.name
         self.node_port = service.spec.ports[0].node_port
