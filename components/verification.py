@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -52,6 +53,35 @@ class Hardening:
     pod: k8s.core.v1.PodSecurityContextArgs
     container: k8s.core.v1.SecurityContextArgs
     resources: k8s.core.v1.ResourceRequirementsArgs
+
+
+def verification_network_policy(
+    name: str,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    checker: Mapping[str, str],
+    app: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """The check's pod takes no connection and opens one kind only: to the app's pods, on their http port."""
+    return k8s.networking.v1.NetworkPolicy(
+        f"{name}-verify-network-policy",
+        metadata=metadata,
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(checker)),
+            policy_types=["Ingress", "Egress"],
+            egress=[
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                    to=[
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(app))
+                        )
+                    ],
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")],
+                )
+            ],
+        ),
+        opts=opts,
+    )
 
 
 def verification_job(

@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 
 from components.labels import AppLabels
 from components.unknown import unknown
-from components.verification import Hardening, VerificationArgs, verification_job
+from components.verification import Hardening, VerificationArgs, verification_job, verification_network_policy
 
 CONTAINER_PORT = 8080
 """The port server.js listens on."""
@@ -183,6 +183,15 @@ class WebService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         checker = AppLabels(name=f"{args.name}-verify", instance=args.instance, component="verify")
+        verification_network_policy(
+            name,
+            k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.name}-verify", namespace=namespace.metadata.name, labels=checker.all
+            ),
+            checker.selector,
+            labels.selector,
+            pulumi.ResourceOptions(parent=self),
+        )
         job = verification_job(
             name,
             args.verification,

@@ -75,6 +75,7 @@ def test_web_service_children_are_named_from_the_component(recorded: Deployed) -
         "shop-network-policy",
         "shop-service",
         "shop-verify",
+        "shop-verify-network-policy",
     ]
 
 
@@ -183,3 +184,18 @@ def test_web_service_exposes_the_image_that_passed_and_when(recorded: Deployed) 
         assert values == [IMAGE, VERIFIED_AT]
 
     return pulumi.Output.all(service.verified_image_ref, service.verified_at).apply(check)
+
+
+def test_web_service_lets_the_check_reach_only_the_apps_http_port(recorded: Deployed) -> None:
+    settle(lambda: WebService("web", web_service_args()))
+
+    policies = {p.name: p.inputs["spec"] for p in recorded.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    check = policies["web-verify-network-policy"]
+    job_labels = recorded.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["metadata"]["labels"]
+    app_selector = recorded.one("kubernetes:core/v1:Service").inputs["spec"]["selector"]
+    assert check["podSelector"]["matchLabels"].items() <= job_labels.items()
+    assert check["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in check
+    assert check["egress"] == [
+        {"to": [{"podSelector": {"matchLabels": app_selector}}], "ports": [{"port": "http", "protocol": "TCP"}]}
+    ]

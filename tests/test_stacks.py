@@ -186,7 +186,7 @@ def test_stack_without_ingress_has_none(deploy: Deploy, stack: str) -> None:
 def test_stack_admits_only_http_to_its_pods_and_no_egress(deploy: Deploy, stack: str) -> None:
     deployed = run_stack(deploy, stack)
 
-    policy = deployed.one(NETWORK_POLICY).inputs
+    (policy,) = [p.inputs for p in deployed.of_type(NETWORK_POLICY) if p.name == "hello-world-network-policy"]
     assert policy["metadata"]["namespace"] == f"hello-world-{stack}"
     assert policy["spec"]["podSelector"] == {"matchLabels": deployed.one(SERVICE).inputs["spec"]["selector"]}
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]

@@ -38,7 +38,15 @@ def test_render_writes_every_object_of_prod_and_applies_nothing(pulumi_cli: str,
     written = render("prod", tmp_path / "prod", registry_password="unused-password")
 
     rendered = objects(written)
-    assert set(rendered) == {"Namespace", "Deployment", "Service", "NetworkPolicy", "Ingress"}
+    assert set(rendered) == {
+        "Namespace",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "Ingress",
+        "PodDisruptionBudget",
+        "Job",
+    }
     container = rendered["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == stack_config("prod")["hello-world:image"]
     assert rendered["Service"]["spec"]["ports"][0]["nodePort"] == 31613
