@@ -150,6 +150,8 @@ def workspace(
         nodePort=str(NODE_PORT),
         rolloutTimeoutSeconds="60",
         cluster=local_cluster(),
+        # Every version these tests roll out says "Hello ..."; "Goodbye World" is the one that must fail.
+        verification=json.dumps({"body": "Hello"}),
     )
     yield workspace
     # Leave no object behind even when a step failed half-way.
@@ -200,7 +202,9 @@ def test_changed_app_rolls_out_as_an_update_without_dropping_requests(
 
     preview = steps_by_op(workspace.preview_json())
     assert (DEPLOYMENT, "hello-world-deployment") in preview.get("update", set())
-    assert not {op for op in preview if "replace" in op or op == "delete"}
+    # Only the verification Job is replaced: a new image gets a new check.
+    replaced = {step for op, steps in preview.items() if "replace" in op or op == "delete" for step in steps}
+    assert replaced == {("kubernetes:batch/v1:Job", "hello-world-verify")}
 
     with Load() as load:
         workspace.up()
