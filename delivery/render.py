@@ -18,6 +18,7 @@ import argparse
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -126,7 +127,16 @@ def _render_into(stack: str, folder: Path, work_dir: Path, registry_password: st
         workspace.set_all_config({key: auto.ConfigValue(value) for key, value in as_engine_values(config).items()})
         # Only a stack that builds pushes, and its settings refuse a password without a build.
         if registry_password and f"{PROJECT}:build" in config:
-            workspace.set_config("registryPassword", auto.ConfigValue(registry_password, secret=True))
+            # On standard input: the Automation API's set_config would put it on pulumi's command line.
+            subprocess.run(
+                ["pulumi", "config", "set", "--secret", "registryPassword", "--stack", stack, "--non-interactive"],
+                cwd=program,
+                env={**os.environ, **env},
+                input=registry_password,
+                text=True,
+                capture_output=True,
+                check=True,
+            )
         workspace.up(
             on_output=print,
             color="never",
