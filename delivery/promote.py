@@ -83,6 +83,8 @@ class Request:
     yes: bool = False
     wait_seconds: float = LOCK_WAIT_SECONDS
     """How long to wait for another promotion or review of the target to finish. Default 30."""
+    skip_verification: str | None = None
+    """Why an image that did not pass the source's verification is promoted anyway; recorded."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,21 @@ def candidate(source_ref: str, digest: str | None) -> ImageRef:
     if not DIGEST.fullmatch(digest):
         raise PromotionError(f"--digest must be sha256:<64 hex digits>, got {digest!r}")
     return parsed.with_digest(digest)
+
+
+def check_verified(source: str, image: ImageRef, verified: auto.OutputValue | None) -> None:
+    """Only what passed the source stack's in-cluster verification moves on.
+
+    Raises:
+        PromotionError: When the source's verifiedImageRef is not the image it runs.
+    """
+    passed = None if verified is None else verified.value
+    if passed != str(image):
+        raise PromotionError(
+            f"stack {source!r} runs {image}, but its verification must have passed for that image, got "
+            f"{'no verified image' if not passed else f'a pass for {passed}'}; deploy it until the check passes, "
+            'or pass --skip-verification "<reason>" to promote it anyway (the reason is recorded)'
+        )
 
 
 def check_served(image: ImageRef, registry: Registry) -> None:
@@ -359,6 +376,8 @@ def promote(
         if "imageRef" not in outputs:
             raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
         image = candidate(str(outputs["imageRef"].value), request.digest)
+        if request.digest is None and request.skip_verification is None:
+            check_verified(request.source, image, outputs.get("verifiedImageRef"))
         check_served(image, registry_for(image))
 
         target = auto.select_stack(target_stack.given, work_dir=str(work_dir), opts=options)
@@ -373,7 +392,10 @@ def promote(
             kept_as_is(work_dir, target_stack.name, unless_success=True),
             engine.interruptible(),
         ):
-            pinned = {"image": str(image), "promotion": provenance(source_stack.name, image, git_commit(work_dir))}
+            record = provenance(source_stack.name, image, git_commit(work_dir))
+            if request.skip_verification is not None:
+                record["skippedVerification"] = request.skip_verification
+            pinned = {"image": str(image), "promotion": record}
             set_settings(work_dir, target_stack.name, pinned)
             packs, configs = [str(policy.pack)], [str(policy.config)]
             say(f"Promoting {image} from {request.source} to {request.target}; preview with the policy pack:")
@@ -438,6 +460,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Request:
         "--out-of-chain", action="store_true", help="allow a target that is not the next stack in the chain"
     )
     parser.add_argument(
+        "--skip-verification",
+        metavar="REASON",
+        help="promote even though the source's verification did not pass; the reason goes into the provenance",
+    )
+    parser.add_argument(
         "--wait",
         dest="wait_seconds",
         type=float,
@@ -453,6 +480,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Request:
         out_of_chain=args.out_of_chain,
         yes=args.yes,
         wait_seconds=args.wait_seconds,
+        skip_verification=args.skip_verification,
     )
 
 

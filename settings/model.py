@@ -230,6 +230,8 @@ class PromotionRecord(Section):
     """When, in UTC."""
     commit: str | None = None
     """Git commit of the project at the time."""
+    skipped_verification: str | None = None
+    """Why it was promoted although its verification had not passed (``--skip-verification``)."""
 
 
 Object = BeforeValidator(_object)

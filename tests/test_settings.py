@@ -333,3 +333,12 @@ def test_settings_verification_errors_name_key_expectation_and_value(
     verification: dict[str, str], message: str
 ) -> None:
     assert problems_of({"image": PINNED, "verification": json.dumps(verification)}) == [message]
+
+
+def test_settings_promotion_record_keeps_why_verification_was_skipped() -> None:
+    record = {"from": "dev", "digest": DIGEST, "skippedVerification": "hotfix, verified by hand"}
+
+    settings = parse_settings({"image": PINNED, "promotion": json.dumps(record)}, stack="staging")
+
+    assert settings.promotion is not None
+    assert settings.promotion.skipped_verification == "hotfix, verified by hand"
