@@ -26,6 +26,9 @@ STOP_TIMEOUT=30
 ENGINE_NETWORK=${HELLO_DOCKER_NETWORK:-bridge}
 # What the host had before dockerd first touched its network (removed by `down`).
 NETWORK_BEFORE=$ENGINE_DIR/host-network.before
+# Priority of the `ip rule` that leaves packets from containers on docker0 without a route off
+# this machine (guard_container_egress); ahead of the main table's rule (32766).
+CONTAINER_RULE_PRIORITY=4212
 
 write_containerd_config() {
   mkdir -p "$CONTAINERD_DIR"
@@ -87,10 +90,39 @@ record_host_network() {
 
 before() { sed -n "s/^$1=//p" "$NETWORK_BEFORE" 2>/dev/null; }
 
+# ip_families: the address families this kernel has (IPv6 can be switched off at boot).
+ip_families() {
+  echo -4
+  [[ -e /proc/net/if_inet6 ]] && echo -6
+  return 0
+}
+
+# In bridge mode dockerd turns net.ipv4.ip_forward on and masquerades docker0's subnet, so a
+# container's packet to an outside address would leave by the host's default route. This rule
+# answers every packet that arrives on docker0 with "unreachable" unless it is for one of this
+# host's own addresses (the local table, priority 0, comes first). The route look-up happens
+# before any FORWARD rule, so no ACCEPT that dockerd or another tool inserts, in any order, can
+# let such a packet out. Set before dockerd starts (a rule may name an interface not yet there).
+guard_container_egress() {
+  local family
+  for family in $(ip_families); do
+    [[ $(ip "$family" rule show priority "$CONTAINER_RULE_PRIORITY" iif docker0) == *unreachable* ]] ||
+      ip "$family" rule add priority "$CONTAINER_RULE_PRIORITY" iif docker0 unreachable
+  done
+}
+
+forget_container_egress_guard() {
+  local family
+  for family in $(ip_families); do
+    while ip "$family" rule del priority "$CONTAINER_RULE_PRIORITY" iif docker0 unreachable 2>/dev/null; do :; done
+  done
+}
+
 up() {
   require_root "engine.sh"
-  require_commands dockerd docker containerd ctr runc iptables iptables-save
+  require_commands dockerd docker containerd ctr runc iptables iptables-save ip
   mkdir -p "$ENGINE_DIR" "$DATA_ROOT" "$EXEC_ROOT"
+  guard_container_egress
 
   if pid_of "$DOCKERD_PIDFILE" dockerd >/dev/null && dockerd_answers; then
     info "dockerd already running (pid $(<"$DOCKERD_PIDFILE"))"
@@ -208,6 +240,7 @@ down() {
   rm -f "$HELLO_DOCKER_SOCK" "$CONTAINERD_SOCK"
   unmount_leftovers
   restore_host_network
+  forget_container_egress_guard
   if [[ $purge == --purge ]]; then
     info "removing $ENGINE_DIR (images, containers, build cache)"
     rm -rf "$ENGINE_DIR"

@@ -4,7 +4,8 @@
 # Usage: tooling/platform/cluster/down.sh [--purge]
 # Stops kubelet, kube-proxy, the pods' containers, our containerd and the control plane;
 # unmounts what they mounted under $HELLO_RUN; deletes the hello0/hellocni0 interfaces, the
-# pods' network namespaces and veths, and the KUBE-*/CNI-* iptables chains and their rules.
+# pods' network namespaces and veths, the pod bridge's routing rule and table, and the
+# KUBE-*/CNI-* iptables chains and their rules.
 # Keeps etcd data, certificates, kubeconfigs and pulled images unless --purge is given.
 # Never touches dockerd's containerd, docker's data under $HELLO_RUN/docker, or DOCKER-* rules.
 set -euo pipefail
@@ -123,6 +124,7 @@ cleanup_network() {
   ip link delete "$NODE_IF" 2>/dev/null || true
   ip route delete unreachable "$POD_CIDR" metric "$FALLBACK_ROUTE_METRIC" 2>/dev/null || true
   ip route delete unreachable "$SERVICE_CIDR" metric "$FALLBACK_ROUTE_METRIC" 2>/dev/null || true
+  "$here/egress.sh" down
   # The pods' IP leases and libcni's cached results (fixed under /var/lib/cni) refer to
   # sandboxes that are gone.
   rm -rf "$HELLO_RUN/cni/ipam"

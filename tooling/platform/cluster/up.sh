@@ -5,7 +5,8 @@
 # Builds the binaries if needed (build.sh), then starts our own containerd, etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy as
 # background processes (pids and logs under $HELLO_RUN/kube), and waits until node
-# hello-node is Ready and the default ServiceAccount exists. Admin kubeconfig: $HELLO_KUBECONFIG.
+# hello-node is Ready and the default ServiceAccount exists. Pod traffic has no route off this
+# machine (egress.sh). Admin kubeconfig: $HELLO_KUBECONFIG.
 # A component whose command line or config changed since it was started is restarted.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +42,6 @@ setup_network() {
   ip addr replace "$NODE_IP/32" dev "$NODE_IF"
   ip link set "$NODE_IF" up
   # Service traffic between pods on the bridge must traverse iptables (kube-proxy's DNAT).
-  # No ip_forward: node ports on loopback and pod traffic on the bridge are not routed.
   [[ -e /proc/sys/net/bridge ]] || modprobe br_netfilter
   sysctl -qw net.bridge.bridge-nf-call-iptables=1
   # Pod and service addresses never leave the machine: without these routes, a node port
@@ -49,12 +49,8 @@ setup_network() {
   # default route out of the machine.
   ip route replace unreachable "$POD_CIDR" metric "$FALLBACK_ROUTE_METRIC"
   ip route replace unreachable "$SERVICE_CIDR" metric "$FALLBACK_ROUTE_METRIC"
-  # Pods have no NAT (ipMasq off); refuse their packets toward the default-route interfaces.
-  local dev rule
-  for dev in $(ip -4 route show default | sed -n 's/.* dev \([^ ]*\).*/\1/p' | sort -u); do
-    rule=(FORWARD -i "$POD_BRIDGE" -o "$dev" -m comment --comment "hello-cluster: pods stay on this machine" -j REJECT)
-    iptables -w -C "${rule[@]}" 2>/dev/null || iptables -w -I "${rule[@]}"
-  done
+  # Nor does a pod's packet: what arrives on the pod bridge has no route off the machine.
+  "$here/egress.sh" up
 }
 
 # --- certificates -----------------------------------------------------------------------
