@@ -1,5 +1,5 @@
 """The local platform's network guards, end to end: nothing from a pod or a container has a route
-off this machine.
+off this machine, and the app's NetworkPolicy is enforced (kube-router).
 
 Needs the full local platform (Docker engine in bridge mode, registry, Kubernetes), which
 `make e2e` starts; deploys a dev-like stack and a client pod in a namespace of its own. Sends
@@ -13,7 +13,10 @@ import ipaddress
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +33,34 @@ NAMESPACE = "hello-world-network"
 NODE_PORT = 31641
 CLIENT_NAMESPACE = "hello-network-e2e-client"
 CLIENT_PORT = 8080
+# A second listener started inside an app pod: a port the app's policy does not open.
+EXTRA_PORT = 9090
 POD_BRIDGE = "hellocni0"
 CONTAINER_BRIDGE = "docker0"
+NODE_IP = "10.213.0.1"
+KUBELET_PORT = 10250
 # RFC 5737 documentation addresses: 192.0.2.1 may be on a connected network (it is this VM's
 # gateway), 203.0.113.1 is reached by the default route. Only ever looked up, never sent to.
 OUTSIDE = ("192.0.2.1", "203.0.113.1")
 REFUSED_LOOKUP = ("No route to host", "Network is unreachable")
+PROBE_TIMEOUT_MS = 3000
+SETTLE_SECONDS = 30
+
+# Run inside a pod: one GET to argv[1]:argv[2] that waits at most argv[3] ms; prints
+# "open <status>" or "blocked <reason>".
+PROBE = """
+const [host, port, timeout] = process.argv.slice(1);
+const request = require('http').get({host, port: Number(port), path: '/', timeout: Number(timeout)}, (response) => {
+  console.log('open ' + response.statusCode);
+  process.exit(0);
+});
+request.on('timeout', () => { console.log('blocked timeout'); process.exit(0); });
+request.on('error', (error) => { console.log('blocked ' + error.code); process.exit(0); });
+"""
 # Answers every request on port argv[1].
 LISTENER = "require('http').createServer((q, s) => s.end('listener\\n')).listen(Number(process.argv[1]));"
+# The same, started by `kubectl exec -i`: ends when kubectl closes its standard input, or after 10 minutes.
+EXEC_LISTENER = LISTENER + "process.stdin.on('end', () => process.exit(0)).resume(); setTimeout(process.exit, 600000);"
 
 
 def ip(*args: str) -> subprocess.CompletedProcess[str]:
@@ -85,6 +108,54 @@ def refused_lookup(destination: str, source: str, interface: str) -> str:
 def kubectl_command(*args: str) -> list[str]:
     # Its own cache dir, as tests.e2e.test_exercise.kubectl: kubectl would otherwise write to ~/.kube.
     return ["kubectl", "--kubeconfig", os.environ["HELLO_KUBECONFIG"], "--cache-dir", str(KUBECTL_CACHE), *args]
+
+
+@dataclass(frozen=True)
+class Target:
+    """An address and port, and what it is, for messages."""
+
+    what: str
+    host: str
+    port: int
+
+
+def probe(namespace: str, pod: str, target: Target) -> str:
+    """One bounded GET from inside ``pod`` to ``target``: ``open <status>`` or ``blocked <reason>``."""
+    timeout = str(PROBE_TIMEOUT_MS)
+    result = kubectl(
+        "exec", "-n", namespace, pod, "--", "node", "-e", PROBE, target.host, str(target.port), timeout, check=False
+    )
+    assert result.returncode == 0, f"kubectl exec in {namespace}/{pod} failed: {result.stderr}"
+    return result.stdout.strip()
+
+
+def settled(ask: Callable[[], str], open_: bool) -> str:
+    """The first answer of ``ask`` that is ``open`` (or ``blocked``), or its last after SETTLE_SECONDS.
+
+    Policies apply a moment after a pod or a policy appears, so each answer is polled for.
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        answer = ask()
+        if answer.startswith("open" if open_ else "blocked") or time.monotonic() > deadline:
+            return answer
+        time.sleep(1)
+
+
+def from_pod(namespace: str, pod: str, target: Target, open_: bool) -> str:
+    """The settled answer of a probe from inside ``pod``."""
+    return settled(lambda: probe(namespace, pod, target), open_)
+
+
+def host_get(target: Target) -> str:
+    """One GET from this machine (which may always reach its own pods): ``open <status>`` or ``blocked``."""
+    try:
+        with urllib.request.urlopen(f"http://{target.host}:{target.port}/", timeout=PROBE_TIMEOUT_MS / 1000) as r:
+            return f"open {r.status}"
+    except urllib.error.HTTPError as error:
+        return f"open {error.code}"
+    except (urllib.error.URLError, OSError) as error:
+        return f"blocked {error!r}"
 
 
 @dataclass(frozen=True)
@@ -182,6 +253,27 @@ def app(workspace: Workspace) -> Iterator[App]:
         kubectl("delete", "namespace", CLIENT_NAMESPACE, "--wait=false", check=False)
 
 
+@pytest.fixture
+def extra_listener(app: App) -> Iterator[Target]:
+    """A listener on EXTRA_PORT inside the first app pod, for as long as the test runs."""
+    pod, pod_ip = next(iter(app.pods.items()))
+    command = kubectl_command("exec", "-i", "-n", NAMESPACE, pod, "--", "node", "-e", EXEC_LISTENER, str(EXTRA_PORT))
+    listener = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = Target(f"app pod {pod}, port {EXTRA_PORT} (not http)", pod_ip, EXTRA_PORT)
+    try:
+        # This machine may always reach its own pods: the listener answers it once it is up.
+        answer = settled(lambda: host_get(target), open_=True)
+        assert answer.startswith("open"), f"{target.what} never answered this machine: {answer}"
+        yield target
+    finally:
+        assert listener.stdin is not None
+        listener.stdin.close()
+        try:
+            listener.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            listener.kill()
+
+
 @pytest.mark.parametrize("family", families())
 def test_pod_bridge_is_routed_first_by_a_table_with_no_way_out(family: str) -> None:
     rule, ahead = first_rule_for(family, POD_BRIDGE)
@@ -219,3 +311,43 @@ def test_containers_have_no_route_off_the_machine() -> None:
 
     for outside in OUTSIDE:
         assert refused_lookup(outside, container, CONTAINER_BRIDGE) == "", f"container {container} -> {outside}"
+
+
+def test_other_namespace_reaches_the_app_on_http_only(app: App, extra_listener: Target) -> None:
+    pod_ip = extra_listener.host
+    http = Target("app pod, http", pod_ip, app.container_port)
+    service = Target("app Service", app.service_ip, 80)
+
+    assert from_pod(CLIENT_NAMESPACE, app.client_pod, http, open_=True) == "open 200"
+    assert from_pod(CLIENT_NAMESPACE, app.client_pod, service, open_=True) == "open 200"
+    answer = from_pod(CLIENT_NAMESPACE, app.client_pod, extra_listener, open_=False)
+    assert answer.startswith("blocked"), f"{extra_listener.what} from {CLIENT_NAMESPACE}: {answer}"
+
+
+def test_app_pods_cannot_open_connections(app: App) -> None:
+    targets = [
+        Target("client pod in another namespace", app.client_ip, CLIENT_PORT),
+        Target("this node's kubelet", NODE_IP, KUBELET_PORT),
+    ]
+
+    for target in targets:
+        # A pod with no egress policy reaches each one: it answers pods.
+        assert from_pod(CLIENT_NAMESPACE, app.client_pod, target, open_=True).startswith("open"), target.what
+        for pod in app.pods:
+            answer = from_pod(NAMESPACE, pod, target, open_=False)
+            assert answer.startswith("blocked"), f"app pod {pod} -> {target.what}: {answer}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kube-router v2.1.0 runs a policy of both types as one chain, so the app policy's ingress rule "
+    "(http from anywhere) also passes its own pods' egress to each other; one policy per type would close it",
+)
+def test_app_pods_cannot_open_connections_to_each_other(app: App) -> None:
+    assert len(app.pods) >= 2, "needs two replicas"
+    (first, _), (_, other_ip) = list(app.pods.items())[:2]
+    other = Target("another app pod, http", other_ip, app.container_port)
+
+    assert from_pod(CLIENT_NAMESPACE, app.client_pod, other, open_=True) == "open 200"
+    answer = from_pod(NAMESPACE, first, other, open_=False)
+    assert answer.startswith("blocked"), f"app pod {first} -> {other.what}: {answer}"

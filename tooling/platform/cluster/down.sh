@@ -2,10 +2,10 @@
 # Stop the local cluster and remove everything it put on the host; safe to run repeatedly.
 #
 # Usage: tooling/platform/cluster/down.sh [--purge]
-# Stops kubelet, kube-proxy, the pods' containers, our containerd and the control plane;
-# unmounts what they mounted under $HELLO_RUN; deletes the hello0/hellocni0 interfaces, the
-# pods' network namespaces and veths, the pod bridge's routing rule and table, and the
-# KUBE-*/CNI-* iptables chains and their rules.
+# Stops kubelet, kube-proxy, kube-router, the pods' containers, our containerd and the control
+# plane; unmounts what they mounted under $HELLO_RUN; deletes the hello0/hellocni0 interfaces, the
+# pods' network namespaces and veths, the pod bridge's routing rule and table, kube-router's
+# ipsets, and the KUBE-*/CNI-* iptables chains and their rules.
 # Keeps etcd data, certificates, kubeconfigs and pulled images unless --purge is given.
 # Never touches dockerd's containerd, docker's data under $HELLO_RUN/docker, or DOCKER-* rules.
 set -euo pipefail
@@ -180,6 +180,7 @@ main() {
   local start=$SECONDS
   say "stop kubelet" stop_component kubelet
   say "stop kube-proxy" stop_component kube-proxy
+  say "stop kube-router" "$here/netpol.sh" down
   say "remove pod containers" remove_containers
   say "stop containerd" stop_component containerd
   kill_leftovers

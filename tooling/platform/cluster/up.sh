@@ -3,10 +3,10 @@
 #
 # Usage: tooling/platform/cluster/up.sh
 # Builds the binaries if needed (build.sh), then starts our own containerd, etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy as
-# background processes (pids and logs under $HELLO_RUN/kube), and waits until node
-# hello-node is Ready and the default ServiceAccount exists. Pod traffic has no route off this
-# machine (egress.sh). Admin kubeconfig: $HELLO_KUBECONFIG.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy and the
+# NetworkPolicy enforcer (netpol.sh) as background processes (pids and logs under
+# $HELLO_RUN/kube), and waits until node hello-node is Ready and the default ServiceAccount
+# exists. Pod traffic has no route off this machine (egress.sh). Admin kubeconfig: $HELLO_KUBECONFIG.
 # A component whose command line or config changed since it was started is restarted.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +20,7 @@ kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$HELLO_KUBECONFIG" --cache-dir "$K
 preflight() {
   require_root "tooling/platform/cluster/up.sh"
   require_commands containerd containerd-shim-runc-v2 runc ctr iptables ip6tables ip openssl curl conntrack \
-    sysctl modprobe "$CNI_BIN_DIR"/{bridge,host-local,loopback,portmap,firewall}
+    sysctl modprobe "$CNI_BIN_DIR"/{bridge,host-local,loopback,portmap}
 }
 
 save_host_sysctls() {
@@ -41,7 +41,8 @@ setup_network() {
   fi
   ip addr replace "$NODE_IP/32" dev "$NODE_IF"
   ip link set "$NODE_IF" up
-  # Service traffic between pods on the bridge must traverse iptables (kube-proxy's DNAT).
+  # Service traffic between pods on the bridge must traverse iptables (kube-proxy's DNAT), and
+  # so must their traffic to each other (kube-router's NetworkPolicy rules).
   [[ -e /proc/sys/net/bridge ]] || modprobe br_netfilter
   sysctl -qw net.bridge.bridge-nf-call-iptables=1
   # Pod and service addresses never leave the machine: without these routes, a node port
@@ -104,6 +105,7 @@ make_pki() {
     issue ca kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
     issue ca kubelet-server "/CN=$NODE_NAME" serverAuth "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE_NAME"
     issue ca kube-proxy "/CN=system:kube-proxy" clientAuth
+    issue ca kube-router "/CN=hello:kube-router" clientAuth  # read-only role, granted by netpol.sh
     if [[ ! -s $KUBE_PKI/sa.key ]]; then
       openssl genrsa -out "$KUBE_PKI/sa.key" 2048 2>/dev/null
       openssl rsa -in "$KUBE_PKI/sa.key" -pubout -out "$KUBE_PKI/sa.pub" 2>/dev/null
@@ -159,6 +161,7 @@ write_configs() {
   write_kubeconfig "$KUBE_RUN/scheduler.kubeconfig" scheduler hello-local
   write_kubeconfig "$KUBE_RUN/kubelet.kubeconfig" kubelet-client hello-local
   write_kubeconfig "$KUBE_RUN/kube-proxy.kubeconfig" kube-proxy hello-local
+  write_kubeconfig "$KUBE_RUN/kube-router.kubeconfig" kube-router hello-local
 
   # Registry credentials go into containerd's config so that the kubelet's pulls from the
   # project registry need no imagePullSecrets; hence mode 0600.
@@ -215,6 +218,8 @@ server = "http://$HELLO_REGISTRY"
 EOF
 
   # ipMasq is off: pods talk to each other and to the host, never to outside addresses.
+  # No CNI firewall plugin: its per-pod ACCEPT rules, inserted at the top of FORWARD, would let
+  # traffic past the NetworkPolicy rules; kube-router accepts what the policies allow.
   write_file "$CNI_CONF_DIR/10-hello.conflist" 644 <<EOF
 {
   "cniVersion": "1.0.0",
@@ -233,8 +238,7 @@ EOF
         "routes": [{"dst": "0.0.0.0/0"}]
       }
     },
-    {"type": "portmap", "capabilities": {"portMappings": true}},
-    {"type": "firewall", "backend": "iptables"}
+    {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
 EOF
@@ -425,6 +429,7 @@ main() {
   say "wait for node $NODE_NAME Ready" wait_for kubelet 180 "node $NODE_NAME Ready" \
     node_ready "$(cat "$KUBE_PIDS/kubelet.since")"
   say "wait for kube-proxy" wait_for kube-proxy 60 kube-proxy curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
+  say "network policy (kube-router)" "$here/netpol.sh" up
   say "wait for default ServiceAccount" wait_for kube-controller-manager 120 "ServiceAccount default/default" \
     kubectl_ -n default get serviceaccount default
   echo ">> cluster up in $((SECONDS - start))s: kubectl --kubeconfig $HELLO_KUBECONFIG get nodes" >&2
