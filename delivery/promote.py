@@ -144,6 +144,21 @@ def candidate(source_ref: str, digest: str | None) -> ImageRef:
     return parsed.with_digest(digest)
 
 
+def check_last_update(source: str, history: list[auto.UpdateSummary]) -> None:
+    """A stack's outputs describe its last successful update: after a failed one they no longer say what runs.
+
+    Raises:
+        PromotionError: When the source's last update did not succeed.
+    """
+    if history and history[0].result != "succeeded":
+        last = history[0]
+        raise PromotionError(
+            f"stack {source!r}'s last update must have succeeded, got {last.result} ({last.kind} started "
+            f"{last.start_time:%Y-%m-%d %H:%M:%S}); what it runs may not be what its outputs say: deploy it "
+            'until it succeeds, or pass --skip-verification "<reason>" to promote its outputs\' image anyway'
+        )
+
+
 def check_verified(source: str, image: ImageRef, verified: auto.OutputValue | None) -> None:
     """Only what passed the source stack's in-cluster verification moves on.
 
@@ -377,6 +392,7 @@ def promote(
             raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
         image = candidate(str(outputs["imageRef"].value), request.digest)
         if request.digest is None and request.skip_verification is None:
+            check_last_update(request.source, source.history(page_size=1))
             check_verified(request.source, image, outputs.get("verifiedImageRef"))
         check_served(image, registry_for(image))
 
