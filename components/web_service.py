@@ -161,14 +161,26 @@ class WebService(pulumi.ComponentResource):
             metadata=in_namespace,
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
-                policy_types=["Ingress", "Egress"],
-                # Clients reach the pods only on "http" (node port, Ingress controller); the app
-                # opens no connection of its own, so all egress is denied.
+                policy_types=["Ingress"],
+                # Clients reach the pods only on "http" (node port, Ingress controller).
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                         ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")]
                     )
                 ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The app opens no connection of its own: all egress is denied. A policy of its own, because
+        # an enforcer that evaluates both types as one chain (kube-router 2.1) would let the ingress
+        # rule above pass the app's own connections to its siblings' http port.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-deny-egress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.name}-deny-egress", namespace=namespace.metadata.name, labels=labels.all
+            ),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector), policy_types=["Egress"]
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -68,6 +68,7 @@ def test_web_service_children_are_named_from_the_component(recorded: Deployed) -
 
     names = sorted(resource.name for resource in recorded.resources if resource.type.startswith("kubernetes:"))
     assert names == [
+        "shop-deny-egress",
         "shop-deployment",
         "shop-disruption-budget",
         "shop-ingress",

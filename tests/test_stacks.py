@@ -189,9 +189,10 @@ def test_stack_admits_only_http_to_its_pods_and_no_egress(deploy: Deploy, stack:
     (policy,) = [p.inputs for p in deployed.of_type(NETWORK_POLICY) if p.name == "hello-world-network-policy"]
     assert policy["metadata"]["namespace"] == f"hello-world-{stack}"
     assert policy["spec"]["podSelector"] == {"matchLabels": deployed.one(SERVICE).inputs["spec"]["selector"]}
-    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
-    assert "egress" not in policy["spec"]
+    (egress,) = [p.inputs["spec"] for p in deployed.of_type(NETWORK_POLICY) if p.name == "hello-world-deny-egress"]
+    assert egress == {"podSelector": policy["spec"]["podSelector"], "policyTypes": ["Egress"]}
 
 
 def test_prod_runs_at_least_the_original_three_replicas(deploy: Deploy) -> None:

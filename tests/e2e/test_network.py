@@ -338,11 +338,6 @@ def test_app_pods_cannot_open_connections(app: App) -> None:
             assert answer.startswith("blocked"), f"app pod {pod} -> {target.what}: {answer}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kube-router v2.1.0 runs a policy of both types as one chain, so the app policy's ingress rule "
-    "(http from anywhere) also passes its own pods' egress to each other; one policy per type would close it",
-)
 def test_app_pods_cannot_open_connections_to_each_other(app: App) -> None:
     assert len(app.pods) >= 2, "needs two replicas"
     (first, _), (_, other_ip) = list(app.pods.items())[:2]

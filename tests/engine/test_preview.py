@@ -19,6 +19,8 @@ KUBERNETES = {
     ("kubernetes:apps/v1:Deployment", "hello-world-deployment"),
     ("kubernetes:core/v1:Service", "hello-world-service"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-network-policy"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-deny-egress"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-verify-network-policy"),
     ("kubernetes:policy/v1:PodDisruptionBudget", "hello-world-disruption-budget"),
     ("kubernetes:batch/v1:Job", "hello-world-verify"),
     ("pulumi:providers:kubernetes", "cluster"),
