@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +110,19 @@ def stack_name(given: str, flag: str) -> StackName:
     if len(parts) > 3 or not all(STACK_NAME.fullmatch(part) and not part.startswith(".") for part in parts):
         raise PromotionError(f"{flag} must be a stack name or org/{PROJECT}/<stack>, got {given!r}")
     return StackName(given, parts[-1])
+
+
+def options_for(stack: StackName, engine: Engine) -> auto.LocalWorkspaceOptions:
+    """Each stack opens with its own passphrase when the environment holds one for it.
+
+    CI keeps the stacks' passphrases apart (PULUMI_CONFIG_PASSPHRASE_PROD only in the prod
+    environment), and a promotion reads one stack and deploys another.
+    """
+    variable = "PULUMI_CONFIG_PASSPHRASE_" + re.sub(r"[^A-Z0-9]", "_", stack.name.upper())
+    passphrase = os.environ.get(variable)
+    return auto.LocalWorkspaceOptions(
+        pulumi_command=engine, env_vars={"PULUMI_CONFIG_PASSPHRASE": passphrase} if passphrase else None
+    )
 
 
 def check_chain(source: str, target: str, out_of_chain: bool) -> None:
@@ -380,13 +394,12 @@ def promote(
             f"({', '.join(known)}), got {request.target!r}"
         )
     engine = Engine()
-    options = auto.LocalWorkspaceOptions(pulumi_command=engine)
     purpose = f"promotion {source_stack.name} -> {target_stack.name}"
     with (
         engine.stopping_on_signals(),
         locked(work_dir, target_stack.name, purpose=purpose, wait_seconds=request.wait_seconds),
     ):
-        source = auto.select_stack(source_stack.given, work_dir=str(work_dir), opts=options)
+        source = auto.select_stack(source_stack.given, work_dir=str(work_dir), opts=options_for(source_stack, engine))
         outputs = source.outputs()
         if "imageRef" not in outputs:
             raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
@@ -396,7 +409,7 @@ def promote(
             check_verified(request.source, image, outputs.get("verifiedImageRef"))
         check_served(image, registry_for(image))
 
-        target = auto.select_stack(target_stack.given, work_dir=str(work_dir), opts=options)
+        target = auto.select_stack(target_stack.given, work_dir=str(work_dir), opts=options_for(target_stack, engine))
         deployed = target.outputs().get("imageRef")
         if deployed is not None and deployed.value == str(image):
             say(f"{request.target} already runs {image}; nothing to promote")
