@@ -112,7 +112,7 @@ def stack_name(given: str, flag: str) -> StackName:
     return StackName(given, parts[-1])
 
 
-def options_for(stack: StackName, engine: Engine) -> auto.LocalWorkspaceOptions:
+def options_for(stack: StackName, engine: auto.PulumiCommand | None) -> auto.LocalWorkspaceOptions:
     """Each stack opens with its own passphrase when the environment holds one for it.
 
     CI keeps the stacks' passphrases apart (PULUMI_CONFIG_PASSPHRASE_PROD only in the prod
