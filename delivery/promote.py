@@ -13,6 +13,7 @@ import argparse
 import datetime
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -48,6 +49,8 @@ from settings.stack_files import (
 CHAIN = ("dev", "staging", "prod")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop a promotion the way Ctrl-C does: pulumi cancels, then the stack file is put back."""
+SIGNAL_CHECK_SECONDS = 0.2
+"""Longest blocking wait: a signal that lands just before a wait would otherwise be handled only after it."""
 
 
 class PromotionError(Exception):
@@ -287,7 +290,8 @@ class Engine(auto.PulumiCommand):
             for reader in readers:
                 reader.start()
             for reader in readers:
-                reader.join()
+                while reader.is_alive():
+                    reader.join(SIGNAL_CHECK_SECONDS)
             code = process.wait()
         finally:
             self._running = None
@@ -473,7 +477,10 @@ def provenance(source: str, image: ImageRef, commit: str) -> dict[str, str]:
 def _ask(question: str) -> bool:
     if not sys.stdin.isatty():
         raise PromotionError("not deploying without a terminal to confirm on; pass --yes to deploy")
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    print(f"{question} [y/N] ", end="", flush=True)
+    while not select.select([sys.stdin], [], [], SIGNAL_CHECK_SECONDS)[0]:
+        pass  # each turn lets a signal handler run, even one whose signal landed just before the wait
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Request:
