@@ -245,6 +245,8 @@ if args == ["version"]:
 record(args=args)
 if args[:2] == ["stack", "output"]:
     print(json.dumps(json.loads(os.environ["FAKE_PULUMI_OUTPUTS"]).get(flag("--stack"), {})))
+elif args[:2] == ["stack", "history"]:
+    print("[]")
 elif args[:2] == ["config", "set"]:
     with stack_file().open("a") as handle:
         handle.write(f"# config set by pulumi: {args[2:]}\\n")
@@ -361,7 +363,7 @@ def promotion(tmp_path: Path, fake_registry: str) -> Promotion:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "HELLO_PROJECT_DIR": str(project),
         "FAKE_PULUMI_LOG": str(log),
-        "FAKE_PULUMI_OUTPUTS": json.dumps({"dev": {"imageRef": image}}),
+        "FAKE_PULUMI_OUTPUTS": json.dumps({"dev": {"imageRef": image, "verifiedImageRef": image}}),
     }
     return Promotion(project=project, env=env, log=log, image=image)
 

@@ -81,6 +81,7 @@ def test_promote_dev_to_staging_deploys_exactly_devs_digest(chain: Chain) -> Non
     result = chain.promote("--from", "dev", "--to", "staging", "--yes")
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"hello-world-kubernetes@v0.1.0 (local: {ROOT / 'policy'})" in result.stdout, "the up ran the pack"
     dev_ref = chain.dev.outputs()["imageRef"]
     assert chain.staging.outputs()["imageRef"] == dev_ref
     assert kube_image("promo-staging") == dev_ref

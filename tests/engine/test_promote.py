@@ -43,8 +43,9 @@ class Chain:
     prod_manifests: Path
 
     def start(self, *args: str) -> subprocess.Popen[str]:
+        # Render mode runs no in-cluster verification: the digest is named, as for a rollback.
         return subprocess.Popen(
-            [sys.executable, "-m", "delivery.promote", *args],
+            [sys.executable, "-m", "delivery.promote", *args, "--digest", DIGEST],
             cwd=ROOT,
             env={**self.prod.env, "HELLO_PROJECT_DIR": str(self.prod.directory)},
             stdin=subprocess.DEVNULL,
@@ -106,6 +107,7 @@ def test_promotion_to_a_fully_qualified_prod_deploys_and_records_it_in_prods_fil
     result = chain.promote("--from", "staging", "--to", "organization/hello-world/prod", "--yes")
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"hello-world-kubernetes@v0.1.0 (local: {ROOT / 'policy'})" in result.stdout, "the up ran the pack"
     assert chain.prod.outputs()["imageRef"] == chain.image
     after = chain.prod_file().decode()
     settings = yaml.safe_load(after)["config"]
