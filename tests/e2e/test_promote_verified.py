@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from settings.stack_files import plain_config
-from tests.conftest import stack_config
 from tests.e2e.test_exercise import kube_image, set_message
-from tests.e2e.test_promotion import Chain
-from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
+from tests.e2e.test_promotion import Chain, make_chain
+from tests.engine.fixtures import LocalRegistry
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
@@ -22,32 +21,14 @@ CHECK = json.dumps({"body": "Hello"})
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
     """dev and staging deployed with the same good image, in namespaces of their own."""
-    dev = building_workspace(
-        tmp_path_factory.mktemp("verified"),
-        "dev",
-        registry,
-        "hello-world-verified",
-        namespace="verified-dev",
-        nodePort="31651",
-        cluster=local_cluster(),
-        verification=CHECK,
-    )
-    staging_config = {
-        **stack_config("staging"),
-        "hello-world:namespace": "verified-staging",
-        "hello-world:nodePort": "31652",
-        "hello-world:cluster": local_cluster(),
-        "hello-world:verification": CHECK,
-    }
-    staging = dev.sibling("staging", staging_config)
-    chain = Chain(dev, staging, registry)
+    chain = make_chain(tmp_path_factory.mktemp("verified"), registry, "verified", 31651, verification=CHECK)
     try:
-        dev.up()
+        chain.dev.up()
         promoted = chain.promote("--from", "dev", "--to", "staging", "--yes")
         assert promoted.returncode == 0, promoted.stdout + promoted.stderr
         yield chain
     finally:
-        for workspace in (staging, dev):
+        for workspace in (chain.staging, chain.dev):
             workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -52,29 +53,39 @@ class Chain:
         return (self.staging.directory / "Pulumi.staging.yaml").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
-    """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
+def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, **settings: str) -> Chain:
+    """dev (building into repository hello-world-<name>) and staging, in namespaces <name>-dev and
+    <name>-staging on node ports first_port and first_port + 1; ``settings`` go to both."""
     dev = building_workspace(
-        tmp_path_factory.mktemp("promotion"),
+        base,
         "dev",
         registry,
-        "hello-world-promo",
-        namespace="promo-dev",
-        nodePort="31631",
+        f"hello-world-{name}",
+        namespace=f"{name}-dev",
+        nodePort=str(first_port),
         cluster=local_cluster(),
+        **settings,
     )
     staging_config = {
         **stack_config("staging"),
-        "hello-world:namespace": "promo-staging",
-        "hello-world:nodePort": "31632",
+        "hello-world:namespace": f"{name}-staging",
+        "hello-world:nodePort": str(first_port + 1),
         "hello-world:cluster": local_cluster(),
+        **{f"hello-world:{key}": value for key, value in settings.items()},
     }
-    staging = dev.sibling("staging", staging_config)
-    dev.up()
-    yield Chain(dev, staging, registry)
-    for workspace in (staging, dev):
-        workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+    return Chain(dev, dev.sibling("staging", staging_config), registry)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
+    """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
+    chain = make_chain(tmp_path_factory.mktemp("promotion"), registry, "promo", 31631)
+    try:
+        chain.dev.up()
+        yield chain
+    finally:
+        for workspace in (chain.staging, chain.dev):
+            workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
 
 
 def test_promote_dev_to_staging_deploys_exactly_devs_digest(chain: Chain) -> None:
