@@ -24,6 +24,8 @@ SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 # What the engine writes in preview JSON for a value only known after the update.
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 COMPUTED = "(known after up)"
+# How the policy engine says a rule could not look at a value during a preview.
+DEFERRED_MARK = "can't be known during preview"
 MAX_VALUE_CHARS = 100
 REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
 
@@ -154,8 +156,13 @@ def _digest(reference: str) -> str:
     return f"`{reference.rsplit('@', 1)[-1]}`" if "@sha256:" in reference else f"{reference} (a new build)"
 
 
-def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) -> str:
-    """The Markdown section of one stack's preview."""
+def summarize(
+    stack: str,
+    preview: Mapping[str, Any],
+    events: Iterable[Mapping[str, Any]] = (),
+    app_changes: Sequence[str] = (),
+) -> str:
+    """The Markdown section of one stack's preview; ``app_changes`` are the files git sees changed under app/."""
     counts = _counts(preview)
     lines = [
         f"### Stack `{stack}`",
@@ -169,6 +176,11 @@ def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[s
     for change in found:
         lines.append(f"- **{change.op}** `{change.type}` `{change.name}`")
         for path, old, new in change.fields:
+            if path == "contextHash":
+                # A hash of the build context means nothing to a reviewer; what it stands for does.
+                files = f" ({', '.join(f'`{name}`' for name in app_changes)})" if app_changes else ""
+                lines.append(f"  - app/ changed{files}: a new image will be built")
+                continue
             lines.append(f"  - `{path}`: {old} → {new}")
             if path.endswith(".image") and "@sha256:" in old + new:
                 lines.append(f"  - image digest: {_digest(old)} → {_digest(new)}")
@@ -176,11 +188,17 @@ def summarize(stack: str, preview: Mapping[str, Any], events: Iterable[Mapping[s
             for reason in change.replace_reasons or ["(not reported)"]:
                 impact = _impact(reason)
                 lines.append(f"  - ⚠️ **replacement** forced by `{reason}`: {impact}")
-    policy_violations = violations(events)
-    if policy_violations:
-        lines += ["", "Policy violations:", ""]
-        for violation in policy_violations:
-            lines.append(f"- `{violation.policy}` ({violation.level}) on `{violation.resource}`: {violation.message}")
+    found_violations = violations(events)
+    # A rule about a value that only the update computes (a new image's digest) cannot run in a
+    # preview: that is not a violation, the rule runs again when the stack is deployed.
+    deferred = [v for v in found_violations if DEFERRED_MARK in v.message]
+    for title, group in (
+        ("Policy violations:", [v for v in found_violations if v not in deferred]),
+        ("Checked at deploy (the value is only known then):", deferred),
+    ):
+        if group:
+            lines += ["", title, ""]
+            lines += [f"- `{v.policy}` ({v.level}) on `{v.resource}`: {v.message}" for v in group]
     lines.append("")
     return "\n".join(lines)
 
@@ -223,6 +241,18 @@ def _preview_with_events(stack: str, work_dir: Path) -> tuple[subprocess.Complet
         return result, event_log.read_text() if event_log.exists() else ""
 
 
+def app_changes(work_dir: Path) -> list[str]:
+    """Files under app/ that differ from the last commit, as git tells; none when git cannot."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", "app"],
+        cwd=work_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return sorted(line[3:] for line in result.stdout.splitlines()) if result.returncode == 0 else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m delivery.review", description=__doc__.splitlines()[0])
     parser.add_argument("stacks", nargs="*", help="stacks to preview (default: every Pulumi.<stack>.yaml)")
@@ -245,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             failed = True
             continue
-        print(summarize(stack, preview, events))
+        print(summarize(stack, preview, events, app_changes(PROJECT_DIR)))
     return 1 if failed else 0
 
 

@@ -227,3 +227,39 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
     for run in (preview, up):
         assert run["args"][run["args"].index("--policy-pack") + 1] == "policy"
         assert run["policy_config"] == expected
+
+
+def test_summary_says_app_changed_instead_of_a_context_hash() -> None:
+    preview = {
+        "changeSummary": {"update": 1},
+        "steps": [
+            {
+                "op": "update",
+                "urn": "urn:pulumi:dev::hello-world::hello-world:index:ContainerImage$"
+                "docker-build:index:Image::app-image",
+                "oldState": {"inputs": {"contextHash": "0311fd" + "0" * 58}},
+                "newState": {"inputs": {}},
+                "detailedDiff": {"contextHash": {"kind": "update"}},
+            }
+        ],
+    }
+
+    summary = summarize("dev", preview, app_changes=["app/server.js"])
+
+    assert "  - app/ changed (`app/server.js`): a new image will be built" in summary
+    assert "0311fd" not in summary
+
+
+def test_summary_lists_rules_that_only_run_at_deploy_apart_from_violations() -> None:
+    deferred = "can't run policy during preview: string value at .spec.image can't be known during preview"
+    events = [
+        {"policyEvent": {"policyName": "image-pinned", "enforcementLevel": "advisory", "message": deferred}},
+        {"policyEvent": {"policyName": "min-replicas", "enforcementLevel": "mandatory", "message": "too few"}},
+    ]
+
+    summary = summarize("dev", {"changeSummary": {}}, events)
+
+    violations, deferred_part = summary.split("Checked at deploy (the value is only known then):")
+    assert "`min-replicas` (mandatory) on `(stack)`: too few" in violations
+    assert "image-pinned" not in violations
+    assert "`image-pinned` (advisory) on `(stack)`" in deferred_part
