@@ -5,6 +5,7 @@ Needs the full local platform, which `make test` starts. The tests run in file o
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -79,7 +80,10 @@ def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
     """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
-    chain = make_chain(tmp_path_factory.mktemp("promotion"), registry, "promo", 31631)
+    # The rollback test builds "Hello Newer World": every version here must pass a check for "Hello".
+    chain = make_chain(
+        tmp_path_factory.mktemp("promotion"), registry, "promo", 31631, verification=json.dumps({"body": "Hello"})
+    )
     try:
         chain.dev.up()
         yield chain
