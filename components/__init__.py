@@ -2,6 +2,7 @@
 
 from components.container_image import Builder, ContainerImage, ContainerImageArgs, RegistryArgs
 from components.labels import AppLabels
+from components.pull_secret import PullSecretArgs
 from components.verification import VerificationArgs
 from components.web_service import IngressArgs, ResourcesArgs, WebService, WebServiceArgs
 
@@ -11,6 +12,7 @@ __all__ = [
     "ContainerImage",
     "ContainerImageArgs",
     "IngressArgs",
+    "PullSecretArgs",
     "RegistryArgs",
     "ResourcesArgs",
     "VerificationArgs",

@@ -89,11 +89,14 @@ def verification_job(
     check: VerificationArgs,
     image: pulumi.Input[str],
     hardening: Hardening,
+    pull_secret_name: str | None,
     metadata: k8s.meta.v1.ObjectMetaArgs,
     target: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> k8s.batch.v1.Job:
     """A Job that runs the check from the app's ``image``, as confined as the app, aimed at ``target``.
+
+    It pulls the image as the app's pods do, with the image pull secret ``pull_secret_name`` when there is one.
 
     Its pod template holds the image, so a new digest replaces the Job and the check runs again;
     the provider waits for the Job and fails the update as soon as it fails.
@@ -122,6 +125,9 @@ def verification_job(
                     restart_policy="Never",
                     automount_service_account_token=False,
                     security_context=hardening.pod,
+                    image_pull_secrets=(
+                        [k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret_name)] if pull_secret_name else None
+                    ),
                     containers=[checker],
                 ),
             ),

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import AppLabels
+from components.pull_secret import PullSecretArgs, pull_secret
 from components.unknown import unknown
 from components.verification import Hardening, VerificationArgs, verification_job, verification_network_policy
 
@@ -92,6 +93,14 @@ class WebServiceArgs:
     """How long Pulumi waits for a rollout before failing it; also the Deployment's progress deadline. Default 300."""
     verification: VerificationArgs = field(default_factory=VerificationArgs)
     """The check a deploy must pass inside the cluster. Default: ``/`` answers 200 with ``Hello World``."""
+    image_pull: PullSecretArgs | None = None
+    """Credentials for a registry that refuses anonymous pulls: an image pull secret the pods use. Default: none,
+    the node pulls with its own credentials."""
+
+    @property
+    def pull_secret_name(self) -> str | None:
+        """Name of the image pull secret the pods reference, when there is one."""
+        return f"{self.name}-pull" if self.image_pull is not None else None
 
     def __post_init__(self) -> None:
         low, high = NODE_PORTS
@@ -133,13 +142,30 @@ class WebService(pulumi.ComponentResource):
         in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace.metadata.name, labels=labels.all)
         timeout = f"{args.rollout_timeout_seconds}s"
         hardening = _hardening(args)
+        # Pods name the Secret, they do not hold an Output of it: the dependency is stated, so no pod
+        # tries to pull before its credentials exist.
+        credentials = (
+            pull_secret(
+                name,
+                args.image_pull,
+                k8s.meta.v1.ObjectMetaArgs(
+                    name=args.pull_secret_name, namespace=namespace.metadata.name, labels=labels.all
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            if args.image_pull is not None
+            else None
+        )
+        pulls_with = [credentials] if credentials is not None else []
         pod = _pod_spec(args, labels, hardening)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=in_namespace,
             spec=_deployment_spec(args, labels, pod),
             opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
+                parent=self,
+                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+                depends_on=pulls_with,
             ),
         )
         service = k8s.core.v1.Service(
@@ -209,6 +235,7 @@ class WebService(pulumi.ComponentResource):
             args.verification,
             args.image,
             hardening,
+            args.pull_secret_name,
             # No name: each new image gets a new Job, created before the old one is deleted. Its labels
             # differ from the Service's selector, so no traffic is ever sent to it.
             k8s.meta.v1.ObjectMetaArgs(namespace=namespace.metadata.name, labels=checker.all),
@@ -216,7 +243,7 @@ class WebService(pulumi.ComponentResource):
             service.spec.cluster_ip.apply(
                 lambda ip: f"http://{ip}:{SERVICE_PORT}{args.verification.path}" if ip else unknown()
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
+            pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, *pulls_with]),
         )
         # No status when nothing ran the Job (render mode): then nothing was verified.
         ran = job.status.apply(lambda status: status is not None)
@@ -283,6 +310,7 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
         ],
         # The app never calls the Kubernetes API.
         automount_service_account_token=False,
+        image_pull_secrets=_pull_secret_refs(args.pull_secret_name),
         termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
         security_context=hardening.pod,
         containers=[
@@ -311,6 +339,10 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
             )
         ],
     )
+
+
+def _pull_secret_refs(name: str | None) -> list[k8s.core.v1.LocalObjectReferenceArgs] | None:
+    return [k8s.core.v1.LocalObjectReferenceArgs(name=name)] if name is not None else None
 
 
 def _deployment_spec(
