@@ -13,14 +13,15 @@ override FROM := $(value FROM)
 override TO := $(value TO)
 override OUT := $(value OUT)
 override ARGS := $(value ARGS)
-export STACK STACKS FROM TO OUT ARGS
+override QUICK := $(value QUICK)
+export STACK STACKS FROM TO OUT ARGS QUICK
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
 ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 
-.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render
+.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,3 +88,9 @@ recordings: venv tools platform ## Re-record the real previews behind the review
 render: venv tools ## Write STACK's manifests to OUT for GitOps review (no cluster is touched)
 	$(ENV) REGISTRY_PASSWORD=$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true) \
 	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(PY) -m delivery.render "$$STACK" "$${OUT:?make render needs OUT=<folder>}"
+
+bench: venv tools platform ## Time each step a user waits for beside Pulumi's floor; QUICK=1: one run each
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tooling/bench/requirements.txt
+	case "$$QUICK" in "" | 0) quick=() ;; 1) quick=(--quick) ;; \
+	  *) echo "QUICK must be 1 or 0, got '$$QUICK'" >&2; exit 2 ;; esac && \
+	  $(ENV) $(PY) -m tooling.bench "$${quick[@]}" --out "$${OUT:-.state/bench}"

@@ -1,0 +1,1 @@
+"""Machinery below the program: the local platform, the toolchain, scans, scripts and the bench."""

@@ -1,0 +1,1 @@
+"""`make bench`: how long each step a user waits for takes, beside Pulumi's own floor."""

@@ -1,0 +1,91 @@
+"""python -m tooling.bench [--quick] [--runs N] [--out FOLDER] [--commit REF]: time every step a user waits for."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tooling.bench.project import BenchError, Project
+from tooling.bench.report import plot, table, write_json
+from tooling.bench.steps import Bench
+
+DEFAULT_RUNS = 5
+SIZES = (1, 10, 50, 100)
+QUICK_SIZES = (1, 10)
+"""The smallest sizes that still fix a slope."""
+DEFAULT_OUT = Path(".state/bench")
+
+
+def _runs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 50:
+        raise argparse.ArgumentTypeError(f"--runs must be a whole number from 1 to 50, got {text!r}")
+    return int(text)
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on: cores, CPU, the CLI's version, and the load while they were taken."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    version = subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=False).stdout.strip()
+    return {"cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "pulumi": version}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tooling.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one run per step, sizes 1 and 10 (what `make test` runs)")
+    parser.add_argument("--runs", type=_runs, default=DEFAULT_RUNS, help=f"runs per step (default {DEFAULT_RUNS})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the outputs (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--commit", metavar="REF", help="time this commit of the project instead of its working tree (git archive)"
+    )
+    args = parser.parse_args(argv)
+    runs, sizes = (1, QUICK_SIZES) if args.quick else (args.runs, SIZES)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    details = {**machine(), "runs": runs, "load_before": _load()}
+    try:
+        project = Project.create(commit=args.commit)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        results = Bench(project, runs, sizes).all()
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        project.remove()
+    details.update(
+        load_after=_load(),
+        minutes=round((time.monotonic() - started) / 60, 1),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )
+    print(table(results))
+    json_path = write_json(results, details, args.out)
+    print(f"\n{json_path} written")
+    if results.scaling is not None:
+        caption = f"{details['cores']} cores, {details['cpu']}, pulumi {details['pulumi']}, {details['date']}"
+        print(f"{plot(results.scaling, args.out, caption)} written")
+    print(f"{runs} run(s) a step; load {details['load_before']} before, {details['load_after']} after")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

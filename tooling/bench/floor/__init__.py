@@ -1,0 +1,1 @@
+"""The bench's floor program (a package only so that its __main__ has a name of its own for mypy)."""

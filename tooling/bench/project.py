@@ -1,0 +1,158 @@
+"""A throwaway copy of the whole project, with a backend and stacks of its own, that the bench times."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from settings.stack_files import read_engine_config, replace_plain_config
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE_PREFIX = "bench"
+"""Stack S of the copy runs in namespace ``bench-S``: apart from the project's own stacks and tests."""
+REPOSITORY = "hello-world-bench"
+"""Registry repository the copy's dev builds into, apart from the project's ``hello-world``."""
+COMMAND_TIMEOUT_SECONDS = 900
+SKIPPED = (".git", ".venv", ".state", ".ci", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache")
+# Inherited from an outer `make bench`: MAKEFLAGS would hand its command-line variables (STACK=...)
+# to every inner make, and the passphrase variables would open the project's stacks, not the copy's.
+DROPPED_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "STACK", "STACKS", "FROM", "TO", "OUT", "ARGS", "QUICK")
+
+
+class BenchError(RuntimeError):
+    """A command the bench times failed; the bench's figures would mean nothing."""
+
+
+def _export(source: Path, commit: str, directory: Path) -> None:
+    """The files of ``commit``, as git holds them (a working tree others are editing may not run)."""
+    archive = subprocess.run(
+        ["git", "-C", str(source), "archive", "--format=tar", "--", commit],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"commit must name a commit of {source}, got {commit!r}: {archive.stderr.decode().strip()}")
+    directory.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(directory, filter="data")
+
+
+@dataclass
+class Project:
+    """The copy in ``directory``; its state (backend, passphrase) lives in ``state``, both under ``root``."""
+
+    root: Path
+    directory: Path
+    env: dict[str, str]
+
+    @classmethod
+    def create(cls, source: Path = ROOT, commit: str | None = None) -> Project:
+        """Copies ``source``'s working tree, or its ``commit``, and points the copy's stacks at the bench's namespaces.
+
+        No node port is fixed: the cluster picks one, so a bench never takes a port that a stack of the
+        project or a test holds.
+        """
+        root = Path(tempfile.mkdtemp(prefix="hello-bench-"))
+        directory = root / "project"
+        if commit is None:
+            shutil.copytree(source, directory, ignore=shutil.ignore_patterns(*SKIPPED), symlinks=True)
+        else:
+            _export(source, commit, directory)
+        (directory / ".venv").symlink_to((source / ".venv").resolve())
+        state = root / "state"
+        (state / "backend").mkdir(parents=True, mode=0o700)
+        passphrase = state / "passphrase"
+        passphrase.write_text(secrets.token_hex(24))
+        passphrase.chmod(0o600)
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in DROPPED_ENV and not key.startswith("PULUMI_CONFIG_PASSPHRASE")
+        }
+        env.update(
+            HELLO_STATE=str(state),
+            PULUMI_BACKEND_URL=f"file://{state / 'backend'}",
+            PULUMI_CONFIG_PASSPHRASE_FILE=str(passphrase),
+        )
+        project = cls(root=root, directory=directory, env=env)
+        for stack in ("dev", "staging", "prod"):
+            project.isolate(stack)
+        return project
+
+    def isolate(self, stack: str) -> None:
+        config: dict[str, Any] = dict(read_engine_config(self.directory, stack))
+        config.pop("hello-world:nodePort", None)
+        config["hello-world:namespace"] = f"{NAMESPACE_PREFIX}-{stack}"
+        if isinstance(build := config.get("hello-world:build"), Mapping):
+            config["hello-world:build"] = {**build, "repository": REPOSITORY}
+        replace_plain_config(self.directory, stack, config)
+
+    def run(self, *command: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> float:
+        """Runs ``command`` in the copy and returns the seconds it took.
+
+        Raises:
+            BenchError: When it fails, with the end of its output.
+        """
+        started = time.monotonic()
+        result = subprocess.run(
+            command,
+            cwd=cwd or self.directory,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr)[-3000:]
+            raise BenchError(f"{' '.join(command)} must exit 0, got {result.returncode}:\n{tail}")
+        return seconds
+
+    def output(self, *command: str, cwd: Path | None = None) -> str:
+        result = subprocess.run(
+            command,
+            cwd=cwd or self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BenchError(f"{' '.join(command)} must exit 0, got {result.returncode}:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def pulumi(self, *args: str, stack: str = "dev", cwd: Path | None = None) -> float:
+        return self.run("pulumi", *args, "--non-interactive", "--stack", stack, cwd=cwd)
+
+    def stack_outputs(self, stack: str = "dev") -> dict[str, Any]:
+        text = self.output("pulumi", "stack", "output", "--json", "--non-interactive", "--stack", stack)
+        outputs: dict[str, Any] = json.loads(text)
+        return outputs
+
+    def make(self, *args: str) -> float:
+        return self.run("make", "--no-print-directory", "-C", str(self.directory), *args)
+
+    def remove(self) -> None:
+        """Destroys whatever the copy's stacks run and deletes the copy; a failure here only warns."""
+        for stack in ("staging", "dev"):
+            try:
+                self.pulumi("destroy", "--yes", "--skip-preview", stack=stack)
+            except (BenchError, subprocess.TimeoutExpired) as error:
+                print(f"warning: {stack} of the bench copy was not destroyed: {error}", file=sys.stderr)
+        shutil.rmtree(self.root, ignore_errors=True)

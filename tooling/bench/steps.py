@@ -1,0 +1,205 @@
+"""The steps a user waits for, each timed on the bench's copy of the project, beside Pulumi's floor."""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tooling.bench.project import BenchError, Project
+from tooling.bench.stats import Line, Summary, least_squares, paired_ratios, summarize
+
+SERVED_TIMEOUT_SECONDS = 120.0
+SERVED_POLL_SECONDS = 0.2
+MESSAGE_LINE = "const MESSAGE = process.env.MESSAGE || 'Hello World';"
+"""The line of app/server.js that the edit step changes; its text keeps 'Hello World', so verification passes."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One step's times, and its ratio to the floor run beside each of its runs (if it has one)."""
+
+    key: str
+    label: str
+    seconds: Summary
+    floor: str | None = None
+    floor_seconds: Summary | None = None
+    ratio: Summary | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scaling:
+    """Preview time of fresh stacks against the number of WebService components."""
+
+    sizes: tuple[int, ...]
+    seconds: tuple[Summary, ...]
+    floor_seconds: Summary
+    line: Line
+
+
+@dataclass
+class Results:
+    steps: list[Step] = field(default_factory=list)
+    scaling: Scaling | None = None
+
+
+def say(text: str) -> None:
+    print(f">> {text}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """Runs every step ``runs`` times on ``project``; the scaling curve at ``sizes``."""
+
+    def __init__(self, project: Project, runs: int, sizes: Sequence[int]) -> None:
+        self.project = project
+        self.runs = runs
+        self.sizes = tuple(sizes)
+        self.floor_dir = project.directory / "tooling" / "bench" / "floor"
+        self.scaling_dir = project.directory / "tooling" / "bench" / "scaling"
+        self.results = Results()
+
+    def all(self) -> Results:
+        self.prepare()
+        self.pairs()
+        self.single("make-up", "warm `make up`, nothing changed", lambda _: self.project.make("up", "STACK=dev"))
+        digests = self.edit_to_served()
+        self.single("review", "`make review` of dev, staging, prod", lambda _: self.project.make("review"))
+        self.single("render", "`make render` of dev", self.render)
+        self.promotions(digests)
+        self.single("mock-tests", "the mock test suite", self.mock_tests)
+        self.scale()
+        return self.results
+
+    def prepare(self) -> None:
+        """The floor's stack and dev are deployed once, untimed: every timed run after is warm."""
+        say("setup: the floor's stack and a first `make up` of the copy's dev (builds the image)")
+        self.project.run("pulumi", "stack", "init", "floor", "--non-interactive", cwd=self.floor_dir)
+        self.project.pulumi("up", "--yes", "--skip-preview", stack="floor", cwd=self.floor_dir)
+        self.project.make("up", "STACK=dev")
+
+    def floor(self, command: str) -> float:
+        extra = ("--yes", "--skip-preview") if command == "up" else ()
+        return self.project.pulumi(command, *extra, stack="floor", cwd=self.floor_dir)
+
+    def pairs(self) -> None:
+        steps: list[tuple[str, str, str, Callable[[], float]]] = [
+            ("preview", "no-op `pulumi preview` of dev, no policy pack", "preview",
+             lambda: self.project.pulumi("preview")),
+            ("preview-policy", "no-op preview of dev with the policy pack (`make preview`'s command)", "preview",
+             lambda: self.project.run("tooling/scripts/stack.sh", "dev", "preview")),
+            ("up", "no-op `pulumi up --skip-preview` of dev, no policy pack", "up",
+             lambda: self.project.pulumi("up", "--yes", "--skip-preview")),
+            ("up-policy", "no-op up of dev with the policy pack (`stack.sh dev up --skip-preview`)", "up",
+             lambda: self.project.run("tooling/scripts/stack.sh", "dev", "up", "--yes", "--skip-preview")),
+        ]  # fmt: skip
+        for key, label, floor, step in steps:
+            times: list[float] = []
+            floors: list[float] = []
+            for run in range(self.runs):
+                times.append(step())
+                floors.append(self.floor(floor))
+                say(f"{key} {run + 1}/{self.runs}: {times[-1]:.2f} s, floor {floors[-1]:.2f} s")
+            self.results.steps.append(
+                Step(
+                    key=key,
+                    label=label,
+                    seconds=summarize(times),
+                    floor=f"empty program's {floor}",
+                    floor_seconds=summarize(floors),
+                    ratio=paired_ratios(times, floors),
+                )
+            )
+
+    def single(self, key: str, label: str, step: Callable[[int], float]) -> None:
+        times = []
+        for run in range(self.runs):
+            times.append(step(run))
+            say(f"{key} {run + 1}/{self.runs}: {times[-1]:.2f} s")
+        self.results.steps.append(Step(key=key, label=label, seconds=summarize(times)))
+
+    def edit_to_served(self) -> list[str]:
+        """Times `make up` after an edit of app/server.js until the new text is served; returns dev's digests.
+
+        The file is put back afterwards, whatever happens, and dev is brought back to it.
+        """
+        server = self.project.directory / "app" / "server.js"
+        original = server.read_text()
+        if MESSAGE_LINE not in original:
+            raise BenchError(f"app/server.js must hold the line {MESSAGE_LINE!r}, got none")
+        digests = [self.project.stack_outputs()["imageRef"]]
+        port = self.project.stack_outputs()["nodePort"]
+
+        def edit(run: int) -> float:
+            message = f"Hello World, edit {run + 1} at {time.time():.0f}"
+            server.write_text(original.replace(MESSAGE_LINE, MESSAGE_LINE.replace("'Hello World'", f"'{message}'")))
+            started = time.monotonic()
+            self.project.make("up", "STACK=dev")
+            wait_until_served(f"http://127.0.0.1:{port}/", message)
+            seconds = time.monotonic() - started
+            digests.append(self.project.stack_outputs()["imageRef"])
+            return seconds
+
+        try:
+            self.single("edit-to-served", "`make up` after editing app/server.js, until the new text is served", edit)
+        finally:
+            server.write_text(original)
+        self.project.make("up", "STACK=dev")
+        return digests
+
+    def render(self, run: int) -> float:
+        return self.project.make("render", "STACK=dev", f"OUT={self.project.root / 'render' / str(run)}")
+
+    def promotions(self, digests: list[str]) -> None:
+        """A promotion to staging that rolls out a new image each time (A B A B ...), after one untimed first."""
+        say("setup: a first, untimed promotion creates the copy's staging")
+        self.project.make("promote", "FROM=dev", "TO=staging", "ARGS=--yes")
+        older, newer = digests[0].split("@")[1], digests[1].split("@")[1]
+
+        def promote(run: int) -> float:
+            digest = newer if run % 2 == 0 else older
+            return self.project.make("promote", "FROM=dev", "TO=staging", f"ARGS=--yes --digest {digest}")
+
+        self.single("promote", "`make promote FROM=dev TO=staging`, a new image each time", promote)
+
+    def mock_tests(self, _: int) -> float:
+        return self.project.run(".venv/bin/pytest", "-m", "not engine and not platform", "-q", "-p", "no:cacheprovider")
+
+    def scale(self) -> None:
+        """Each run previews a fresh stack of every size, each beside an empty program's preview."""
+        times: dict[int, list[float]] = {size: [] for size in self.sizes}
+        floors: list[float] = []
+        for run in range(self.runs):
+            for size in self.sizes:
+                stack = f"scale-{size}-{run}"
+                self.project.run("pulumi", "stack", "init", stack, "--non-interactive", cwd=self.scaling_dir)
+                try:
+                    self.project.pulumi("config", "set", "services", str(size), stack=stack, cwd=self.scaling_dir)
+                    times[size].append(self.project.pulumi("preview", stack=stack, cwd=self.scaling_dir))
+                finally:
+                    self.project.pulumi("stack", "rm", "--yes", "--force", stack=stack, cwd=self.scaling_dir)
+                floors.append(self.floor("preview"))
+                say(f"scaling {size} services, run {run + 1}/{self.runs}: {times[size][-1]:.2f} s")
+        summaries = tuple(summarize(times[size]) for size in self.sizes)
+        line = least_squares(self.sizes, [summary.median for summary in summaries])
+        self.results.scaling = Scaling(sizes=self.sizes, seconds=summaries, floor_seconds=summarize(floors), line=line)
+
+
+def wait_until_served(url: str, text: str) -> None:
+    """Polls ``url`` on loopback until its answer holds ``text``, for at most SERVED_TIMEOUT_SECONDS.
+
+    Raises:
+        BenchError: When the text is not served in time.
+    """
+    deadline = time.monotonic() + SERVED_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if text in answer.read().decode(errors="replace"):
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(SERVED_POLL_SECONDS)
+    raise BenchError(f"{url} must serve {text!r} within {SERVED_TIMEOUT_SECONDS:g} s, got other text")
