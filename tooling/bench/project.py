@@ -70,6 +70,9 @@ class Project:
             shutil.copytree(source, directory, ignore=shutil.ignore_patterns(*SKIPPED), symlinks=True)
         else:
             _export(source, commit, directory)
+            # The copy shares the project's virtualenv, already built from these requirements: a checkout's
+            # new mtime must not make `make` rebuild it.
+            shutil.copystat(source / "requirements.txt", directory / "requirements.txt")
         (directory / ".venv").symlink_to((source / ".venv").resolve())
         state = root / "state"
         (state / "backend").mkdir(parents=True, mode=0o700)
@@ -150,7 +153,11 @@ class Project:
 
     def remove(self) -> None:
         """Destroys whatever the copy's stacks run and deletes the copy; a failure here only warns."""
+        listed = json.loads(self.output("pulumi", "stack", "ls", "--json", "--non-interactive") or "[]")
+        stacks = {entry["name"] for entry in listed}
         for stack in ("staging", "dev"):
+            if stack not in stacks:
+                continue
             try:
                 self.pulumi("destroy", "--yes", "--skip-preview", stack=stack)
             except (BenchError, subprocess.TimeoutExpired) as error:
