@@ -15,11 +15,22 @@ override OUT := $(value OUT)
 override ARGS := $(value ARGS)
 override QUICK := $(value QUICK)
 export STACK STACKS FROM TO OUT ARGS QUICK
+# SAVE: the folder where `make review` keeps each stack's review; REVIEWED: the review file `make up` is held to.
+override SAVE := $(value SAVE)
+override REVIEWED := $(value REVIEWED)
+export SAVE REVIEWED
+# TOOLCHAIN=auto|path|source: where the Pulumi CLI comes from (tooling/toolchain/mode.py validates it).
+override TOOLCHAIN := $(value TOOLCHAIN)
+export TOOLCHAIN
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Every recipe that runs pulumi gets the platform's locations and the built toolchain.
 ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
+# Starts the local platform for a STACK that uses it (its cluster or registry), and only then:
+# settings/stack_files.py decides, and says why. A stack on another cluster and registry needs no root.
+PLATFORM_IF_NEEDED = need=$$($(PY) -m settings.stack_files needs-platform "$$STACK") && \
+  { [[ $$need != yes ]] || tooling/platform/up.sh; } &&
 
 .PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render bench
 
@@ -44,7 +55,7 @@ unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 plan: ## Say which long first-run builds `make up`/`make test` will do, with rough durations
 	@tooling/platform/plan.sh
 
-tools: ## Build (or reuse) the Pulumi CLI, language host and provider plugins
+tools: ## Use the pulumi on PATH, or build the CLI and plugins (TOOLCHAIN=source forces the build)
 	tooling/toolchain/build.sh
 
 platform: ## Start the local Docker engine, registry and cluster (root)
@@ -63,13 +74,15 @@ e2e: venv tools platform ## Only the end-to-end tests on the local platform
 	$(ENV) $(VENV)/bin/pytest -m platform
 
 preview: venv tools ## pulumi preview of STACK (default dev)
-	$(ENV) tooling/scripts/stack.sh "$$STACK" preview --diff
+	$(ENV) $(PLATFORM_IF_NEEDED) tooling/scripts/stack.sh "$$STACK" preview --diff
 
-up: plan venv tools platform ## Deploy STACK (default dev) and print the URL that answers
-	$(ENV) tooling/scripts/stack.sh "$$STACK" up --yes
+up: plan venv tools ## Deploy STACK (default dev), roll back a failed rollout (ARGS=--no-rollback: don't)
+	@[[ -z $$ARGS || $$ARGS == "--no-rollback" ]] || \
+	  { printf 'ARGS for make up must be --no-rollback or nothing, got %q\n' "$$ARGS" >&2; exit 2; }
+	$(ENV) $(PLATFORM_IF_NEEDED) tooling/scripts/stack.sh "$$STACK" up --yes $${ARGS:+--no-rollback}
 
 destroy: venv tools ## Destroy STACK's resources
-	$(ENV) tooling/scripts/stack.sh "$$STACK" destroy --yes
+	$(ENV) $(PLATFORM_IF_NEEDED) tooling/scripts/stack.sh "$$STACK" destroy --yes
 
 promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
 	$(ENV) source tooling/scripts/backend.sh && read -ra args <<<"$${ARGS//$$'\n'/ }" && \
@@ -78,9 +91,10 @@ promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--di
 	  $(PY) -m delivery.promote --from "$${FROM:?make promote needs FROM=<stack>}" \
 	    --to "$${TO:?make promote needs TO=<stack>}" "$${args[@]}"
 
-review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."
+review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."; SAVE=<dir> keeps it for deploys
 	$(ENV) source tooling/scripts/backend.sh && read -ra stacks <<<"$${STACKS//$$'\n'/ }" && \
-	  $(PY) -m delivery.review "$${stacks[@]}"
+	  save=() && { [[ -z $$SAVE ]] || save=(--save "$$SAVE"); } && \
+	  $(PY) -m delivery.review "$${save[@]}" "$${stacks[@]}"
 
 recordings: venv tools platform ## Re-record the real previews behind the review golden tests
 	$(ENV) $(PY) -m tests.recordings.record

@@ -4,6 +4,8 @@ It also says which policy config a stack is checked with, since that is a per-st
 Light on purpose (PyYAML only), so that `delivery/` and shell scripts can use it without the program.
 Usage: python -m settings.stack_files build-registry STACK   (prints the registry a stack pushes to, if any)
        python -m settings.stack_files policy-config STACK    (prints the policy pack config the stack runs with)
+       python -m settings.stack_files needs-platform STACK   (prints yes or no: does the stack use the local platform)
+       python -m settings.stack_files machine-config STACK   (writes this machine's stack file copy, prints its path)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -39,6 +42,14 @@ POLICY_PACK_DIR = "policy"
 """The policy pack's folder, relative to the project."""
 MANDATORY_POLICY_CONFIG: dict[str, Any] = {"all": "mandatory"}
 """The policy config of a stack without its own ``policy/config/<stack>.json``: every rule mandatory."""
+MACHINE_DIR = Path(".state") / "stacks"
+"""Where, under the project, this machine's copies of the stack files live (see :func:`machine_config`)."""
+SECRETS_KEYS = ("encryptionsalt", "encryptedkey", "secretsprovider")
+"""A stack file's top-level keys that say how its secrets are encrypted."""
+PLATFORM_KUBECONFIG = "/var/lib/hello-pulumi/kube/admin.kubeconfig"
+"""The local platform's admin kubeconfig (``$HELLO_KUBECONFIG``), the default ``cluster.kubeconfig``."""
+PLATFORM_REGISTRY = "127.0.0.1:5000"
+"""The local platform's registry (``$HELLO_REGISTRY``)."""
 
 
 class StackFileError(Exception):
@@ -260,6 +271,107 @@ def _try_lock(descriptor: int) -> bool:
     return True
 
 
+def machine_config_file(directory: Path, stack: str) -> Path:
+    return directory / MACHINE_DIR / f"Pulumi.{stack}.yaml"
+
+
+def machine_config(directory: Path, stack: str) -> Path:
+    """Writes this machine's copy of a stack file and returns its path, for ``pulumi --config-file``.
+
+    The tracked ``Pulumi.<stack>.yaml`` says what the stack is; what belongs to one machine (secrets
+    encrypted with its passphrase, and the salt they need) stays in the copy under ``.state/stacks``,
+    which git ignores, so that deploying never changes a tracked file. The copy is the tracked file
+    with this machine's secrets for keys the tracked file does not set. It is written anew on every
+    call, so a change to the tracked file always reaches it; plain settings belong in the tracked file.
+    When the tracked file has its own secrets setup (a salt, a KMS key) that differs from the copy's,
+    the copy's secrets were encrypted under another key and are dropped.
+
+    Raises:
+        StackFileError: When the tracked file is missing or broken.
+    """
+    tracked_config = read_engine_config(directory, stack)
+    tracked = yaml.safe_load(stack_file(directory, stack).read_text()) or {}
+    path = machine_config_file(directory, stack)
+    machine: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            loaded = None  # a broken copy is only this machine's: it is written anew
+        machine = loaded if isinstance(loaded, dict) else {}
+    machine_setup = {key: machine[key] for key in SECRETS_KEYS if key in machine}
+    tracked_setup = {key: tracked[key] for key in SECRETS_KEYS if key in tracked}
+    same_key = all(machine_setup.get(key, value) == value for key, value in tracked_setup.items())
+    machine_config_values = machine.get("config") if isinstance(machine.get("config"), dict) else {}
+    own_secrets = {
+        key: value
+        for key, value in (machine_config_values or {}).items()
+        if _encrypted(value) and key not in tracked_config and same_key
+    }
+    document = {key: value for key, value in tracked.items() if key not in SECRETS_KEYS and key != "config"}
+    document["config"] = {**tracked_config, **own_secrets}
+    document.update({**(machine_setup if same_key else {}), **tracked_setup})
+    body = yaml.dump(document, Dumper=_StackFileDumper, sort_keys=False, width=2**16, allow_unicode=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(stat.S_IRWXU)
+    _write_privately(path, body.encode())
+    return path
+
+
+def _write_privately(path: Path, content: bytes) -> None:
+    """Like :func:`_write_atomically`, readable by the owner only (0600) from the first byte."""
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.unlink(missing_ok=True)
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    scratch.replace(path)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where the local platform's cluster and registry are (``tooling/platform/env.sh``)."""
+
+    kubeconfig: str = PLATFORM_KUBECONFIG
+    registry: str = PLATFORM_REGISTRY
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Platform:
+        return cls(
+            kubeconfig=environ.get("HELLO_KUBECONFIG") or PLATFORM_KUBECONFIG,
+            registry=environ.get("HELLO_REGISTRY") or PLATFORM_REGISTRY,
+        )
+
+
+def platform_uses(settings: Mapping[str, Any], platform: Platform, directory: Path) -> list[str]:
+    """What in a stack's settings uses the local platform; empty when the stack needs none of it.
+
+    A stack uses it when it deploys with the platform's kubeconfig (the default ``cluster.kubeconfig``),
+    pushes to the platform's registry (``build.registry``), or runs an image from it (``image``).
+    Values that are not what the settings expect count as the defaults: the program refuses them anyway.
+    """
+    uses = []
+    cluster = settings.get("cluster")
+    kubeconfig = cluster.get("kubeconfig") if isinstance(cluster, dict) else None
+    kubeconfig = kubeconfig if isinstance(kubeconfig, str) and kubeconfig else PLATFORM_KUBECONFIG
+    if _same_file(kubeconfig, platform.kubeconfig, directory) or _same_file(kubeconfig, PLATFORM_KUBECONFIG, directory):
+        uses.append(f"it deploys with the local platform's kubeconfig ({kubeconfig})")
+    build = settings.get("build")
+    if isinstance(build, dict) and build.get("registry") == platform.registry:
+        uses.append(f"it pushes to the local platform's registry ({platform.registry})")
+    image = settings.get("image")
+    if isinstance(image, str) and image.split("/", 1)[0] == platform.registry:
+        uses.append(f"it runs an image from the local platform's registry ({platform.registry})")
+    return uses
+
+
+def _same_file(path: str, other: str, directory: Path) -> bool:
+    def resolved(value: str) -> str:
+        return os.path.realpath(directory / os.path.expanduser(value))
+
+    return resolved(path) == resolved(other)
+
+
 def policy_config(project: Path, stack: str) -> dict[str, Any]:
     """The policy pack's config for a stack: its ``policy/config/<stack>.json``, else every rule mandatory.
 
@@ -314,9 +426,12 @@ def policy_run(project: Path, stack: str) -> Iterator[PolicyRun]:
         yield PolicyRun(pack=pack, config=written)
 
 
+COMMANDS = ("build-registry", "policy-config", "needs-platform", "machine-config")
+
+
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("build-registry", "policy-config"):
-        print("usage: python -m settings.stack_files build-registry|policy-config STACK", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in COMMANDS:
+        print(f"usage: python -m settings.stack_files {'|'.join(COMMANDS)} STACK", file=sys.stderr)
         return 2
     command, stack = argv
     if command == "policy-config":
@@ -330,10 +445,21 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: STACK must be one of {', '.join(stack_names(Path.cwd()))}, got {stack!r}", file=sys.stderr)
         return 2
     try:
-        build = read_settings(Path.cwd(), stack).get("build")
+        if command == "machine-config":
+            print(machine_config(Path.cwd(), stack))
+            return 0
+        settings = read_settings(Path.cwd(), stack)
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if command == "needs-platform":
+        uses = platform_uses(settings, Platform.from_environment(), Path.cwd())
+        # The answer on stdout for scripts, the reason on stderr for people.
+        print("yes" if uses else "no")
+        reason = "; ".join(uses) if uses else "it names another cluster and registry"
+        print(f"stack {stack} {'needs' if uses else 'does not need'} the local platform: {reason}", file=sys.stderr)
+        return 0
+    build = settings.get("build")
     if isinstance(build, dict) and isinstance(build.get("registry"), str):
         print(build["registry"])
     return 0

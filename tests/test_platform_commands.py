@@ -1,11 +1,13 @@
-"""Every command the platform scripts require has a Debian package that installs it (tooling/platform/commands.tsv)."""
+"""The platform's commands each have a Debian package (tooling/platform/commands.tsv); only stacks using it start it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,98 @@ def test_each_package_ships_its_command(command: str, package: str) -> None:
     # ships (iptables -> xtables-nft-multi).
     ships = any(re.fullmatch(rf"/(usr/)?s?bin/{re.escape(command)}", path) for path in files)
     assert ships or os.path.realpath(found) in files, (found, os.path.realpath(found))
+
+
+def test_up_fails_at_once_doing_nothing_when_the_platform_is_unavailable(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    env = {**os.environ, "HELLO_PLATFORM_UNAVAILABLE": "1", "HELLO_RUN": str(run), "HELLO_CACHE": str(run)}
+
+    result = subprocess.run([str(PLATFORM / "up.sh")], env=env, capture_output=True, text=True, timeout=10, check=False)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: the local platform must not be started here (HELLO_PLATFORM_UNAVAILABLE=1), got a request to start it\n"
+    )
+    assert not run.exists(), "up.sh did something before refusing"
+
+
+OUTSIDE_STACK = """config:
+  hello-world:nodePort: "31699"
+  hello-world:cluster:
+    kubeconfig: /home/me/.kube/config
+  hello-world:build:
+    registry: 127.0.0.1:5999
+    username: me
+"""
+RECORDER = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["RECORD"], "a") as record:
+    record.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+"""
+
+
+class StackProject:
+    """A scratch tree with the project's Makefile, settings and stack files, and an ``outside`` stack.
+
+    tooling/platform/up.sh and tooling/scripts/stack.sh are recorders; the decision is the real one.
+    """
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path / "project"
+        self.record = tmp_path / "record.jsonl"
+        platform = self.dir / "tooling" / "platform"
+        scripts = self.dir / "tooling" / "scripts"
+        for folder in (platform, scripts):
+            folder.mkdir(parents=True)
+        for name in ("env.sh", "lib.sh"):
+            (platform / name).symlink_to(PLATFORM / name)
+        (self.dir / "tooling" / "toolchain").symlink_to(ROOT / "tooling" / "toolchain")
+        for name in ("settings", ".venv", "requirements.txt"):
+            (self.dir / name).symlink_to(ROOT / name)
+        for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+            shutil.copy2(ROOT / name, self.dir / name)
+        (self.dir / "Pulumi.outside.yaml").write_text(OUTSIDE_STACK)
+        for recorder in (platform / "up.sh", scripts / "stack.sh"):
+            recorder.write_text(RECORDER)
+            recorder.chmod(0o755)
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path / "home"),
+            "HELLO_CACHE": str(tmp_path / "cache"),
+            "HELLO_RUN": str(tmp_path / "run"),
+            "HELLO_STATE": str(tmp_path / "state"),
+            "RECORD": str(self.record),
+        }
+
+    def make(self, target: str, stack: str) -> list[str]:
+        """The scripts `make TARGET STACK=stack` ran, in order."""
+        self.record.unlink(missing_ok=True)
+        done = ["-o", "venv", "-o", ".venv/.installed", "-o", "tools", "-o", "plan"]
+        result = subprocess.run(
+            ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *done, target, f"STACK={stack}"],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return [json.loads(line)[0] for line in self.record.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("target", ["up", "preview", "destroy"])
+@pytest.mark.parametrize(
+    ("stack", "scripts"),
+    [
+        ("dev", ["up.sh", "stack.sh"]),
+        ("staging", ["up.sh", "stack.sh"]),
+        ("prod", ["up.sh", "stack.sh"]),
+        ("outside", ["stack.sh"]),
+    ],
+    ids=str,
+)
+def test_make_stack_targets_start_the_platform_only_for_a_stack_that_uses_it(
+    tmp_path: Path, target: str, stack: str, scripts: list[str]
+) -> None:
+    assert StackProject(tmp_path).make(target, stack) == scripts

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Start the local platform: Docker engine, registry, Node.js base image, then the cluster if there is one.
 # Idempotent: what already runs is left as it is. Needs root.
-# HELLO_PLATFORM_CLUSTER=0 skips the cluster.
+# HELLO_PLATFORM_CLUSTER=0 skips the cluster. HELLO_PLATFORM_UNAVAILABLE=1 makes it fail at once, doing nothing:
+# a test sets it to prove that a stack which does not need the platform never starts it.
 set -euo pipefail
+if [[ ${HELLO_PLATFORM_UNAVAILABLE:-0} == 1 ]]; then
+  echo "error: the local platform must not be started here (HELLO_PLATFORM_UNAVAILABLE=1), got a request to start it" >&2
+  exit 1
+fi
 PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/env.sh"
 source "$PLATFORM_DIR/lib.sh"
