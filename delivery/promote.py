@@ -31,6 +31,7 @@ from pulumi.automation.errors import create_command_error
 from delivery.program import PROJECT_DIR
 from delivery.registry import Registry, RegistryError
 from delivery.registry import from_environment as registry_from_environment
+from delivery.rollback import NO_ROLLBACK, DeployError, Failure, roll_back, summary
 from image_ref import DIGEST, ImageRef, parse_image_ref
 from settings import PROJECT
 from settings.stack_files import (
@@ -40,6 +41,8 @@ from settings.stack_files import (
     StackLockedError,
     kept_as_is,
     locked,
+    machine_config,
+    plain_config,
     policy_run,
     set_settings,
     stack_file,
@@ -89,6 +92,8 @@ class Request:
     """How long to wait for another promotion or review of the target to finish. Default 30."""
     skip_verification: str | None = None
     """Why an image that did not pass the source's verification is promoted anyway; recorded."""
+    rollback: bool = True
+    """Return the target to its last verified digest when the deployment fails. Default True."""
 
 
 @dataclass(frozen=True)
@@ -191,8 +196,13 @@ def check_verified(source: str, image: ImageRef, verified: auto.OutputValue | No
         )
 
 
-def check_served(image: ImageRef, registry: Registry) -> None:
+def check_served(image: ImageRef, registry: Registry, copied_from: ImageRef | None = None) -> None:
     """The registry must still serve the exact digest, or nothing is promoted.
+
+    Args:
+        image: The reference the target will pull.
+        registry: The target's registry, with the credentials the target pulls with.
+        copied_from: Where the image is, when that is another registry than the target's.
 
     Raises:
         PromotionError: When the digest is gone or the registry cannot tell.
@@ -201,11 +211,73 @@ def check_served(image: ImageRef, registry: Registry) -> None:
         served = registry.served_digest(image.repository, image.digest)
     except RegistryError as error:
         raise PromotionError(f"cannot check {image}: {error}") from error
-    if served != image.digest:
+    if served == image.digest:
+        return
+    got = "nothing" if served is None else served
+    if copied_from is None:
         raise PromotionError(
             f"the registry must still serve {image.digest} for {image.registry}/{image.repository}, got "
-            f"{'nothing' if served is None else served}; nothing was promoted"
+            f"{got}; nothing was promoted"
         )
+    # Copying manifests and blobs between registries is what crane and skopeo do well, with each
+    # registry's own login; promotion only pins what the target's registry already serves.
+    destination = f"{image.registry}/{image.repository}"
+    raise PromotionError(
+        f"the target pulls from {destination}, which must serve {image.digest}, got {got}: the image is in "
+        f"{copied_from.registry}/{copied_from.repository}, and promotion does not copy between registries. "
+        f"Copy it first (the digest stays the same), then promote again:\n"
+        f"  crane copy {copied_from} {destination}:promoted\n"
+        f"  or: skopeo copy --all --preserve-digests docker://{copied_from} docker://{destination}:promoted\n"
+        "nothing was promoted"
+    )
+
+
+def pinned_for(image: ImageRef, pulls_from: ImageRef | None) -> ImageRef:
+    """What the target is pinned to: the promoted digest, in the registry and repository the target pulls from.
+
+    ``pulls_from`` is the image a target with an image pull secret runs now (its credentials are for
+    that registry); a target without one, or one that runs nothing yet, takes ``image`` as it is.
+    """
+    if pulls_from is None or pulls_from.registry == image.registry:
+        return image
+    return pulls_from.with_digest(image.digest)
+
+
+def pull_user(work_dir: Path, stack: str) -> str | None:
+    """The user of a stack's image pull secret (its ``imagePull.username``), if it has one."""
+    pull = plain_config(work_dir, stack).get(f"{PROJECT}:imagePull")
+    return str(pull["username"]) if isinstance(pull, dict) and pull.get("username") else None
+
+
+def pulls_from(work_dir: Path, stack: str) -> ImageRef | None:
+    """The image a stack with an image pull secret runs now: its credentials are for that image's registry."""
+    if pull_user(work_dir, stack) is None:
+        return None
+    parsed = parse_image_ref(str(plain_config(work_dir, stack).get(f"{PROJECT}:image", "")))
+    return parsed if isinstance(parsed, ImageRef) else None
+
+
+def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack) -> Registry:
+    """The target's registry, asked with the credentials its pods pull with.
+
+    A target with an image pull secret (``imagePull`` and the secret ``imagePullPassword``) is asked with
+    those; any other with the environment's credentials, if they were configured for that registry.
+
+    Raises:
+        PromotionError: When the target's pull settings are incomplete or the environment's address is malformed.
+    """
+    username = pull_user(work_dir, target.name.split("/")[-1])
+    if username is None:
+        return registry_for(image)
+    # Read through the engine, which decrypts it; it travels on a pipe, never on a command line.
+    try:
+        password = target.get_config(f"{PROJECT}:imagePullPassword").value
+    except auto.errors.CommandError as error:
+        raise PromotionError(
+            f"stack {target.name!r} sets imagePull, so imagePullPassword must be set too, got none; "
+            "set it with `pulumi config set --secret imagePullPassword`"
+        ) from error
+    return Registry(image.registry, username, password)
 
 
 def git_commit(directory: Path) -> str:
@@ -384,6 +456,8 @@ def promote(
         StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``.
         PromotionInterrupted: On a stop signal, once pulumi has exited; the target's settings are put back
             unless the deployment had already succeeded.
+        DeployError: When the deployment failed; the target was rolled back to its last verified digest
+            (unless ``request.rollback`` is False or there is none) and its settings were put back.
         auto.errors.CommandError: When pulumi fails (a mandatory policy, an error); the settings are put back.
     """
     source_stack = stack_name(request.source, "--from")
@@ -411,9 +485,12 @@ def promote(
         if request.digest is None and request.skip_verification is None:
             check_last_update(request.source, source.history(page_size=1))
             check_verified(request.source, image, outputs.get("verifiedImageRef"))
-        check_served(image, registry_for(image))
 
         target = auto.select_stack(target_stack.given, work_dir=str(work_dir), opts=options_for(target_stack, engine))
+        # The digest is checked where, and as, the target will pull it.
+        source_image, image = image, pinned_for(image, pulls_from(work_dir, target_stack.name))
+        copied_from = source_image if image != source_image else None
+        check_served(image, target_registry(image, work_dir, target), copied_from)
         deployed = target.outputs().get("imageRef")
         if deployed is not None and deployed.value == str(image):
             say(f"{request.target} already runs {image}; nothing to promote")
@@ -430,13 +507,34 @@ def promote(
                 record["skippedVerification"] = request.skip_verification
             pinned = {"image": str(image), "promotion": record}
             set_settings(work_dir, target_stack.name, pinned)
+            # The engine reads this machine's copy (the tracked file as pinned, plus the machine's secrets).
+            config_file = str(machine_config(work_dir, target_stack.name))
             packs, configs = [str(policy.pack)], [str(policy.config)]
             say(f"Promoting {image} from {request.source} to {request.target}; preview with the policy pack:")
-            target.preview(diff=True, on_output=say, color="never", policy_packs=packs, policy_pack_configs=configs)
+            target.preview(
+                diff=True,
+                on_output=say,
+                color="never",
+                policy_packs=packs,
+                policy_pack_configs=configs,
+                config_file=config_file,
+            )
             if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
                 raise PromotionError("declined; nothing was deployed")
             with engine.interruptible(False):
-                _deploy(target, engine, say, packs, configs)
+                try:
+                    _deploy(target, engine, say, packs, configs, config_file)
+                except auto.errors.CommandError as error:
+                    failure = Failure(stack=target_stack.name, what=summary(str(error)))
+                    raise roll_back(
+                        target,
+                        work_dir=work_dir,
+                        name=target_stack.name,
+                        failure=failure,
+                        rollback=request.rollback,
+                        policy=policy,
+                        say=say,
+                    ) from error
         if engine.interrupted is not None:
             raise PromotionInterrupted(
                 engine.interrupted,
@@ -446,7 +544,12 @@ def promote(
 
 
 def _deploy(
-    target: auto.Stack, engine: Engine, say: Callable[[str], None], packs: list[str], configs: list[str]
+    target: auto.Stack,
+    engine: Engine,
+    say: Callable[[str], None],
+    packs: list[str],
+    configs: list[str],
+    config_file: str,
 ) -> None:
     """``pulumi up``, which a signal cancels; a failure after a signal is reported as the interruption.
 
@@ -455,7 +558,9 @@ def _deploy(
         auto.errors.CommandError: When pulumi up failed.
     """
     try:
-        target.up(on_output=say, color="never", policy_packs=packs, policy_pack_configs=configs)
+        target.up(
+            on_output=say, color="never", policy_packs=packs, policy_pack_configs=configs, config_file=config_file
+        )
     except auto.errors.CommandError as error:
         if engine.deployed:
             return  # only reading the outputs after a successful `pulumi up` failed: the target is deployed
@@ -508,6 +613,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Request:
         metavar="SECONDS",
         help=f"how long to wait for another promotion or review of the target (default {LOCK_WAIT_SECONDS:g})",
     )
+    parser.add_argument(
+        NO_ROLLBACK,
+        dest="rollback",
+        action="store_false",
+        help="leave a failed deployment as it is instead of returning the target to its last verified digest",
+    )
     args = parser.parse_args(argv)
     return Request(
         source=args.source,
@@ -517,6 +628,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Request:
         yes=args.yes,
         wait_seconds=args.wait_seconds,
         skip_verification=args.skip_verification,
+        rollback=args.rollback,
     )
 
 
@@ -530,6 +642,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stopped.exit_code
     except (PromotionError, StackLockedError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except DeployError as error:
+        print(f"error: {error}; the target's settings were restored", file=sys.stderr)
         return 1
     except auto.errors.CommandError as error:
         print(f"error: pulumi failed; the target's settings were restored\n{error}", file=sys.stderr)
