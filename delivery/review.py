@@ -1,6 +1,9 @@
 """A Markdown summary of real `pulumi preview` runs, for a reviewer reading a pull request.
 
-Usage: python -m delivery.review [STACK ...]   (default: every Pulumi.<stack>.yaml)
+Usage: python -m delivery.review [--save DIR] [STACK ...]   (default: every Pulumi.<stack>.yaml)
+
+With --save, each stack's review is also kept as DIR/<stack>.review.json, for a deploy to be held to
+(delivery/binding.py; `make up REVIEWED=DIR/<stack>.review.json`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from delivery.program import PROJECT_DIR
-from settings.stack_files import StackFileError, StackLockedError, kept_as_is, locked, policy_run, stack_names
+from settings.stack_files import (
+    StackFileError,
+    StackLockedError,
+    kept_as_is,
+    locked,
+    machine_config,
+    policy_run,
+    stack_names,
+)
 
 # Pulumi marks a secret value on the wire and in state with this key.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -51,6 +62,7 @@ class Change:
     op: str
     type: str
     name: str
+    urn: str
     fields: list[tuple[str, str, str]] = field(default_factory=list)
     """(path, old, new) of every changed field."""
     replace_reasons: list[str] = field(default_factory=list)
@@ -64,7 +76,7 @@ class Violation:
     message: str
 
 
-def _display(value: Any) -> str:
+def display(value: Any, limit: int | None = MAX_VALUE_CHARS) -> str:
     if isinstance(value, dict) and SECRET_SIG_KEY in value:
         return "[secret]"
     if value is None:
@@ -76,7 +88,7 @@ def _display(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
     if "[secret]" in text or SECRET_SIG_KEY in text:
         return "[secret]"
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _lookup(document: Any, path: str) -> Any:
@@ -110,8 +122,13 @@ def _impact(reason: str) -> str:
     return DEFAULT_IMPACT
 
 
-def changes(preview: Mapping[str, Any]) -> list[Change]:
-    """Every step of a `pulumi preview --json` document that changes something."""
+def changes(preview: Mapping[str, Any], *, full_values: bool = False) -> list[Change]:
+    """Every step of a `pulumi preview --json` document that changes something.
+
+    Args:
+        full_values: Keep long values whole (secrets are still hidden), as a fingerprint must; a summary shortens them.
+    """
+    limit = None if full_values else MAX_VALUE_CHARS
     found = []
     for step in preview.get("steps", []):
         if step["op"] in ("same", "read", "delete-replaced"):
@@ -119,10 +136,17 @@ def changes(preview: Mapping[str, Any]) -> list[Change]:
         type_, name = _type_and_name(step["urn"])
         if type_ == "pulumi:pulumi:Stack":
             continue
-        change = Change(op=step["op"], type=type_, name=name, replace_reasons=list(step.get("replaceReasons") or []))
+        change = Change(
+            op=step["op"],
+            type=type_,
+            name=name,
+            urn=step["urn"],
+            replace_reasons=list(step.get("replaceReasons") or []),
+        )
         old, new = step.get("oldState") or {}, step.get("newState") or {}
         for path in sorted(step.get("detailedDiff") or {}) or step.get("diffReasons") or []:
-            change.fields.append((path, _display(_state_value(old, path)), _display(_state_value(new, path))))
+            shown = (display(_state_value(state, path), limit) for state in (old, new))
+            change.fields.append((path, *shown))
         found.append(change)
     return found
 
@@ -236,6 +260,8 @@ def _preview_with_events(stack: str, work_dir: Path) -> tuple[subprocess.Complet
     with tempfile.TemporaryDirectory() as scratch, policy_run(PROJECT_DIR, stack) as policy:
         event_log = Path(scratch) / "events.jsonl"
         command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack, *policy.flags]
+        # This machine's copy of the stack file, as `make preview` and `make up` use it.
+        command += ["--config-file", str(machine_config(work_dir, stack))]
         command += ["--event-log", str(event_log)]
         result = subprocess.run(command, cwd=work_dir, env=env, capture_output=True, text=True, check=False)
         return result, event_log.read_text() if event_log.exists() else ""
@@ -256,7 +282,11 @@ def app_changes(work_dir: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m delivery.review", description=__doc__.splitlines()[0])
     parser.add_argument("stacks", nargs="*", help="stacks to preview (default: every Pulumi.<stack>.yaml)")
+    parser.add_argument("--save", type=Path, metavar="DIR", help="also write DIR/<stack>.review.json for deploys")
     args = parser.parse_args(argv)
+    if args.save is not None and not args.save.is_dir():
+        print(f"error: SAVE must be an existing folder, got {str(args.save)!r}", file=sys.stderr)
+        return 2
     known = stack_names(PROJECT_DIR)
     # A stack without a file would be created by the preview and left behind: refuse it up front.
     if unknown := [stack for stack in args.stacks if stack not in known]:
@@ -275,7 +305,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             failed = True
             continue
-        print(summarize(stack, preview, events, app_changes(PROJECT_DIR)))
+        summary = summarize(stack, preview, events, app_changes(PROJECT_DIR))
+        print(summary)
+        if args.save is not None:
+            # Imported here: binding imports this module for its preview.
+            from delivery.binding import fingerprint, review_file, save
+
+            reviewed = fingerprint(stack, preview)
+            save(review_file(args.save, stack), reviewed, summary)
+            print(f"Saved as `{review_file(args.save, stack).name}` (fingerprint `{reviewed.digest()[:12]}`).\n")
     return 1 if failed else 0
 
 

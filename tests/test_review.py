@@ -192,6 +192,7 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
 ) -> None:
     project = copy_program(tmp_path / "project", ROOT)
     shutil.copytree(ROOT / "tooling" / "scripts", project / "tooling" / "scripts")
+    shutil.copytree(ROOT / "delivery", project / "delivery", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "policy", project / "policy", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "Pulumi.prod.yaml", project / f"Pulumi.{stack}.yaml")
     fake = tmp_path / "bin" / "pulumi"
@@ -225,7 +226,8 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
     (preview,) = [run for run in runs if run["args"][0] == "preview"]
     (up,) = [run for run in runs if run["args"][0] == "up"]
     for run in (preview, up):
-        assert run["args"][run["args"].index("--policy-pack") + 1] == "policy"
+        pack = run["args"][run["args"].index("--policy-pack") + 1]
+        assert (project / pack).resolve() == (project / "policy").resolve()  # relative to the project, or absolute
         assert run["policy_config"] == expected
 
 

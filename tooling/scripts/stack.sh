@@ -10,15 +10,31 @@ shift
 registry=$(.venv/bin/python -m settings.stack_files build-registry "$stack")
 
 source tooling/scripts/backend.sh
-pulumi stack select --non-interactive --create "$stack" >/dev/null
+# Creating a stack writes its encryption salt into Pulumi.<stack>.yaml: create it beside a scratch copy of
+# Pulumi.yaml instead, so that the tracked stack file is never written (the salt goes to this machine's copy).
+if ! pulumi stack select --non-interactive "$stack" >/dev/null 2>&1; then
+  scratch=$(mktemp -d)
+  cp Pulumi.yaml "$scratch/"
+  (cd "$scratch" && pulumi stack init --non-interactive --no-select "$stack" >/dev/null)
+  rm -rf -- "$scratch"
+  pulumi stack select --non-interactive "$stack" >/dev/null
+fi
+
+# Pulumi reads this machine's copy of the stack file (.state/stacks, 0600, ignored by git): the tracked
+# file plus this machine's secrets and salt, so that nothing here ever changes the tracked file.
+config_file=$(.venv/bin/python -m settings.stack_files machine-config "$stack")
+case $1 in
+  up | preview | destroy | refresh | import | watch | config) set -- "$@" --config-file "$config_file" ;;
+esac
 
 # A stack that builds and pushes to the local registry gets that registry's generated
-# password, as a secret; it is set only when it differs, so the stack file stays put.
+# password, as a secret; it is set only when it differs, so the machine's copy stays put.
 if [[ $registry == "$HELLO_REGISTRY" && -r $HELLO_REGISTRY_PASSWORD_FILE ]]; then
   password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
-  if [[ $(pulumi config get registryPassword 2>/dev/null || true) != "$password" ]]; then
+  stored=$(pulumi config get registryPassword --config-file "$config_file" --stack "$stack" 2>/dev/null || true)
+  if [[ $stored != "$password" ]]; then
     # On standard input, never as an argument: every argument shows in ps.
-    printf '%s' "$password" | pulumi config set --secret registryPassword
+    printf '%s' "$password" | pulumi config set --secret registryPassword --config-file "$config_file" --stack "$stack"
   fi
 fi
 
@@ -32,7 +48,21 @@ if [[ $1 == preview || $1 == up ]]; then
   .venv/bin/python -m settings.stack_files policy-config "$stack" >"$policy_config"
   policy=(--policy-pack policy --policy-pack-config "$policy_config")
 fi
-pulumi "$@" "${policy[@]}" --non-interactive --stack "$stack"
+# A deploy held to a review (REVIEWED=<file saved by `make review SAVE=<dir>`>) previews again first, and
+# applies nothing when its changes differ from the ones reviewed (delivery/binding.py says how they differ).
+if [[ -n ${REVIEWED:-} ]]; then
+  if [[ $1 != up ]]; then
+    printf 'REVIEWED holds only an up to a review, got %q\n' "$1" >&2
+    exit 2
+  fi
+  .venv/bin/python -m delivery.binding check "$stack" "$REVIEWED"
+fi
+if [[ $1 == up ]]; then
+  # An up whose rollout fails returns the stack to its last verified digest, unless given --no-rollback.
+  .venv/bin/python -m delivery.rollback "$stack" "$policy_config" "$@"
+else
+  pulumi "$@" "${policy[@]}" --non-interactive --stack "$stack"
+fi
 
 if [[ $1 == up ]]; then
   port=$(pulumi stack output nodePort --stack "$stack")
