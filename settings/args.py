@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pydantic import BaseModel
 
 from components import ContainerImageArgs, RegistryArgs, ResourcesArgs, VerificationArgs, WebServiceArgs
 from settings import PROJECT
 from settings.model import StackSettings
+
+T = TypeVar("T")
+
+
+def _args(target: Callable[..., T], settings: BaseModel, **given: Any) -> T:
+    """``target`` built from ``given`` and from every setting named like one of its parameters."""
+    named = inspect.signature(target).parameters.keys() & type(settings).model_fields.keys() - given.keys()
+    return target(**{name: getattr(settings, name) for name in named}, **given)
 
 
 def image_args(settings: StackSettings) -> ContainerImageArgs | None:
@@ -17,44 +29,37 @@ def image_args(settings: StackSettings) -> ContainerImageArgs | None:
     build = settings.build
     if build is None:
         return None
-    return ContainerImageArgs(
+    password = pulumi.Output.secret(settings.registry_password)
+    return _args(
+        ContainerImageArgs,
+        build,
         context=Path(build.context),
-        repository=build.repository,
-        registry=RegistryArgs(
-            address=build.registry,
-            username=build.username,
-            password=pulumi.Output.secret(settings.registry_password),
-        ),
-        builder=build.builder,
+        registry=RegistryArgs(address=build.registry, username=build.username, password=password),
         tag=settings.stack,
         build_args={"BASE_IMAGE": build.base_image} if build.base_image else {},
-        platform=build.platform,
-        build_on_preview=build.build_on_preview,
     )
 
 
 def web_service_args(settings: StackSettings, image: pulumi.Input[str]) -> WebServiceArgs:
     """The :class:`WebService` inputs of the stack, running ``image``."""
-    return WebServiceArgs(
+    return _args(
+        WebServiceArgs,
+        settings,
         name=PROJECT,
         instance=settings.stack,
-        namespace=settings.namespace,
         image=image,
-        replicas=settings.replicas,
-        node_port=settings.node_port,
-        resources=ResourcesArgs(**settings.resources.model_dump()),
+        resources=_args(ResourcesArgs, settings.resources),
         ingress=settings.ingress.args() if settings.ingress else None,
-        rollout_timeout_seconds=settings.rollout_timeout_seconds,
-        verification=VerificationArgs(**settings.verification.model_dump()),
+        verification=_args(VerificationArgs, settings.verification),
     )
 
 
 def provider_args(settings: StackSettings) -> k8s.ProviderArgs:
-    cluster = settings.cluster
-    if cluster.render_to is not None:
+    """The Kubernetes provider's inputs: the stack's cluster, or a folder to render manifests to."""
+    if settings.cluster.render_to is not None:
         # The provider refuses a kubeconfig in render mode: rendering never contacts a cluster.
-        return k8s.ProviderArgs(render_yaml_to_directory=cluster.render_to)
+        return k8s.ProviderArgs(render_yaml_to_directory=settings.cluster.render_to)
     # Client-side create fails on an object that already exists; server-side apply (this provider
     # version's default) would silently adopt it, and destroying this stack would then delete
     # another stack's or another team's object. The pinned provider has no other way to refuse.
-    return k8s.ProviderArgs(kubeconfig=cluster.kubeconfig, context=cluster.context, enable_server_side_apply=False)
+    return _args(k8s.ProviderArgs, settings.cluster, enable_server_side_apply=False)

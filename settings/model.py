@@ -1,22 +1,23 @@
-"""The stack settings, declared once: type, bound, pattern, default and doc live on each field."""
+"""The stack settings, declared once: type, bound, pattern, default, expectation and doc live on each field."""
 
 from __future__ import annotations
 
-import enum
 import json
+from contextlib import suppress
 from typing import Annotated, Any, get_args
 
-from annotated_types import Ge, Le
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -39,47 +40,28 @@ DNS_NAME = r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi)?\Z"
 
 
-def _integer(value: Any) -> Any:
-    """Config holds numbers as text: take ``"5"``, refuse ``"05"``, ``"5.0"`` and booleans."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and str(int(value)) == value.strip():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("not an integer")
-    return value
-
-
-def _boolean(value: Any) -> Any:
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if not isinstance(value, bool):
-        raise ValueError("not a boolean")
-    return value
-
-
-def _object(value: Any) -> Any:
-    """The engine passes an object setting as JSON text."""
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError("not JSON") from error
-    return value
-
-
 def _expect(text: str, **field_args: Any) -> Any:
-    """A field whose errors say ``<key> must be <text>``."""
+    """A field whose errors, and whose row in the README, say ``<key> must be <text>``."""
     return Field(json_schema_extra={"expected": text}, **field_args)
 
 
-Integer = Annotated[int, BeforeValidator(_integer)]
-Boolean = Annotated[bool, BeforeValidator(_boolean)]
+def _between(low: int, high: int, default: int | None) -> Any:
+    return _expect(f"an integer from {low} to {high}", default=default, ge=low, le=high)
+
+
+def _plain(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Config holds numbers and booleans as text: take ``"5"`` and ``"true"``, not ``"05"``, ``"5.0"`` or ``"yes"``."""
+    parsed = handler(value)
+    if str(value).strip().lower() != str(parsed).lower():
+        raise PydanticCustomError("plain", "not written plainly")
+    return parsed
+
+
+Integer = Annotated[int, WrapValidator(_plain)]
+Boolean = Annotated[bool, WrapValidator(_plain), _expect("true or false")]
+Text = Annotated[str | None, _expect("text")]
 Quantity = Annotated[str, _expect("a Kubernetes quantity such as 100m or 128Mi", pattern=QUANTITY)]
 DnsName = Annotated[str, Field(pattern=DNS_NAME)]
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 class Section(BaseModel):
@@ -88,8 +70,17 @@ class Section(BaseModel):
     # Python's re engine: the patterns use look-ahead and \Z, which the default Rust engine lacks.
     # Field docstrings become descriptions: the README reference and Pulumi.yaml are made from them.
     model_config = ConfigDict(
-        alias_generator=_camel, extra="forbid", frozen=True, regex_engine="python-re", use_attribute_docstrings=True
+        alias_generator=to_camel, extra="forbid", frozen=True, regex_engine="python-re", use_attribute_docstrings=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        """The engine passes an object setting as JSON text; other text stays text, and is refused."""
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            with suppress(ValueError):
+                return json.loads(value)
+        return value
 
 
 def aliases(model: type[BaseModel]) -> dict[str, FieldInfo]:
@@ -99,29 +90,15 @@ def aliases(model: type[BaseModel]) -> dict[str, FieldInfo]:
 
 def section_of(info: FieldInfo) -> type[Section] | None:
     """The group of settings a field holds, if it holds one."""
-    for candidate in (info.annotation, *get_args(info.annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, Section):
-            return candidate
-    return None
+    kinds = (info.annotation, *get_args(info.annotation))
+    return next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, Section)), None)
 
 
 def expectation(info: FieldInfo) -> str:
-    """What a field takes, from its declaration: an explicit text, its bounds, its choices or its type."""
+    """What a field takes, as its declaration says."""
     extra = info.json_schema_extra
     if isinstance(extra, dict) and "expected" in extra:
         return str(extra["expected"])
-    low = next((m.ge for m in info.metadata if isinstance(m, Ge)), None)
-    high = next((m.le for m in info.metadata if isinstance(m, Le)), None)
-    if low is not None and high is not None:
-        return f"an integer from {low} to {high}"
-    kinds = (info.annotation, *get_args(info.annotation))
-    choices = next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, enum.Enum)), None)
-    if choices is not None:
-        return "one of " + ", ".join(str(member.value) for member in choices)
-    if bool in kinds:
-        return "true or false"
-    if str in kinds:
-        return "text"
     return "an object" if section_of(info) else "any value"
 
 
@@ -138,7 +115,7 @@ class BuildSettings(Section):
         pattern=rf"^{REPOSITORY.pattern}\Z",
     )
     """Repository inside the registry. Default ``hello-world``."""
-    builder: Builder = Builder.DOCKER
+    builder: Builder = _expect("one of " + ", ".join(kind.value for kind in Builder), default=Builder.DOCKER)
     """Provider that builds the image: ``docker`` or ``docker-build``. Default ``docker``."""
     context: str = _expect("a folder relative to the project", default=DEFAULT_BUILD_CONTEXT, min_length=1)
     """Build context folder, relative to the project. Default ``app``."""
@@ -168,7 +145,7 @@ class IngressSettings(Section):
 
     enabled: Boolean = False
     """Create the Ingress. Default ``false``: only the node port."""
-    host: DnsName | None = _expect("a DNS host name such as hello.example.com", default=None)
+    host: DnsName | None = _expect("a DNS host name such as hello.example.com", default=None, validate_default=True)
     """Host name to route. Required when ``enabled``."""
     path: str = _expect("a path starting with '/'", default=DEFAULT_INGRESS_PATH, pattern=r"^/")
     """Path prefix. Default ``/``."""
@@ -177,24 +154,20 @@ class IngressSettings(Section):
     tls_secret_name: DnsName | None = _expect("a Secret name", default=None)
     """Secret holding the certificate for ``host``. Default: no TLS."""
 
-    def args(self) -> IngressArgs | None:
-        """The component's inputs; ``None`` when disabled."""
-        if not self.enabled or self.host is None:
-            return None
-        return IngressArgs(
-            host=self.host, path=self.path, class_name=self.class_name, tls_secret_name=self.tls_secret_name
-        )
+    @field_validator("host")
+    @classmethod
+    def _host_when_enabled(cls, host: str | None, info: ValidationInfo) -> str | None:
+        if host is None and info.data.get("enabled"):
+            raise ValueError("a DNS host name when ingress.enabled is true")
+        return host
+
+    def args(self) -> IngressArgs:
+        """The component's inputs (of an enabled Ingress, which has a host)."""
+        return IngressArgs(**self.model_dump(exclude={"enabled"}))
 
     @property
-    def url(self) -> str | None:
-        args = self.args()
-        return args.url if args else None
-
-    @model_validator(mode="after")
-    def _host_when_enabled(self) -> IngressSettings:
-        if self.enabled and self.host is None:
-            raise PydanticCustomError("setting", "host", {"expected": "a DNS host name when ingress.enabled is true"})
-        return self
+    def url(self) -> str:
+        return self.args().url
 
 
 class ClusterSettings(Section):
@@ -213,7 +186,7 @@ class VerificationSettings(Section):
 
     path: str = _expect("a path starting with '/'", default=VerificationArgs.path, pattern=r"^/")
     """Path to request. Default ``/``."""
-    status: Integer = Field(default=VerificationArgs.status, ge=100, le=599)
+    status: Integer = _between(100, 599, VerificationArgs.status)
     """HTTP status the answer must have. Default 200."""
     body: str = _expect("non-empty text", default=VerificationArgs.body, min_length=1)
     """Text the answer must contain. Default ``Hello World``."""
@@ -222,19 +195,16 @@ class VerificationSettings(Section):
 class PromotionRecord(Section):
     """Where a promoted image came from; written by ``make promote``, read by people, ignored by the program."""
 
-    from_: str | None = Field(default=None, alias="from")
+    from_: Text = Field(default=None, alias="from")
     """Stack the image was promoted from."""
-    digest: str | None = None
+    digest: Text = None
     """Digest that was promoted."""
-    at: str | None = None
+    at: Text = None
     """When, in UTC."""
-    commit: str | None = None
+    commit: Text = None
     """Git commit of the project at the time."""
-    skipped_verification: str | None = None
+    skipped_verification: Text = None
     """Why it was promoted although its verification had not passed (``--skip-verification``)."""
-
-
-Object = BeforeValidator(_object)
 
 
 class StackSettings(Section):
@@ -242,32 +212,29 @@ class StackSettings(Section):
 
     namespace: str = _expect("a DNS-1123 label (lowercase letters, digits, '-', at most 63)", pattern=DNS_LABEL)
     """Namespace created for the stack. Default ``hello-world-<stack>``."""
-    replicas: Integer = Field(DEFAULT_REPLICAS, ge=1, le=MAX_REPLICAS)
+    replicas: Integer = _between(1, MAX_REPLICAS, DEFAULT_REPLICAS)
     """Pod count. Default 3."""
-    node_port: Integer | None = Field(None, ge=NODE_PORTS[0], le=NODE_PORTS[1])
+    node_port: Integer | None = _between(*NODE_PORTS, None)
     """Fixed node port. Default: chosen by the cluster."""
-    rollout_timeout_seconds: Integer = Field(
-        DEFAULT_ROLLOUT_TIMEOUT_SECONDS, ge=ROLLOUT_TIMEOUT_RANGE[0], le=ROLLOUT_TIMEOUT_RANGE[1]
-    )
+    rollout_timeout_seconds: Integer = _between(*ROLLOUT_TIMEOUT_RANGE, DEFAULT_ROLLOUT_TIMEOUT_SECONDS)
     """Seconds Pulumi waits for a rollout before failing it. Default 300."""
     image: ImageRef | None = _expect(PINNED_FORM, default=None)
     """A promoted image, pinned by digest. Default: none; exactly one of ``image`` and ``build`` is set."""
-    build: Annotated[BuildSettings | None, Object] = None
+    build: BuildSettings | None = None
     """Build ``app/`` and push it; see the ``build.*`` keys. Default: none; exactly one of ``image`` and ``build``."""
     registry_password: Any = _expect("a secret string", default=None, repr=False, exclude=True)
     """Password of ``build.registry``; set with ``pulumi config set --secret``. Required with ``build``."""
-    resources: Annotated[ResourcesSettings, Object] = ResourcesSettings()
+    resources: ResourcesSettings = ResourcesSettings()
     """Requests and limits; see the ``resources.*`` keys. Default: theirs."""
-    ingress: Annotated[IngressSettings | None, Object] = None
+    ingress: IngressSettings | None = None
     """An Ingress in front of the Service; see the ``ingress.*`` keys. Default: none."""
-    cluster: Annotated[ClusterSettings, Object] = ClusterSettings()
+    cluster: ClusterSettings = ClusterSettings()
     """Target cluster; see the ``cluster.*`` keys. Default: the local platform."""
-    verification: Annotated[VerificationSettings, Object] = VerificationSettings()
+    verification: VerificationSettings = VerificationSettings()
     """The in-cluster check of every deploy; see the ``verification.*`` keys. Default: theirs."""
-    promotion: Annotated[PromotionRecord | None, Object] = None
+    promotion: PromotionRecord | None = None
     """Provenance that ``make promote`` records. Default: none."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
     _stack: str = PrivateAttr("")
 
     @property
@@ -280,7 +247,7 @@ class StackSettings(Section):
     def _pinned(cls, value: Any) -> ImageRef:
         parsed = parse_image_ref(str(value))
         if isinstance(parsed, str):
-            raise PydanticCustomError("setting", "", {"expected": f"{PINNED_FORM} ({parsed})"})
+            raise ValueError(f"{PINNED_FORM} ({parsed})")
         return parsed
 
     @field_validator("ingress")
@@ -288,15 +255,11 @@ class StackSettings(Section):
     def _enabled_only(cls, ingress: IngressSettings | None) -> IngressSettings | None:
         return ingress if ingress is not None and ingress.enabled else None
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _default_namespace(cls, data: Any, info: ValidationInfo) -> Any:
-        """The namespace defaults to ``hello-world-<stack>``; the stack comes in the validation context."""
-        if isinstance(data, dict) and "namespace" not in data and info.context:
-            return {**data, "namespace": f"{PROJECT}-{info.context['stack']}"}
-        return data
-
-    @model_validator(mode="after")
-    def _remember_stack(self, info: ValidationInfo) -> StackSettings:
-        self._stack = (info.context or {}).get("stack", "")
-        return self
+    def _of_stack(cls, data: Any, handler: Any, info: ValidationInfo) -> StackSettings:
+        """The stack comes in the validation context; the namespace defaults to ``hello-world-<stack>``."""
+        stack: str = (info.context or {})["stack"]
+        settings: StackSettings = handler({"namespace": f"{PROJECT}-{stack}", **data})
+        settings._stack = stack
+        return settings
