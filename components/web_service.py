@@ -96,6 +96,9 @@ class WebServiceArgs:
     image_pull: PullSecretArgs | None = None
     """Credentials for a registry that refuses anonymous pulls: an image pull secret the pods use. Default: none,
     the node pulls with its own credentials."""
+    create_namespace: bool = True
+    """Create ``namespace``, enforcing the "restricted" Pod Security Standard. ``False``: deploy into a namespace
+    that exists, as an account whose rights end at that namespace must. Default ``True``."""
 
     @property
     def pull_secret_name(self) -> str | None:
@@ -134,12 +137,8 @@ class WebService(pulumi.ComponentResource):
         super().__init__("hello-world:index:WebService", name, None, opts)
         labels = AppLabels(name=args.name, instance=args.instance)
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={**labels.all, **POD_SECURITY_LABELS}),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace.metadata.name, labels=labels.all)
+        namespace_name = _namespace(name, args, labels, self)
+        in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace_name, labels=labels.all)
         timeout = f"{args.rollout_timeout_seconds}s"
         hardening = _hardening(args)
         # Pods name the Secret, they do not hold an Output of it: the dependency is stated, so no pod
@@ -148,9 +147,7 @@ class WebService(pulumi.ComponentResource):
             pull_secret(
                 name,
                 args.image_pull,
-                k8s.meta.v1.ObjectMetaArgs(
-                    name=args.pull_secret_name, namespace=namespace.metadata.name, labels=labels.all
-                ),
+                k8s.meta.v1.ObjectMetaArgs(name=args.pull_secret_name, namespace=namespace_name, labels=labels.all),
                 pulumi.ResourceOptions(parent=self),
             )
             if args.image_pull is not None
@@ -203,7 +200,7 @@ class WebService(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-deny-egress",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.name}-deny-egress", namespace=namespace.metadata.name, labels=labels.all
+                name=f"{args.name}-deny-egress", namespace=namespace_name, labels=labels.all
             ),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector), policy_types=["Egress"]
@@ -223,9 +220,7 @@ class WebService(pulumi.ComponentResource):
         checker = AppLabels(name=f"{args.name}-verify", instance=args.instance, component="verify")
         verification_network_policy(
             name,
-            k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.name}-verify", namespace=namespace.metadata.name, labels=checker.all
-            ),
+            k8s.meta.v1.ObjectMetaArgs(name=f"{args.name}-verify", namespace=namespace_name, labels=checker.all),
             checker.selector,
             labels.selector,
             pulumi.ResourceOptions(parent=self),
@@ -238,7 +233,7 @@ class WebService(pulumi.ComponentResource):
             args.pull_secret_name,
             # No name: each new image gets a new Job, created before the old one is deleted. Its labels
             # differ from the Service's selector, so no traffic is ever sent to it.
-            k8s.meta.v1.ObjectMetaArgs(namespace=namespace.metadata.name, labels=checker.all),
+            k8s.meta.v1.ObjectMetaArgs(namespace=namespace_name, labels=checker.all),
             # A Service that does not exist yet (a preview) has no address: the target is then unknown.
             service.spec.cluster_ip.apply(
                 lambda ip: f"http://{ip}:{SERVICE_PORT}{args.verification.path}" if ip else unknown()
@@ -250,11 +245,11 @@ class WebService(pulumi.ComponentResource):
         self.verified_at = ran.apply(lambda yes: job.status.completion_time if yes else None)
         passed = ran.apply(lambda yes: job.status.succeeded.apply(bool) if yes else False)
         self.verified_image_ref = pulumi.Output.all(passed, args.image).apply(lambda v: v[1] if v[0] else None)
-        self.namespace = namespace.metadata.name
+        self.namespace = namespace_name
         self.service_name = service.metadata.name
         self.node_port = service.spec.ports[0].node_port
         self.cluster_url = pulumi.Output.concat(
-            "http://", service.metadata.name, ".", namespace.metadata.name, ".svc.cluster.local"
+            "http://", service.metadata.name, ".", namespace_name, ".svc.cluster.local"
         )
         self.ingress_url = None
         if args.ingress is not None:
@@ -272,6 +267,18 @@ class WebService(pulumi.ComponentResource):
                 "verified_at": self.verified_at,
             }
         )
+
+
+def _namespace(name: str, args: WebServiceArgs, labels: AppLabels, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The namespace's name, once it exists: created here, or given (and then its owner's to label)."""
+    if not args.create_namespace:
+        return pulumi.Output.from_input(args.namespace)
+    namespace = k8s.core.v1.Namespace(
+        f"{name}-namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={**labels.all, **POD_SECURITY_LABELS}),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return namespace.metadata.name
 
 
 def _hardening(args: WebServiceArgs) -> Hardening:

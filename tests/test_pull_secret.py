@@ -93,3 +93,12 @@ def test_web_service_with_a_secret_made_elsewhere_only_references_it(recorded: D
 def test_pull_secret_args_refuse_what_the_kubelet_could_not_use(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         pull(**overrides)
+
+
+def test_web_service_in_a_namespace_that_exists_creates_none_and_deploys_into_it(recorded: Deployed) -> None:
+    settle(lambda: WebService("web", web_service_args(create_namespace=False, image_pull=pull())))
+
+    assert recorded.of_type("kubernetes:core/v1:Namespace") == []
+    namespaced = [r for r in recorded.resources if r.type.startswith("kubernetes:")]
+    assert {r.inputs["metadata"]["namespace"] for r in namespaced} == {"web-test"}
+    assert {r.type for r in namespaced} >= {SECRET, "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
