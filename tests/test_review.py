@@ -182,14 +182,8 @@ with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
 """
 
 
-@pytest.mark.parametrize(
-    ("stack", "expected"),
-    [("prod", json.loads((ROOT / "policy" / "config" / "prod.json").read_text())), ("qa", {"all": "mandatory"})],
-    ids=["own-config", "no-config-all-mandatory"],
-)
-def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
-    tmp_path: Path, stack: str, expected: dict[str, Any]
-) -> None:
+def stack_sh_project(tmp_path: Path, stack: str) -> tuple[Path, dict[str, str], Path]:
+    """A project copy whose stack.sh runs a stand-in pulumi: the project, the environment, the log of pulumi runs."""
     project = copy_program(tmp_path / "project", ROOT)
     shutil.copytree(ROOT / "tooling" / "scripts", project / "tooling" / "scripts")
     shutil.copytree(ROOT / "delivery", project / "delivery", ignore=shutil.ignore_patterns("__pycache__"))
@@ -212,6 +206,18 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
         "HELLO_REGISTRY": "127.0.0.1:5000",
         "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
     }
+    return project, env, log
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [("prod", json.loads((ROOT / "policy" / "config" / "prod.json").read_text())), ("qa", {"all": "mandatory"})],
+    ids=["own-config", "no-config-all-mandatory"],
+)
+def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
+    tmp_path: Path, stack: str, expected: dict[str, Any]
+) -> None:
+    project, env, log = stack_sh_project(tmp_path, stack)
     for command in ("preview", "up"):
         result = subprocess.run(
             [str(project / "tooling" / "scripts" / "stack.sh"), stack, command],
@@ -229,6 +235,39 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
         pack = run["args"][run["args"].index("--policy-pack") + 1]
         assert (project / pack).resolve() == (project / "policy").resolve()  # relative to the project, or absolute
         assert run["policy_config"] == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "review", "message"),
+    [
+        ("preview", None, "REVIEWED holds only an up to a review, got preview"),
+        (
+            "up",
+            '{"version": 1, "stack": "prod", "changes": {}}',
+            "REVIEWED must be a review of stack 'qa', got one of 'prod'",
+        ),
+    ],
+    ids=["not-an-up", "review-of-another-stack"],
+)
+def test_stack_sh_refuses_a_reviewed_file_it_cannot_hold_the_command_to_before_pulumi_runs(
+    tmp_path: Path, command: str, review: str | None, message: str
+) -> None:
+    project, env, log = stack_sh_project(tmp_path, "qa")
+    reviewed = tmp_path / "qa.review.json"
+    reviewed.write_text(review or "{}")
+
+    result = subprocess.run(
+        [str(project / "tooling" / "scripts" / "stack.sh"), "qa", command],
+        env={**env, "REVIEWED": str(reviewed)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    runs = [json.loads(line)["args"][0] for line in log.read_text().splitlines()] if log.exists() else []
+    assert command not in runs
 
 
 def test_summary_says_app_changed_instead_of_a_context_hash() -> None:
