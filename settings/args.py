@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel
 
-from components import ContainerImageArgs, RegistryArgs, ResourcesArgs, VerificationArgs, WebServiceArgs
+from components import ContainerImageArgs, IngressArgs, RegistryArgs, ResourcesArgs, VerificationArgs, WebServiceArgs
 from settings import PROJECT
 from settings.model import StackSettings
-
-T = TypeVar("T")
-
-
-def _args(target: Callable[..., T], settings: BaseModel, **given: Any) -> T:
-    """``target`` built from ``given`` and from every setting named like one of its parameters."""
-    named = inspect.signature(target).parameters.keys() & type(settings).model_fields.keys() - given.keys()
-    return target(**{name: getattr(settings, name) for name in named}, **given)
 
 
 def image_args(settings: StackSettings) -> ContainerImageArgs | None:
@@ -30,9 +18,8 @@ def image_args(settings: StackSettings) -> ContainerImageArgs | None:
     if build is None:
         return None
     password = pulumi.Output.secret(settings.registry_password)
-    return _args(
+    return build.as_args(
         ContainerImageArgs,
-        build,
         context=Path(build.context),
         registry=RegistryArgs(address=build.registry, username=build.username, password=password),
         tag=settings.stack,
@@ -42,15 +29,14 @@ def image_args(settings: StackSettings) -> ContainerImageArgs | None:
 
 def web_service_args(settings: StackSettings, image: pulumi.Input[str]) -> WebServiceArgs:
     """The :class:`WebService` inputs of the stack, running ``image``."""
-    return _args(
+    return settings.as_args(
         WebServiceArgs,
-        settings,
         name=PROJECT,
         instance=settings.stack,
         image=image,
-        resources=_args(ResourcesArgs, settings.resources),
-        ingress=settings.ingress.args() if settings.ingress else None,
-        verification=_args(VerificationArgs, settings.verification),
+        resources=settings.resources.as_args(ResourcesArgs),
+        ingress=settings.ingress.as_args(IngressArgs) if settings.ingress else None,
+        verification=settings.verification.as_args(VerificationArgs),
     )
 
 
@@ -62,4 +48,4 @@ def provider_args(settings: StackSettings) -> k8s.ProviderArgs:
     # Client-side create fails on an object that already exists; server-side apply (this provider
     # version's default) would silently adopt it, and destroying this stack would then delete
     # another stack's or another team's object. The pinned provider has no other way to refuse.
-    return _args(k8s.ProviderArgs, settings.cluster, enable_server_side_apply=False)
+    return settings.cluster.as_args(k8s.ProviderArgs, enable_server_side_apply=False)

@@ -29,7 +29,7 @@ def _clashes(key: str, value: object, settings: StackSettings, others: Mapping[s
         f"on the same cluster (kubeconfig {kubeconfig}, context {context or 'current'})"
         for name, raw in sorted(others.items())
         if value is not None and name != settings.stack and _claim(key, name, raw) == str(value)
-        if _identity(_cluster_of(raw)) == here
+        if _identity(raw.get("cluster")) == here
     ]
 
 
@@ -38,13 +38,10 @@ def _claim(key: str, name: str, raw: Raw) -> str:
     return str(raw.get(key) or (f"{PROJECT}-{name}" if key == "namespace" else None))
 
 
-def _cluster_of(raw: Raw) -> ClusterSettings:
+def _identity(cluster: object) -> tuple[str, str | None]:
+    """Two stacks with the same identity deploy to the same cluster; a cluster setting in error is the local one."""
     try:
-        return ClusterSettings.model_validate(raw.get("cluster") or {})
+        settings = ClusterSettings.model_validate(cluster or {})
     except ValueError:
-        return ClusterSettings()
-
-
-def _identity(cluster: ClusterSettings) -> tuple[str, str | None]:
-    """Two stacks with the same identity deploy to the same cluster."""
-    return os.path.realpath(os.path.expanduser(cluster.kubeconfig)), cluster.context
+        settings = ClusterSettings()
+    return os.path.realpath(os.path.expanduser(settings.kubeconfig)), settings.context

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from contextlib import suppress
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WrapValidator, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
@@ -35,6 +27,7 @@ DEFAULT_BUILD_CONTEXT = "app"
 # any other cluster explicitly, so a user's default kubeconfig is never used by accident.
 LOCAL_KUBECONFIG = "/var/lib/hello-pulumi/kube/admin.kubeconfig"
 
+T = TypeVar("T")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z"
 DNS_NAME = r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi)?\Z"
@@ -49,7 +42,7 @@ def _between(low: int, high: int, default: int | None) -> Any:
     return _expect(f"an integer from {low} to {high}", default=default, ge=low, le=high)
 
 
-def _plain(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def _plain(value: Any, handler: Callable[[Any], Any]) -> Any:
     """Config holds numbers and booleans as text: take ``"5"`` and ``"true"``, not ``"05"``, ``"5.0"`` or ``"yes"``."""
     parsed = handler(value)
     if str(value).strip().lower() != str(parsed).lower():
@@ -81,6 +74,11 @@ class Section(BaseModel):
             with suppress(ValueError):
                 return json.loads(value)
         return value
+
+    def as_args(self, target: Callable[..., T], **given: Any) -> T:
+        """``target(**given)``, with every setting named like one of its parameters too."""
+        named = inspect.signature(target).parameters.keys() & type(self).model_fields.keys() - given.keys()
+        return target(**{name: getattr(self, name) for name in named}, **given)
 
 
 def aliases(model: type[BaseModel]) -> dict[str, FieldInfo]:
@@ -161,13 +159,9 @@ class IngressSettings(Section):
             raise ValueError("a DNS host name when ingress.enabled is true")
         return host
 
-    def args(self) -> IngressArgs:
-        """The component's inputs (of an enabled Ingress, which has a host)."""
-        return IngressArgs(**self.model_dump(exclude={"enabled"}))
-
     @property
     def url(self) -> str:
-        return self.args().url
+        return self.as_args(IngressArgs).url
 
 
 class ClusterSettings(Section):
@@ -235,7 +229,7 @@ class StackSettings(Section):
     promotion: PromotionRecord | None = None
     """Provenance that ``make promote`` records. Default: none."""
 
-    _stack: str = PrivateAttr("")
+    _stack: str = ""
 
     @property
     def stack(self) -> str:
