@@ -17,8 +17,10 @@ while read -r cmd _; do
   command -v "$cmd" >/dev/null 2>&1 || missing_commands+=("$cmd")
 done < <(awk '!/^#/ && NF' "$PLATFORM_DIR/commands.tsv")
 ((${#missing_commands[@]} == 0)) || step "Debian packages (${#missing_commands[@]} commands missing)" "15 s"
-[[ -x $HELLO_PULUMI_BIN/pulumi && -x $HELLO_PROVIDERS_DIR/kubernetes-$HELLO_KUBERNETES_VERSION/pulumi-resource-kubernetes &&
-  -x $HELLO_PROVIDERS_DIR/docker-build-$HELLO_DOCKER_BUILD_VERSION/pulumi-resource-docker-build ]] ||
+# With a pulumi on PATH (the path mode of tooling/toolchain/mode.py) nothing is built.
+[[ $HELLO_TOOLCHAIN_MODE == path ]] ||
+  [[ -x $HELLO_PULUMI_BIN/pulumi && -x $HELLO_PROVIDERS_DIR/kubernetes-$HELLO_KUBERNETES_VERSION/pulumi-resource-kubernetes &&
+    -x $HELLO_PROVIDERS_DIR/docker-build-$HELLO_DOCKER_BUILD_VERSION/pulumi-resource-docker-build ]] ||
   step "Pulumi CLI and plugins, from Go modules" "15 min"
 [[ -n $(compgen -G "$HELLO_CACHE/base-image/rootfs-*.tar") ]] || step "Node.js base image, by debootstrap" "1 min"
 [[ -x $HELLO_BUILDKIT_BIN ]] || step "BuildKit daemon, from its Go module" "2.5 min"

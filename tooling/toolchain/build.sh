@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Builds the Pulumi toolchain from published Go modules, since no release binary can be
-# downloaded here: the CLI, a Python language host, and the kubernetes and docker-build
-# provider plugins, installed into the plugin cache of $PULUMI_HOME.
+# Gets the Pulumi toolchain ready. `all` (what `make tools` runs) says in one line which mode
+# env.sh chose (mode.py) and why:
+# - path: a `pulumi` on PATH that the pinned SDK supports is used as it is, with the language hosts
+#   of its install; the pinned provider plugins that its Pulumi home lacks are installed as Pulumi
+#   does (`pulumi plugin install`, a download). Nothing is built.
+# - source: without one, or with TOOLCHAIN=source, it builds from published Go modules, since no
+#   release binary can be downloaded here: the CLI, a Python language host, and the kubernetes and
+#   docker-build provider plugins, installed into the plugin cache of $PULUMI_HOME.
 #
 # Usage: tooling/toolchain/build.sh [all|cli|language|kubernetes|docker-build|docker-classic]   (default: all)
 #        tooling/toolchain/build.sh refresh-sums [cli|language|kubernetes|docker-build]...   (default: all four)
+#        tooling/toolchain/build.sh cli-as VERSION DIR   (the pinned CLI stamped as VERSION, for tests of the path mode)
 #
 # Versions come from requirements.txt (see env.sh). Each part is skipped when its output
 # exists for the same versions and wrapper sources, so a second run takes seconds. Outputs:
@@ -121,22 +127,11 @@ go_build() {
   mv -f "$out.tmp" "$out"
 }
 
-# ambient_pulumi: a pulumi at the pinned version installed elsewhere on PATH, if any.
-ambient_pulumi() {
-  local p
-  p=$(PATH=${PATH//"$HELLO_PULUMI_BIN:"/} command -v pulumi) || return 1
-  [ "$("$p" version 2>/dev/null)" = "v$HELLO_PULUMI_VERSION" ] && echo "$p"
-}
-
 build_cli() {
-  local out="$HELLO_PULUMI_BIN/pulumi" key dir p
+  local out="$HELLO_PULUMI_BIN/pulumi" key dir
   key=$(stamp_key cli "pulumi=$HELLO_PULUMI_VERSION")
   if up_to_date "$out" "$key"; then
     echo "cli: $out is v$HELLO_PULUMI_VERSION, skipped"
-    return
-  fi
-  if p=$(ambient_pulumi); then
-    echo "cli: using $p (v$HELLO_PULUMI_VERSION already on PATH), skipped"
     return
   fi
   require_pins cli
@@ -167,14 +162,10 @@ install_shims() { # WRAPPER_DIR
 # The upstream language host's module is not served by the proxy, so we build our own
 # (tooling/toolchain/language-python) against the published SDK; see its main.go.
 build_language() {
-  local out="$HELLO_PULUMI_BIN/pulumi-language-python" key dir p
+  local out="$HELLO_PULUMI_BIN/pulumi-language-python" key dir
   key=$(stamp_key language-python "pulumi=$HELLO_PULUMI_VERSION")
   if up_to_date "$out" "$key" && [ -x "$HELLO_PULUMI_BIN/pulumi-language-python-exec" ]; then
     echo "language: $out is current, skipped"
-    return
-  fi
-  if p=$(ambient_pulumi) && [ -x "$(dirname "$p")/pulumi-language-python" ]; then
-    echo "language: using $(dirname "$p")/pulumi-language-python, skipped"
     return
   fi
   require_pins language-python
@@ -255,6 +246,49 @@ build_docker_classic() {
   die "docker-classic: $module $HELLO_DOCKER_VERSION cannot be built: the module proxy does not serve it"
 }
 
+# install_missing_plugins: in the path mode, the pinned provider plugins that the Pulumi home lacks,
+# installed the way Pulumi installs them (a download; `pulumi plugin install` would first ask the
+# registry even for one it has, hence the check).
+install_missing_plugins() {
+  local listed missing name version
+  listed=$(pulumi plugin ls --json) || die "plugins: \`pulumi plugin ls --json\` failed"
+  missing=$(python3 "$TOOLS_DIR/mode.py" missing-plugins "kubernetes=$HELLO_KUBERNETES_VERSION" \
+    "docker-build=$HELLO_DOCKER_BUILD_VERSION" <<<"$listed")
+  if [[ -z $missing ]]; then
+    echo "plugins: kubernetes $HELLO_KUBERNETES_VERSION and docker-build $HELLO_DOCKER_BUILD_VERSION already installed"
+    return
+  fi
+  while read -r name version; do
+    say "$name: pulumi plugin install resource $name $version" pulumi plugin install resource "$name" "$version"
+  done <<<"$missing"
+}
+
+# build_cli_as VERSION DIR: the pinned CLI's sources linked as VERSION (only the version stamp
+# differs, so the warm Go cache makes it a link), into DIR with the language host and shims beside
+# it as a release install has them. Tests put DIR on PATH to run the path mode with a CLI whose
+# version is not the pin.
+build_cli_as() {
+  local version=${1:-} dir=${2:-} out key wrapper
+  [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] ||
+    die "cli-as: VERSION must be a semantic version such as 3.261.0, got '$version'"
+  [[ $dir == /* ]] || die "cli-as: DIR must be an absolute path, got '$dir'"
+  [[ -x $HELLO_PULUMI_BIN/pulumi-language-python ]] ||
+    die "cli-as: no language host in $HELLO_PULUMI_BIN to put beside the CLI; run tooling/toolchain/build.sh language"
+  out="$dir/pulumi"
+  key=$(stamp_key cli "pulumi=$HELLO_PULUMI_VERSION as=$version")
+  if up_to_date "$out" "$key"; then
+    echo "cli-as: $out is v$version, skipped"
+  else
+    require_pins cli
+    wrapper=$(prepare_wrapper cli)
+    say "cli-as: go build pulumi as v$version" go_build "$wrapper" "$out" \
+      "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
+      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    mark_built "$out" "$key"
+  fi
+  find "$HELLO_PULUMI_BIN" -maxdepth 1 -type f -name 'pulumi-*' -exec install -m 0755 -t "$dir" {} +
+}
+
 # refresh_sums TARGET...: move each wrapper's go.mod to the versions requirements.txt pins and
 # write its go.sum from the module proxy (go mod tidy), for review. Never run by a build.
 refresh_sums() {
@@ -280,10 +314,15 @@ main() {
   gomod_lock toolchain
   case $target in
     all)
-      build_cli
-      build_language
-      build_kubernetes
-      build_docker_build
+      echo "$HELLO_TOOLCHAIN_LINE"
+      if [[ $HELLO_TOOLCHAIN_MODE == path ]]; then
+        install_missing_plugins
+      else
+        build_cli
+        build_language
+        build_kubernetes
+        build_docker_build
+      fi
       pulumi version
       pulumi plugin ls
       ;;
@@ -293,7 +332,8 @@ main() {
     docker-build) build_docker_build ;;
     docker-classic) build_docker_classic ;;
     refresh-sums) shift; refresh_sums "$@" ;;
-    *) die "unknown target '$target'; expected all, cli, language, kubernetes, docker-build, docker-classic or refresh-sums" ;;
+    cli-as) shift; build_cli_as "$@" ;;
+    *) die "unknown target '$target'; expected all, cli, language, kubernetes, docker-build, docker-classic, refresh-sums or cli-as" ;;
   esac
 }
 

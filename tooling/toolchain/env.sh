@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Puts the Pulumi toolchain built by tooling/toolchain/build.sh on PATH and keeps Pulumi offline; sourced by
-# scripts that run `pulumi`. Sources platform/env.sh for the shared locations.
+# Chooses the Pulumi toolchain (mode.py) and sets PATH and Pulumi's environment for it; sourced by
+# scripts that run `pulumi`. The source build (tooling/toolchain/build.sh) goes on PATH and keeps
+# Pulumi offline; a CLI already on PATH is left as it is. Sources platform/env.sh for the shared locations.
 _hello_tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../platform/env.sh
 . "$_hello_tools_dir/../platform/env.sh"
@@ -28,12 +29,31 @@ export HELLO_PULUMI_VERSION HELLO_KUBERNETES_VERSION HELLO_DOCKER_BUILD_VERSION 
 # for language hosts next to the CLI.
 export HELLO_PULUMI_BIN="$HELLO_CACHE/tools/pulumi-v$HELLO_PULUMI_VERSION/bin"
 export HELLO_PROVIDERS_DIR="$HELLO_CACHE/tools/providers"
-case ":$PATH:" in
-  *":$HELLO_PULUMI_BIN:"*) ;;
-  *) export PATH="$HELLO_PULUMI_BIN:$PATH" ;;
-esac
 
-# Plugins are installed from local files into this cache; nothing may be downloaded.
-export PULUMI_HOME="$HELLO_CACHE/pulumi-home"
+# Where the toolchain comes from (mode.py): a `pulumi` on PATH that the pinned SDK supports is used
+# as it is; without one, or with TOOLCHAIN=source, the build from Go modules. TOOLCHAIN is data:
+# mode.py validates it, nothing here expands it.
+_hello_choice=$(python3 "$_hello_tools_dir/mode.py" choose --pinned "$HELLO_PULUMI_VERSION" --exclude "$HELLO_PULUMI_BIN") ||
+  return 1
+export HELLO_TOOLCHAIN_MODE=${_hello_choice%%$'\n'*}
+export HELLO_TOOLCHAIN_LINE=${_hello_choice#*$'\n'}
+unset _hello_choice
+
 export PULUMI_SKIP_UPDATE_CHECK=true
-export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+if [ "$HELLO_TOOLCHAIN_MODE" = source ]; then
+  case ":$PATH:" in
+    *":$HELLO_PULUMI_BIN:"*) ;;
+    *) export PATH="$HELLO_PULUMI_BIN:$PATH" ;;
+  esac
+  # Plugins are installed from local files into this cache; nothing may be downloaded.
+  export PULUMI_HOME="$HELLO_CACHE/pulumi-home"
+  export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+else
+  # The user's CLI, Pulumi home and plugin downloads, as they are; a source build that an
+  # earlier shell put on PATH must not shadow that CLI.
+  _hello_path=":$PATH:"
+  _hello_path=${_hello_path//":$HELLO_PULUMI_BIN:"/:}
+  _hello_path=${_hello_path#:}
+  export PATH=${_hello_path%:}
+  unset _hello_path
+fi
