@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import re
 import select
@@ -269,9 +270,16 @@ def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack) -> Regi
     username = pull_user(work_dir, target.name.split("/")[-1])
     if username is None:
         return registry_for(image)
-    # Read through the engine, which decrypts it; it travels on a pipe, never on a command line.
+    # Read through the engine, which decrypts it, from this machine's copy of the stack file, where the
+    # secrets set through stack.sh live; it travels on a pipe, never on a command line.
+    config_file = machine_config(work_dir, target.name.split("/")[-1])
+    get = ["config", "get", f"{PROJECT}:imagePullPassword", "--json", "--stack", target.name]
+    workspace = target.workspace
     try:
-        password = target.get_config(f"{PROJECT}:imagePullPassword").value
+        found = workspace.pulumi_command.run(
+            [*get, "--config-file", str(config_file), "--non-interactive"], workspace.work_dir, workspace.env_vars
+        )
+        password = str(json.loads(found.stdout)["value"])
     except auto.errors.CommandError as error:
         raise PromotionError(
             f"stack {target.name!r} sets imagePull, so imagePullPassword must be set too, got none; "
