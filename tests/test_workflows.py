@@ -5,6 +5,7 @@ Inputs and event fields reach scripts only as checked data, and no pull request'
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -202,3 +203,151 @@ def test_pull_request_jobs_that_run_its_code_hold_no_write_token() -> None:
         )
 
         assert not (writes and runs_code), f"{job_name} runs the pull request's code with a write token"
+
+
+# What a workflow writes on a make command line after the target: VAR=value settings.
+MAKE_CALL = re.compile(r"\bmake ([a-z-]+)((?:\s+[A-Z_]+=(?:\"[^\"]*\"|'[^']*'|\S+))*)")
+
+
+def make_calls(workflow: Path) -> list[tuple[str, list[str]]]:
+    """Every `make <target> VAR=...` in the workflow's scripts: the target and the names of the settings."""
+    scripts = "\n".join(text for path, text in strings(load(workflow)) if path[-1] == "run")
+    return [(target, re.findall(r"([A-Z_]+)=", settings)) for target, settings in MAKE_CALL.findall(scripts)]
+
+
+def makefile_settings() -> set[str]:
+    """The variables the Makefile reads from its command line (`override X := $(value X)`, `X ?=`)."""
+    text = (ROOT / "Makefile").read_text()
+    return set(re.findall(r"^override ([A-Z_]+) :=", text, re.MULTILINE)) | set(
+        re.findall(r"^([A-Z_]+) \?=", text, re.MULTILINE)
+    )
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
+def test_workflow_sets_only_make_settings_the_makefile_reads(workflow: Path) -> None:
+    used = {setting for _, settings in make_calls(workflow) for setting in settings}
+
+    assert used - makefile_settings() == set(), f"{workflow.name} sets {sorted(used - makefile_settings())}"
+
+
+def test_make_calls_are_read_with_their_settings() -> None:
+    assert make_calls(ROOT / ".github" / "workflows" / "deploy-dev.yml") == [("up", ["STACK", "REVIEWED", "TOOLCHAIN"])]
+
+
+def steps_using(job: Node, action: str) -> list[Node]:
+    return [step for step in job["steps"] if step.get("uses", "").split("@")[0] == action]
+
+
+def runs_make(job: Node) -> bool:
+    return any("make " in step.get("run", "") for step in job["steps"])
+
+
+def test_jobs_that_run_make_install_the_pinned_cli_with_pulumis_action_and_cache_pip() -> None:
+    pinned = (ROOT / "requirements.txt").read_text().split("pulumi==", 1)[1].split()[0]
+    for workflow in WORKFLOWS:
+        for job_name, job in jobs_of(workflow):
+            if not runs_make(job):
+                continue
+            where = f"{workflow.name} job {job_name}"
+            (cli,) = steps_using(job, "pulumi/actions")
+            assert "command" not in cli.get("with", {}), f"{where}: the action only installs; make runs pulumi"
+            assert cli["with"]["pulumi-version"] == pinned, f"{where}: the CLI must be requirements.txt's {pinned}"
+            (python,) = steps_using(job, "actions/setup-python")
+            assert python["with"]["cache"] == "pip", f"{where}: cache pip"
+            assert not steps_using(job, "actions/setup-go"), f"{where}: no Go toolchain: nothing is built from source"
+            assert all(
+                "TOOLCHAIN=path" in step["run"]
+                for step in job["steps"]
+                if "make " in step.get("run", "") and re.search(r"make (engine-test|review|up|promote)", step["run"])
+            ), f"{where}: TOOLCHAIN=path"
+
+
+def test_every_action_is_pinned_to_a_release() -> None:
+    for workflow in WORKFLOWS:
+        for _, job in jobs_of(workflow):
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+(\.\d+){0,2}", step["uses"]), step["uses"]
+
+
+def test_pull_requests_test_on_a_kind_cluster_and_never_start_our_platform() -> None:
+    document = load(ROOT / ".github" / "workflows" / "pull-request.yml")
+    test_job = document["jobs"]["test"]
+    scripts = "\n".join(step.get("run", "") for _, job in document["jobs"].items() for step in job["steps"])
+
+    assert steps_using(test_job, "helm/kind-action")
+    assert ("unit", []) in make_calls(ROOT / ".github" / "workflows" / "pull-request.yml")
+    assert ("engine-test", ["TOOLCHAIN"]) in make_calls(ROOT / ".github" / "workflows" / "pull-request.yml")
+    assert not re.search(r"make (test|platform|e2e)\b|sudo", scripts)
+
+
+def test_review_is_saved_per_stack_and_the_deploy_is_held_to_the_merged_pull_requests_review() -> None:
+    review_job = load(ROOT / ".github" / "workflows" / "pull-request.yml")["jobs"]["review"]
+    (deploy_job,) = [job for _, job in jobs_of(ROOT / ".github" / "workflows" / "deploy-dev.yml")]
+    (upload,) = steps_using(review_job, "actions/upload-artifact")
+    review_script = "\n".join(step.get("run", "") for step in review_job["steps"])
+    deploy_script = "\n".join(step.get("run", "") for step in deploy_job["steps"])
+
+    assert 'make review STACKS="$STACKS" SAVE=review' in review_script
+    assert upload["with"] == {"name": "review-${{ matrix.stack }}", "path": "review/"}
+    assert "gh run download" in deploy_script
+    assert "--name review-dev --dir review" in deploy_script
+    assert "make up STACK=dev REVIEWED=review/dev.review.json" in deploy_script
+    assert deploy_job["permissions"]["actions"] == "read"
+
+
+FAKE_GH = """
+import json, os, sys
+with open(os.environ["FAKE_GH_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if "--paginate" in sys.argv:
+    print(os.environ.get("FAKE_GH_EXISTING", ""))
+"""
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [("", "POST"), ("4242", "PATCH")],
+    ids=["first-push-posts", "later-push-edits-in-place"],
+)
+def test_review_comment_is_posted_once_then_edited_in_place(tmp_path: Path, existing: str, expected: str) -> None:
+    (comment_job,) = [
+        job for name, job in jobs_of(ROOT / ".github" / "workflows" / "pull-request.yml") if name == "comment"
+    ]
+    (step,) = [step for step in comment_job["steps"] if "run" in step]
+    fake = tmp_path / "bin" / "gh"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{FAKE_GH}")
+    fake.chmod(0o755)
+    (tmp_path / "review").mkdir()
+    for stack in ("dev", "staging"):
+        (tmp_path / "review" / f"{stack}.md").write_text(f"### Stack `{stack}`\n")
+    log = tmp_path / "gh.log"
+    env = {
+        "PATH": f"{fake.parent}:/usr/bin:/bin",
+        "FAKE_GH_LOG": str(log),
+        "FAKE_GH_EXISTING": existing,
+        "GITHUB_REPOSITORY": "owner/repo",
+        "PR_NUMBER": "7",
+        "MARKER": step["env"]["MARKER"],
+    }
+
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    writes = [call for call in calls if "--method" in call]
+    assert len(writes) == 1
+    method, path = writes[0][writes[0].index("--method") + 1], writes[0][writes[0].index("--method") + 2]
+    assert method == expected
+    assert path == ("repos/owner/repo/issues/comments/4242" if existing else "repos/owner/repo/issues/7/comments")
+    body = (tmp_path / "comment.md").read_text()
+    assert body.startswith(step["env"]["MARKER"] + "\n### Stack `dev`\n### Stack `staging`\n")
