@@ -17,9 +17,12 @@ from pulumi import automation as auto
 from pulumi.automation.errors import InvalidVersionError
 
 from tests.conftest import ROOT
+from tests.engine.fixtures import pinned_version
 
 TOOLCHAIN = ROOT / "tooling" / "toolchain"
-PINNED = "3.260.0"
+PINNED = pinned_version("pulumi")
+KUBERNETES = pinned_version("pulumi-kubernetes")
+DOCKER_BUILD = pinned_version("pulumi-docker-build")
 CLI = "/opt/pulumi/bin/pulumi"
 
 
@@ -46,14 +49,14 @@ def floor() -> str:
     [
         ("auto", None, None, "source", "no pulumi on PATH"),
         ("auto", CLI, f"v{PINNED}\n", "path", f"using {CLI} from PATH (v{PINNED}; the pinned version)"),
-        ("", CLI, "v3.261.0\n", "path", "(v3.261.0; the pinned SDK 3.260.0 supports CLI 3.x from v3.1.0)"),
+        ("", CLI, "v3.261.0\n", "path", f"(v3.261.0; the pinned SDK {PINNED} supports CLI 3.x from v3.1.0)"),
         ("auto", CLI, "v3.1.0\n", "path", "(v3.1.0; the pinned SDK"),
         ("auto", CLI, "3.300.0-dev.0", "path", "(v3.300.0-dev.0;"),
         ("path", CLI, "v3.261.0", "path", f"using {CLI} from PATH"),
         ("auto", CLI, "v3.0.0\n", "source", f"{CLI} is v3.0.0, older than v3.1.0, the oldest CLI the pinned SDK"),
         ("auto", CLI, "v3.1.0-alpha.1\n", "source", "is v3.1.0-alpha.1, older than v3.1.0"),
-        ("auto", CLI, "v2.25.2\n", "source", "is v2.25.2, and the pinned SDK 3.260.0 supports only CLI 3.x"),
-        ("auto", CLI, "v4.0.0\n", "source", "is v4.0.0, and the pinned SDK 3.260.0 supports only CLI 3.x"),
+        ("auto", CLI, "v2.25.2\n", "source", f"is v2.25.2, and the pinned SDK {PINNED} supports only CLI 3.x"),
+        ("auto", CLI, "v4.0.0\n", "source", f"is v4.0.0, and the pinned SDK {PINNED} supports only CLI 3.x"),
         ("auto", CLI, "", "source", f"`{CLI} version` printed '', not a version"),
         ("auto", CLI, "warning: upgrade\nv3.261.0\n", "source", "printed 'warning: upgrade\\nv3.261.0\\n', not a"),
         ("auto", CLI, "(exit 127) not found", "source", "printed '(exit 127) not found', not a version"),
@@ -154,10 +157,10 @@ def test_floor_is_the_one_the_pinned_sdks_automation_api_enforces(
     assert (ours, sdk) == (accepted, accepted)
 
 
-def test_floor_matches_the_comment_that_cites_it() -> None:
-    assert floor() == "3.1.0"
-    assert "_minimum_version.py (3.1.0 in pulumi 3.260.0" in (TOOLCHAIN / "mode.py").read_text()
-    assert PINNED in (ROOT / "requirements.txt").read_text()
+def test_floor_cites_the_pinned_sdk_so_a_new_pin_rechecks_it() -> None:
+    comment = " ".join(line.lstrip("# ") for line in (TOOLCHAIN / "mode.py").read_text().splitlines())
+
+    assert f"_minimum_version.py ({floor()} in pulumi {PINNED} on PyPI)" in comment
 
 
 def test_find_cli_skips_the_source_build_directory(tmp_path: Path) -> None:
@@ -278,4 +281,65 @@ def test_make_tools_refuses_a_hostile_toolchain_before_building(tmp_path: Path) 
         assert f"TOOLCHAIN must be one of auto, path, source, got {value!r}" in result.stderr
         assert ">> " not in result.stderr  # no build step started
     assert not marker.exists()
+    assert not (tmp_path / "cache" / "tools").exists()
+
+
+STUB_PULUMI = """#!/bin/sh
+echo "$*" >>"$RECORD"
+case "$*" in
+  version) echo v3.261.0 ;;
+  "plugin ls --json") cat "$LISTING" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("listing", "installs"),
+    [
+        (
+            "[]",
+            [
+                f"plugin install resource kubernetes {KUBERNETES}",
+                f"plugin install resource docker-build {DOCKER_BUILD}",
+            ],
+        ),
+        (
+            f'[{{"name": "kubernetes", "kind": "resource", "version": "{KUBERNETES}"}}]',
+            [f"plugin install resource docker-build {DOCKER_BUILD}"],
+        ),
+        (
+            f'[{{"name": "kubernetes", "kind": "resource", "version": "{KUBERNETES}"}},'
+            f' {{"name": "docker-build", "kind": "resource", "version": "{DOCKER_BUILD}"}}]',
+            [],
+        ),
+    ],
+    ids=["none-installed", "one-installed", "both-installed"],
+)
+def test_build_in_the_path_mode_installs_only_the_missing_plugins_the_pulumi_way(
+    tmp_path: Path, listing: str, installs: list[str]
+) -> None:
+    """build.sh with a stand-in `pulumi` on PATH that records its arguments: no build, no --file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(STUB_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    (tmp_path / "listing.json").write_text(listing)
+    record = tmp_path / "record"
+    env = {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),
+        "HELLO_CACHE": str(tmp_path / "cache"),
+        "HELLO_STATE": str(tmp_path / "state"),
+        "RECORD": str(record),
+        "LISTING": str(tmp_path / "listing.json"),
+    }
+
+    result = subprocess.run(
+        [str(TOOLCHAIN / "build.sh")], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"toolchain: using {bin_dir}/pulumi from PATH (v3.261.0;")
+    calls = record.read_text().splitlines()
+    assert [call for call in calls if call.startswith("plugin install")] == installs
     assert not (tmp_path / "cache" / "tools").exists()

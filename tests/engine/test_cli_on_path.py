@@ -97,7 +97,11 @@ def test_make_tools_uses_the_cli_on_path_and_says_so_in_one_line(cli_on_path: Cl
         f"the pinned SDK {pinned_sdk()} supports CLI 3.x from v3.1.0); plugins install as Pulumi does"
     ]
     assert "go build" not in output
-    assert "plugins: kubernetes 4.25.0 and docker-build 0.0.22 already installed" in output
+    pins = source_build_env()
+    assert (
+        f"plugins: kubernetes {pins['HELLO_KUBERNETES_VERSION']} and "
+        f"docker-build {pins['HELLO_DOCKER_BUILD_VERSION']} already installed"
+    ) in output
     assert f"v{ON_PATH_VERSION}\n" in output
 
 
