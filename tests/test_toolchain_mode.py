@@ -343,3 +343,34 @@ def test_build_in_the_path_mode_installs_only_the_missing_plugins_the_pulumi_way
     calls = record.read_text().splitlines()
     assert [call for call in calls if call.startswith("plugin install")] == installs
     assert not (tmp_path / "cache" / "tools").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["3.261", "/tmp/x"], "cli-as: VERSION must be a semantic version such as 3.261.0, got '3.261'"),
+        (["$(touch {marker})", "/tmp/x"], "cli-as: VERSION must be a semantic version such as 3.261.0, got '$(touch"),
+        (["3.261.0", "relative/bin"], "cli-as: DIR must be an absolute path, got 'relative/bin'"),
+        ([], "cli-as: VERSION must be a semantic version such as 3.261.0, got ''"),
+    ],
+    ids=["short-version", "hostile-version", "relative-dir", "nothing"],
+)
+def test_build_cli_as_refuses_a_bad_version_or_dir_before_building(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    marker = tmp_path / "marker"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "HELLO_CACHE": str(tmp_path / "cache")}
+
+    result = subprocess.run(
+        [str(TOOLCHAIN / "build.sh"), "cli-as", *(arg.format(marker=marker) for arg in args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert ">> " not in result.stderr
+    assert not marker.exists()
