@@ -12,10 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from settings import PROJECT
 from settings.clashes import namespace_clashes, node_port_clashes
-from settings.model import StackSettings, aliases, expectation, section_of
+from settings.model import StackSettings, aliases, expectation, secret_of, section_of
 from settings.stack_files import read_stack_files
 
-PASSWORD = "registryPassword"
+SECRETS = {key: secret for key, info in aliases(StackSettings).items() if (secret := secret_of(info)) is not None}
+"""The secret settings by key, with the group each goes with and when it is required."""
 
 
 class SettingsError(pulumi.RunError):
@@ -49,26 +50,24 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: frozenset
 def _presence_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[str]:
     """The rules that tie keys together; checked beside the model so that they are reported with its errors."""
     given = {key for key, value in raw.items() if value is not None}
-    image_or_build = len({"image", "build"} & given)
-    rules = {
-        "image and build are exclusive: expected image (deploy a pinned image) or build (build app/), got both": (
-            image_or_build == 2
-        ),
-        "image or build must be set: expected a pinned image reference or a build section, got neither": (
-            image_or_build == 0
-        ),
-        f"{PASSWORD} must be set with `pulumi config set --secret {PASSWORD} <password>` when building, got nothing": (
-            "build" in given and PASSWORD not in given
-        ),
-        f"{PASSWORD} is only used with build: expected no {PASSWORD}, got one without a build section": (
-            "build" not in given and PASSWORD in given
-        ),
-        # Never echo the value: it is a password that was stored in plaintext by mistake.
-        f"{PASSWORD} must be a secret (pulumi config set --secret {PASSWORD} ...), got a plaintext value": (
-            {"build", PASSWORD} <= given and PASSWORD not in secret_keys
-        ),
-    }
-    return [problem for problem, broken in rules.items() if broken]
+    problems = []
+    if {"image", "build"} <= given:
+        problems.append(
+            "image and build are exclusive: expected image (deploy a pinned image) or build (build app/), got both"
+        )
+    if not {"image", "build"} & given:
+        problems.append("image or build must be set: expected a pinned image reference or a build section, got neither")
+    for key, (section, when) in SECRETS.items():
+        if section in given and key not in given:
+            problems.append(f"{key} must be set with `pulumi config set --secret {key} <password>` {when}, got nothing")
+        elif key in given and section not in given:
+            problems.append(
+                f"{key} is only used with {section}: expected no {key}, got one without a {section} section"
+            )
+        elif key in given and key not in secret_keys:
+            # Never echo the value: it is a password that was stored in plaintext by mistake.
+            problems.append(f"{key} must be a secret (pulumi config set --secret {key} ...), got a plaintext value")
+    return problems
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -102,7 +101,7 @@ def load_settings() -> StackSettings:
     prefix = f"{PROJECT}:"
     config = pulumi.Config(PROJECT)
     keys = [key.removeprefix(prefix) for key in pulumi.runtime.get_config_env() if key.startswith(prefix)]
-    raw = {key: config.get_secret(key) if key == PASSWORD else config.get(key) for key in keys}
+    raw = {key: config.get_secret(key) if key in SECRETS else config.get(key) for key in keys}
     secret_keys = frozenset(key for key in keys if pulumi.runtime.is_config_secret(prefix + key))
     settings = parse_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
     # The engine runs the program in the project folder, beside the stack files. A sibling file that

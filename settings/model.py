@@ -38,6 +38,16 @@ def _expect(text: str, **field_args: Any) -> Any:
     return Field(json_schema_extra={"expected": text}, **field_args)
 
 
+def _secret(section: str, when: str) -> Any:
+    """A password that goes with ``section``, required ``when``; kept as given (a secret Output) and never shown."""
+    return Field(
+        default=None,
+        repr=False,
+        exclude=True,
+        json_schema_extra={"expected": "a secret string", "section": section, "when": when},
+    )
+
+
 def _between(low: int, high: int, default: int | None) -> Any:
     return _expect(f"an integer from {low} to {high}", default=default, ge=low, le=high)
 
@@ -98,6 +108,12 @@ def expectation(info: FieldInfo) -> str:
     if isinstance(extra, dict) and "expected" in extra:
         return str(extra["expected"])
     return "an object" if section_of(info) else "any value"
+
+
+def secret_of(info: FieldInfo) -> tuple[str, str] | None:
+    """The group a secret setting goes with and when it is required; ``None`` for any other setting."""
+    extra = info.json_schema_extra
+    return (str(extra["section"]), str(extra["when"])) if isinstance(extra, dict) and "section" in extra else None
 
 
 class BuildSettings(Section):
@@ -216,7 +232,7 @@ class StackSettings(Section):
     """A promoted image, pinned by digest. Default: none; exactly one of ``image`` and ``build`` is set."""
     build: BuildSettings | None = None
     """Build ``app/`` and push it; see the ``build.*`` keys. Default: none; exactly one of ``image`` and ``build``."""
-    registry_password: Any = _expect("a secret string", default=None, repr=False, exclude=True)
+    registry_password: Any = _secret("build", "when building")
     """Password of ``build.registry``; set with ``pulumi config set --secret``. Required with ``build``."""
     resources: ResourcesSettings = ResourcesSettings()
     """Requests and limits; see the ``resources.*`` keys. Default: theirs."""
