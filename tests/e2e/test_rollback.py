@@ -1,0 +1,212 @@
+"""A failed rollout rolls itself back, with the real engine, registry and cluster, under a counted request loop.
+
+Needs the full local platform, which `make test` starts. Runs stack.sh's up path (``python -m
+delivery.rollback``) on a throwaway dev-like stack in namespace rollback-dev, node port 31661.
+The tests run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from settings.stack_files import policy_config
+from tests.e2e.test_exercise import kube_image, set_message
+from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
+from tests.engine.workspace import ROOT, Workspace, steps_by_op
+
+pytestmark = [pytest.mark.engine, pytest.mark.platform]
+
+NAMESPACE = "rollback-dev"
+NODE_PORT = 31661
+URL = f"http://127.0.0.1:{NODE_PORT}/"
+ROLLOUT_TIMEOUT_SECONDS = 40
+DETECTION_MARGIN_SECONDS = 30
+"""How long after the rollout timeout the failure may be reported: pulumi's await polls, then reports."""
+DEPLOYMENT = ("kubernetes:apps/v1:Deployment", "hello-world-deployment")
+# Bounds of the request loop: at most this many requests, for at most this long, on loopback only.
+LOAD_MAX_REQUESTS = 20_000
+LOAD_MAX_SECONDS = 600
+LOAD_INTERVAL_SECONDS = 0.05
+REQUEST_TIMEOUT_SECONDS = 2
+RUN_TIMEOUT_SECONDS = 900
+
+
+@dataclass
+class Load:
+    """A bounded loop of GETs against the stack's node port, counted, in a thread."""
+
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    bodies: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> Load:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(LOAD_MAX_SECONDS)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        deadline = started + LOAD_MAX_SECONDS
+        while not self._stop.is_set() and self.sent < LOAD_MAX_REQUESTS and time.monotonic() < deadline:
+            self.sent += 1
+            try:
+                with urllib.request.urlopen(URL, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+                    self.bodies.add(response.read().decode())
+            except (urllib.error.URLError, OSError) as error:
+                self.failed += 1
+                self.errors.append(repr(error))
+            time.sleep(LOAD_INTERVAL_SECONDS)
+
+
+@dataclass
+class Run:
+    """One ``stack.sh STACK up`` through delivery.rollback, with when its key lines were printed."""
+
+    code: int
+    stdout: str
+    stderr: str
+    started: float
+    rollout_started: float | None
+    rollback_started: float | None
+    ended: float
+
+
+def up_with_rollback(workspace: Workspace, *extra: str) -> Run:
+    """What `make up` runs after stack.sh's preparations, in the workspace's copy of the project."""
+    config = workspace.directory.parent / "policy-config.json"
+    config.write_text(json.dumps(policy_config(ROOT, workspace.stack)))
+    env = {**workspace.env, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "delivery.rollback", workspace.stack, str(config), "up", "--yes", *extra]
+    started = time.monotonic()
+    rollout_started = rollback_started = None
+    lines = []
+    with subprocess.Popen(
+        command,
+        cwd=workspace.directory,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        for line in process.stdout:
+            lines.append(line)
+            if rollout_started is None and "hello-world-deployment updating" in line:
+                rollout_started = time.monotonic()
+            if rollback_started is None and "rolling back to" in line:
+                rollback_started = time.monotonic()
+        stderr = process.stderr.read()
+        code = process.wait(RUN_TIMEOUT_SECONDS)
+    return Run(code, "".join(lines), stderr, started, rollout_started, rollback_started, time.monotonic())
+
+
+@pytest.fixture(scope="module")
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str
+) -> Iterator[Workspace]:
+    """A dev-like stack with a short rollout timeout, deployed once with a good version."""
+    workspace = building_workspace(
+        tmp_path_factory.mktemp("rollback"),
+        "dev",
+        registry,
+        "hello-world-rollback",
+        namespace=NAMESPACE,
+        nodePort=str(NODE_PORT),
+        rolloutTimeoutSeconds=str(ROLLOUT_TIMEOUT_SECONDS),
+        cluster=local_cluster(),
+        verification=json.dumps({"body": "Hello"}),
+    )
+    try:
+        set_message(workspace, "Hello Good World")
+        workspace.up()
+        yield workspace
+    finally:
+        workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+def stack_file(workspace: Workspace) -> bytes:
+    return (workspace.directory / f"Pulumi.{workspace.stack}.yaml").read_bytes()
+
+
+def test_rollout_that_never_gets_ready_rolls_back_to_the_verified_digest_without_dropping_requests(
+    workspace: Workspace, figure: Callable[[str], None]
+) -> None:
+    good = workspace.outputs()["verifiedImageRef"]
+    assert kube_image(NAMESPACE) == good
+    set_message(workspace, "Hello Broken World", healthy=False)
+    before = stack_file(workspace)
+
+    with Load() as load:
+        run = up_with_rollback(workspace)
+
+    assert run.rollout_started is not None, run.stdout + run.stderr
+    assert run.rollback_started is not None, run.stdout + run.stderr
+    detect = run.rollback_started - run.rollout_started
+    roll_back = run.ended - run.rollback_started
+    figure(
+        f"rollback e2e: failure detected {detect:.1f}s after the rollout began (rolloutTimeoutSeconds "
+        f"{ROLLOUT_TIMEOUT_SECONDS}), rolled back in {roll_back:.1f}s, whole run {run.ended - run.started:.1f}s; "
+        f"{load.sent} requests, {load.failed} failed"
+    )
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"rolled back to {good}" in run.stderr, run.stderr
+    assert "hello-world-deployment (kubernetes:apps/v1:Deployment)" in run.stderr, run.stderr
+    assert detect <= ROLLOUT_TIMEOUT_SECONDS + DETECTION_MARGIN_SECONDS
+    assert load.sent > 0
+    assert load.failed == 0, load.errors[:5]
+    assert load.bodies == {"Hello Good World\n"}
+    assert kube_image(NAMESPACE) == good
+    assert workspace.outputs()["imageRef"] == good
+    assert workspace.outputs()["verifiedImageRef"] == good
+    assert stack_file(workspace) == before, "the stack file keeps the change that failed"
+
+
+def test_after_a_rollback_refresh_finds_no_drift_and_preview_shows_the_failed_change_pending(
+    workspace: Workspace,
+) -> None:
+    workspace.pulumi("refresh", "--yes", "--expect-no-changes")
+
+    preview = steps_by_op(workspace.preview_json())
+
+    assert DEPLOYMENT in preview.get("update", set()), preview
+
+
+def test_no_rollback_leaves_the_failed_rollout_and_says_what_runs(workspace: Workspace) -> None:
+    good = workspace.outputs()["verifiedImageRef"]
+
+    run = up_with_rollback(workspace, "--no-rollback")
+
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.rollback_started is None
+    assert "not rolled back (--no-rollback)" in run.stderr, run.stderr
+    assert f"the last verified image is {good}" in run.stderr
+    assert kube_image(NAMESPACE) != good
+    assert workspace.outputs()["verifiedImageRef"] == good, "a failed up keeps the previous outputs"
+
+
+def test_a_later_failed_up_rolls_back_from_a_rollout_left_by_no_rollback(workspace: Workspace) -> None:
+    good = workspace.outputs()["verifiedImageRef"]
+
+    run = up_with_rollback(workspace)
+
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"rolled back to {good}" in run.stderr, run.stderr
+    assert kube_image(NAMESPACE) == good
