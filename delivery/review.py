@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -254,9 +255,14 @@ def _preview_with_events(stack: str, work_dir: Path) -> tuple[subprocess.Complet
     """The finished preview and its event log."""
     # --event-log, which carries the policy events, is only offered with debug commands on.
     env = {**os.environ, "PULUMI_DEBUG_COMMANDS": "true"}
-    # A stack that was never deployed is reviewed too: everything in it is a create.
-    select = ["pulumi", "stack", "select", "--create", "--non-interactive", stack]
-    subprocess.run(select, cwd=work_dir, env=env, capture_output=True, check=False)
+    # A stack that was never deployed is reviewed too: everything in it is a create. It is created beside a
+    # scratch copy of Pulumi.yaml, as stack.sh does, so that its salt never lands in the tracked stack file.
+    select = ["pulumi", "stack", "select", "--non-interactive", stack]
+    if subprocess.run(select, cwd=work_dir, env=env, capture_output=True, check=False).returncode != 0:
+        with tempfile.TemporaryDirectory() as scratch:
+            shutil.copy2(work_dir / "Pulumi.yaml", scratch)
+            init = ["pulumi", "stack", "init", "--non-interactive", "--no-select", stack]
+            subprocess.run(init, cwd=scratch, env=env, capture_output=True, check=False)
     with tempfile.TemporaryDirectory() as scratch, policy_run(PROJECT_DIR, stack) as policy:
         event_log = Path(scratch) / "events.jsonl"
         command = ["pulumi", "preview", "--json", "--non-interactive", "--stack", stack, *policy.flags]
