@@ -104,7 +104,6 @@ render: venv tools ## Write STACK's manifests to OUT for GitOps review (no clust
 	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(PY) -m delivery.render "$$STACK" "$${OUT:?make render needs OUT=<folder>}"
 
 bench: venv tools platform ## Time each step a user waits for beside Pulumi's floor; QUICK=1: one run each
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tooling/bench/requirements.txt
-	case "$$QUICK" in "" | 0) quick=() ;; 1) quick=(--quick) ;; \
-	  *) echo "QUICK must be 1 or 0, got '$$QUICK'" >&2; exit 2 ;; esac && \
-	  $(ENV) $(PY) -m tooling.bench "$${quick[@]}" --out "$${OUT:-.state/bench}"
+	@[[ -z $$QUICK || $$QUICK == 0 || $$QUICK == 1 ]] || \
+	  { printf 'QUICK for make bench must be 1, 0 or nothing, got %q\n' "$$QUICK" >&2; exit 2; }
+	$(ENV) $(PY) -m tooling.bench $$([[ $$QUICK == 1 ]] && echo --quick) --out="$${OUT:-.state/bench}"

@@ -74,6 +74,14 @@ class Project:
             # new mtime must not make `make` rebuild it.
             shutil.copystat(source / "requirements.txt", directory / "requirements.txt")
         (directory / ".venv").symlink_to((source / ".venv").resolve())
+        # A repository of its own: some tests ask git which files the project tracks.
+        for git in (["init", "-q"], ["add", "--all"], ["commit", "-q", "--no-verify", "-m", "bench copy"]):
+            subprocess.run(
+                ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *git],
+                cwd=directory,
+                capture_output=True,
+                check=True,
+            )
         state = root / "state"
         (state / "backend").mkdir(parents=True, mode=0o700)
         passphrase = state / "passphrase"
