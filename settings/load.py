@@ -30,9 +30,7 @@ class SettingsError(pulumi.RunError):
 
 
 def parse_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: frozenset[str] = frozenset()) -> StackSettings:
-    """Parses config values as the engine passes them (keys without the ``hello-world:`` prefix, objects as JSON).
-
-    The password is passed through as given (a secret Output under the engine), never read or shown.
+    """Parses config values as the engine passes them: keys without the ``hello-world:`` prefix, objects as JSON.
 
     Raises:
         SettingsError: Listing every invalid, missing or unknown setting.
