@@ -374,3 +374,30 @@ def test_build_cli_as_refuses_a_bad_version_or_dir_before_building(
     assert message in result.stderr
     assert ">> " not in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("version_script", "announced"), [("echo v3.261.0", False), (None, True), ("echo v3.0.0", True)], ids=repr
+)
+def test_plan_announces_the_toolchain_build_only_in_the_source_mode(
+    tmp_path: Path, version_script: str | None, announced: bool
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if version_script is not None:
+        (bin_dir / "pulumi").write_text(f"#!/bin/sh\n{version_script}\n")
+        (bin_dir / "pulumi").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "HELLO_CACHE": str(tmp_path / "c")}
+
+    result = subprocess.run(
+        [str(ROOT / "tooling" / "platform" / "plan.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "First run on this machine" in result.stdout  # the rest of the platform is not built in tmp_path
+    assert ("Pulumi CLI and plugins, from Go modules" in result.stdout) is announced
