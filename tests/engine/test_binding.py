@@ -54,3 +54,26 @@ def test_binding_allows_the_reviewed_changes_and_refuses_a_stack_file_changed_af
         f"  - {deployment} `{image_path}`: reviewed (none) → {image}, now (none) → {pushed_image}\n" in refused.stderr
     )
     assert json.loads(saved.read_text())["fingerprint"] == reviewed.digest()
+
+
+def test_binding_refuses_a_build_whose_app_source_changed_after_the_review(
+    make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The case Pulumi's update plans let through: the plan knows the build context only as the path `app`.
+    workspace = make_workspace("qa", stack_config("dev"))
+    workspace.set_secret("registryPassword", "never-used-by-a-preview")
+    for key, value in workspace.env.items():
+        monkeypatch.setenv(key, value)
+    preview, events = preview_stack("qa", workspace.directory)
+    saved = review_file(tmp_path, "qa")
+    save(saved, fingerprint("qa", preview, workspace.directory), summarize("qa", preview, events))
+    unchanged = check("qa", saved, workspace.directory)
+    server = workspace.directory / "app" / "server.js"
+
+    server.write_text(server.read_text().replace("'Hello World'", "'Hello Unreviewed World'"))
+
+    assert unchanged == []
+    assert check("qa", saved, workspace.directory) == [
+        "app/ differs from the reviewed source: another image would be built"
+    ]
+    assert "never-used-by-a-preview" not in saved.read_text()
