@@ -342,3 +342,37 @@ def test_settings_promotion_record_keeps_why_verification_was_skipped() -> None:
 
     assert settings.promotion is not None
     assert settings.promotion.skipped_verification == "hotfix, verified by hand"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"image": PINNED, "replicas": "05"}, "replicas must be an integer from 1 to 50, got '05'"),
+        ({"image": PINNED, "replicas": "5.0"}, "replicas must be an integer from 1 to 50, got '5.0'"),
+        ({"image": PINNED, "replicas": "1_0"}, "replicas must be an integer from 1 to 50, got '1_0'"),
+        (
+            {"image": PINNED, "verification": json.dumps({"status": True})},
+            "verification.status must be an integer from 100 to 599, got True",
+        ),
+        (
+            building(build=json.dumps({**BUILD, "buildOnPreview": "yes"})),
+            "build.buildOnPreview must be true or false, got 'yes'",
+        ),
+        (
+            {"image": PINNED, "ingress": json.dumps({"enabled": 1, "host": "a.example.com"})},
+            "ingress.enabled must be true or false, got 1",
+        ),
+    ],
+    ids=["leading-zero", "decimal-point", "underscore", "boolean-for-a-number", "yes-for-true", "number-for-a-boolean"],
+)
+def test_settings_numbers_and_booleans_must_be_written_plainly(raw: dict[str, Any], message: str) -> None:
+    assert problems_of(raw) == [message]
+
+
+def test_settings_plain_numbers_and_booleans_are_read() -> None:
+    raw = {"image": PINNED, "replicas": " 7", "ingress": json.dumps({"enabled": "True", "host": "a.example.com"})}
+
+    settings = parse_settings(raw, stack="qa")
+
+    assert settings.replicas == 7
+    assert settings.ingress is not None
