@@ -51,6 +51,14 @@ REPLACEMENT_IMPACT = {
 }
 DEFAULT_IMPACT = "the resource is deleted and created again"
 
+# What a reviewer needs to see of a resource that is created (its every input would drown them), by type.
+CREATE_FIELDS = {
+    "kubernetes:core/v1:Namespace": ("metadata.name",),
+    "kubernetes:core/v1:Service": ("metadata.namespace", "spec.type", "spec.ports[0].nodePort"),
+    "kubernetes:apps/v1:Deployment": ("metadata.namespace", "spec.replicas", "spec.template.spec.containers[0].image"),
+    "kubernetes:networking.k8s.io/v1:Ingress": ("spec.rules[0].host",),
+}
+
 
 class ReviewError(Exception):
     """A stack could not be previewed."""
@@ -145,7 +153,10 @@ def changes(preview: Mapping[str, Any], *, full_values: bool = False) -> list[Ch
             replace_reasons=list(step.get("replaceReasons") or []),
         )
         old, new = step.get("oldState") or {}, step.get("newState") or {}
-        for path in sorted(step.get("detailedDiff") or {}) or step.get("diffReasons") or []:
+        paths = sorted(step.get("detailedDiff") or {}) or step.get("diffReasons") or []
+        if step["op"] == "create":
+            paths = [path for path in CREATE_FIELDS.get(type_, ()) if _state_value(new, path) is not None]
+        for path in paths:
             shown = (display(_state_value(state, path), limit) for state in (old, new))
             change.fields.append((path, *shown))
         found.append(change)
@@ -206,8 +217,8 @@ def summarize(
                 files = f" ({', '.join(f'`{name}`' for name in app_changes)})" if app_changes else ""
                 lines.append(f"  - app/ changed{files}: a new image will be built")
                 continue
-            lines.append(f"  - `{path}`: {old} → {new}")
-            if path.endswith(".image") and "@sha256:" in old + new:
+            lines.append(f"  - `{path}`: {new}" if change.op == "create" else f"  - `{path}`: {old} → {new}")
+            if path.endswith(".image") and "@sha256:" in old + new and change.op != "create":
                 lines.append(f"  - image digest: {_digest(old)} → {_digest(new)}")
         if change.op in REPLACE_OPS or change.replace_reasons:
             for reason in change.replace_reasons or ["(not reported)"]:

@@ -304,3 +304,13 @@ def test_summary_lists_rules_that_only_run_at_deploy_apart_from_violations() -> 
     assert "`min-replicas` (mandatory) on `(stack)`: too few" in violations
     assert "image-pinned" not in violations
     assert "`image-pinned` (advisory) on `(stack)`" in deferred_part
+
+
+def test_summary_of_a_create_shows_what_a_reviewer_needs_and_not_every_input() -> None:
+    summary = summarize("staging", recording("create-staging")["preview"])
+
+    deployment = summary.split("`hello-world-deployment`\n", 1)[1]
+    assert deployment.startswith("  - `metadata.namespace`: review-staging\n  - `spec.replicas`: 2\n")
+    assert "  - `spec.ports[0].nodePort`: 31641\n" in summary
+    assert "livenessProbe" not in summary
+    assert "image digest:" not in summary  # the image line of a create already names its digest
