@@ -267,9 +267,9 @@ class StackSettings(Section):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _of_stack(cls, data: Any, handler: Any, info: ValidationInfo) -> StackSettings:
+    def _of_stack(cls, data: Any, handler: Callable[[Any], StackSettings], info: ValidationInfo) -> StackSettings:
         """The stack comes in the validation context; the namespace defaults to ``hello-world-<stack>``."""
         stack: str = (info.context or {})["stack"]
-        settings: StackSettings = handler({"namespace": f"{PROJECT}-{stack}", **data})
+        settings = handler({"namespace": f"{PROJECT}-{stack}", **data})
         settings._stack = stack
         return settings
