@@ -306,11 +306,13 @@ if "--paginate" in sys.argv:
 
 
 @pytest.mark.parametrize(
-    ("existing", "expected"),
-    [("", "POST"), ("4242", "PATCH")],
-    ids=["first-push-posts", "later-push-edits-in-place"],
+    ("existing", "expected", "reviewed"),
+    [("", "POST", ("dev", "staging")), ("4242", "PATCH", ("dev", "staging")), ("4242", "PATCH", ("dev",))],
+    ids=["first-push-posts", "later-push-edits-in-place", "a-failed-review-is-said"],
 )
-def test_review_comment_is_posted_once_then_edited_in_place(tmp_path: Path, existing: str, expected: str) -> None:
+def test_review_comment_is_posted_once_then_edited_in_place(
+    tmp_path: Path, existing: str, expected: str, reviewed: tuple[str, ...]
+) -> None:
     (comment_job,) = [
         job for name, job in jobs_of(ROOT / ".github" / "workflows" / "pull-request.yml") if name == "comment"
     ]
@@ -320,7 +322,7 @@ def test_review_comment_is_posted_once_then_edited_in_place(tmp_path: Path, exis
     fake.write_text(f"#!{sys.executable}\n{FAKE_GH}")
     fake.chmod(0o755)
     (tmp_path / "review").mkdir()
-    for stack in ("dev", "staging"):
+    for stack in reviewed:
         (tmp_path / "review" / f"{stack}.md").write_text(f"### Stack `{stack}`\n")
     log = tmp_path / "gh.log"
     env = {
@@ -350,4 +352,5 @@ def test_review_comment_is_posted_once_then_edited_in_place(tmp_path: Path, exis
     assert method == expected
     assert path == ("repos/owner/repo/issues/comments/4242" if existing else "repos/owner/repo/issues/7/comments")
     body = (tmp_path / "comment.md").read_text()
-    assert body.startswith(step["env"]["MARKER"] + "\n### Stack `dev`\n### Stack `staging`\n")
+    staging = "### Stack `staging`\n" if "staging" in reviewed else "### Stack `staging`\n\n⛔ no review (job log)\n\n"
+    assert body.startswith(step["env"]["MARKER"] + "\n### Stack `dev`\n" + staging)
