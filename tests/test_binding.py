@@ -12,6 +12,7 @@ import pytest
 from delivery import binding, review
 from delivery.binding import BindingError, differences, fingerprint, load, review_file, save
 from delivery.review import SECRET_SIG_KEY
+from tests.test_make_inputs import Project, hostile
 from tests.test_review import recording
 
 DEPLOYMENT = "`kubernetes:apps/v1:Deployment hello-world-deployment`"
@@ -190,3 +191,23 @@ def test_review_command_refuses_a_save_folder_that_does_not_exist(
 ) -> None:
     assert review.main(["--save", str(tmp_path / "nope"), "staging"]) == 2
     assert capsys.readouterr().err == f"error: SAVE must be an existing folder, got '{tmp_path / 'nope'}'\n"
+
+
+def test_make_review_hands_save_over_as_one_argument(tmp_path: Path) -> None:
+    for number, value in enumerate(hostile(tmp_path / "marker")):
+        project = Project(tmp_path / str(number))
+        project.marker = tmp_path / "marker"
+
+        recorded = project.make("review", STACKS="dev", SAVE=value)
+
+        assert recorded == [["record", "-m", "delivery.review", "--save", value, "dev"]]
+
+
+def test_make_up_runs_nothing_from_reviewed(tmp_path: Path) -> None:
+    for number, value in enumerate(hostile(tmp_path / "marker")):
+        project = Project(tmp_path / str(number))
+        project.marker = tmp_path / "marker"
+
+        recorded = project.make("up", REVIEWED=value)
+
+        assert ["stack.sh", "dev", "up", "--yes"] in recorded
