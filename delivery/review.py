@@ -38,6 +38,8 @@ UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 COMPUTED = "(known after up)"
 # How the policy engine says a rule could not look at a value during a preview.
 DEFERRED_MARK = "can't be known during preview"
+# The engine's own last word on a preview that a mandatory policy (or anything else) failed.
+PREVIEW_FAILED = "error: preview failed"
 MAX_VALUE_CHARS = 100
 REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
 
@@ -258,6 +260,12 @@ def preview_stack(stack: str, work_dir: Path = PROJECT_DIR) -> tuple[dict[str, A
     if not result.stdout.strip().startswith("{"):
         raise ReviewError(f"pulumi preview of stack {stack!r} failed:\n{result.stderr.strip()}")
     preview: dict[str, Any] = json.loads(result.stdout)
+    # The program itself failed (a wrong setting): its JSON lists no resources, which is no "No changes".
+    # A mandatory policy violation adds only the engine's bare "preview failed", and is summarized.
+    diagnostics = preview.get("diagnostics") or []
+    errors = [d["message"].strip() for d in diagnostics if d.get("severity") == "error"]
+    if errors and set(errors) != {PREVIEW_FAILED}:
+        raise ReviewError(f"pulumi preview of stack {stack!r} failed:\n" + "\n".join(errors))
     events = [json.loads(line) for line in log.splitlines() if line.strip()]
     return preview, events
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from delivery.program import copy_program
-from delivery.review import UNKNOWN_SENTINEL, changes, preview_stack, summarize, violations
+from delivery.review import UNKNOWN_SENTINEL, ReviewError, changes, preview_stack, summarize, violations
 from tests.conftest import ROOT
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
@@ -141,7 +141,7 @@ if args[0] == "preview":
     config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
     entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
     Path(os.environ["FAKE_PULUMI_LOG"]).write_text(json.dumps(entry))
-    print("{}")
+    print(os.environ.get("FAKE_PREVIEW_JSON", "{}"))
 """
 
 
@@ -168,6 +168,36 @@ def test_review_previews_every_stack_with_the_policy_pack_at_its_enforcement(
     logged = json.loads((tmp_path / "pulumi.log").read_text())
     assert logged["args"][logged["args"].index("--policy-pack") + 1] == str(ROOT / "policy")
     assert logged["policy_config"] == expected
+
+
+@pytest.mark.parametrize(
+    ("diagnostics", "fails"),
+    [
+        (["error: stack 'qa' has 1 problem in its settings:\n  - replicas must be at least 1, got 0\n"], True),
+        (["error: preview failed\n"], False),  # what a mandatory policy violation adds: it is summarized instead
+    ],
+    ids=["program-failed", "mandatory-policy-violation"],
+)
+def test_review_reports_a_failed_program_as_a_failure_not_as_no_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, diagnostics: list[str], fails: bool
+) -> None:
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{FAKE_PULUMI}")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(tmp_path / "pulumi.log"))
+    document = {"steps": [], "diagnostics": [{"message": m, "severity": "error"} for m in diagnostics]}
+    monkeypatch.setenv("FAKE_PREVIEW_JSON", json.dumps(document))
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(ROOT / "Pulumi.staging.yaml", project / "Pulumi.qa.yaml")
+
+    if fails:
+        with pytest.raises(ReviewError, match=r"(?s)preview of stack 'qa' failed:\n.*replicas must be at least 1"):
+            preview_stack("qa", project)
+    else:
+        assert preview_stack("qa", project)[0] == document
 
 
 STACK_SH_FAKE_PULUMI = """
