@@ -148,6 +148,13 @@ class Project:
             raise BenchError(f"{' '.join(command)} must exit 0, got {result.returncode}:\n{result.stderr[-3000:]}")
         return result.stdout
 
+    def tracked(self, name: str) -> bytes:
+        """A file of the copy as it was copied, before the bench changed it (the copy's own git holds it)."""
+        result = subprocess.run(["git", "show", f"HEAD:{name}"], cwd=self.directory, capture_output=True, check=False)
+        if result.returncode != 0:
+            raise BenchError(f"{name} must be a file of the copied project, got: {result.stderr.decode().strip()}")
+        return result.stdout
+
     def pulumi(self, *args: str, stack: str = "dev", cwd: Path | None = None) -> float:
         return self.run("pulumi", *args, "--non-interactive", "--stack", stack, cwd=cwd)
 
