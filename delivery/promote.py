@@ -533,11 +533,11 @@ def promote(
                 try:
                     _deploy(target, engine, say, packs, configs, config_file)
                 except auto.errors.CommandError as error:
-                    failure = Failure(stack=target_stack.name, what=summary(str(error)))
+                    # The target's settings are put back below: the failed change does not stay pending.
+                    failure = Failure(stack=target_stack.name, what=summary(str(error)), pending=False)
                     raise roll_back(
                         target,
-                        work_dir=work_dir,
-                        name=target_stack.name,
+                        config=Path(config_file),
                         failure=failure,
                         rollback=request.rollback,
                         policy=policy,

@@ -80,6 +80,8 @@ class Failure:
     stack: str
     what: str
     """Pulumi's error, in short."""
+    pending: bool = True
+    """Whether the stack's config keeps the change that failed (a promotion puts the target's back)."""
 
     def message(self, decision: Decision, *, verified: str | None, deployed: str | None) -> str:
         """The closing message for every decision but a rollback, which :meth:`rolled_back` words."""
@@ -107,10 +109,10 @@ class Failure:
                 f"stack {self.stack!r}: the update failed ({self.what}); the rollback to {verified} completed, "
                 f"but the stack's imageRef must then be that digest, got {runs}: preview the stack"
             )
+        pending = ". The failed change is still pending (pulumi preview shows it)" if self.pending else ""
         return (
             f"stack {self.stack!r}: the update failed ({self.what}); rolled back to {verified}, the last image "
-            "that passed verification here, and that rollout finished: it runs now. The failed change is still "
-            "pending (pulumi preview shows it)"
+            f"that passed verification here, and that rollout finished: it runs now{pending}"
         )
 
     def rollback_failed(self, verified: str, error: str) -> str:
@@ -160,11 +162,16 @@ def rollback_document(document: Mapping[str, Any], verified: str) -> dict[str, A
 
 
 @contextmanager
-def rollback_config_file(directory: Path, stack: str, verified: str) -> Iterator[Path]:
-    """A private copy of the stack file (0600, in a 0700 folder) that deploys ``verified``; removed afterwards."""
-    document = yaml.safe_load(stack_file(directory, stack).read_text()) or {}
+def rollback_config_file(source: Path, verified: str) -> Iterator[Path]:
+    """A private copy of a stack's config file (0600, in a 0700 folder) that deploys ``verified``; removed afterwards.
+
+    Args:
+        source: The config file the failed update ran with: this machine's copy (which holds its secrets
+            and salt) or the stack file.
+    """
+    document = yaml.safe_load(source.read_text()) or {}
     with tempfile.TemporaryDirectory(prefix="rollback-") as scratch:
-        path = Path(scratch) / f"Pulumi.{stack}.yaml"
+        path = Path(scratch) / source.name
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as written:
             yaml.safe_dump(rollback_document(document, verified), written, sort_keys=False)
@@ -174,8 +181,7 @@ def rollback_config_file(directory: Path, stack: str, verified: str) -> Iterator
 def roll_back(
     stack: auto.Stack,
     *,
-    work_dir: Path,
-    name: str,
+    config: Path,
     failure: Failure,
     rollback: bool,
     policy: PolicyRun,
@@ -186,7 +192,7 @@ def roll_back(
     Waits for the rollback's rollout (``pulumi up`` awaits the Deployment and the verification Job).
 
     Args:
-        name: The stack's own name, whose ``Pulumi.<name>.yaml`` in ``work_dir`` is copied.
+        config: The config file the failed update ran with; a copy of it deploys the verified digest.
         rollback: False for ``--no-rollback``.
 
     Returns:
@@ -201,13 +207,13 @@ def roll_back(
     assert verified is not None  # decide() rolls back only to a verified image
     say(f"The update of {failure.stack} failed; rolling back to {verified}, the last image that passed verification:")
     try:
-        with rollback_config_file(work_dir, name, verified) as config:
+        with rollback_config_file(config, verified) as copy:
             stack.up(
                 on_output=say,
                 color="never",
                 policy_packs=[str(policy.pack)],
                 policy_pack_configs=[str(policy.config)],
-                config_file=str(config),
+                config_file=str(copy),
             )
     except auto.errors.CommandError as error:
         return DeployError(failure.rollback_failed(verified, summary(str(error))))
@@ -245,6 +251,17 @@ def _run_streaming(command: list[str]) -> tuple[int, str, int | None]:
     return code, "".join(lines), stopped[0] if stopped else None
 
 
+def config_file_of(pulumi_args: Sequence[str]) -> Path | None:
+    """The ``--config-file`` a pulumi command line gives (the last one, as pulumi reads it), if any."""
+    found = None
+    for index, arg in enumerate(pulumi_args):
+        if arg == "--config-file" and index + 1 < len(pulumi_args):
+            found = pulumi_args[index + 1]
+        elif arg.startswith("--config-file="):
+            found = arg.removeprefix("--config-file=")
+    return None if found is None else Path(found)
+
+
 def main(argv: Sequence[str]) -> int:
     if len(argv) < 3 or argv[2] != "up":
         print("usage: python -m delivery.rollback STACK POLICY_CONFIG up [PULUMI ARGS...]", file=sys.stderr)
@@ -260,11 +277,12 @@ def main(argv: Sequence[str]) -> int:
     if stopped is not None:
         print(f"error: stopped by {signal.Signals(stopped).name}; not rolling back", file=sys.stderr)
         return 128 + stopped
-    # The stack file is the working directory's (stack.sh runs from the project); the pack is always ours.
+    # stack.sh runs from the project, with this machine's copy of the stack file; the pack is always ours.
     work_dir = Path.cwd()
+    config = config_file_of(pulumi_args) or stack_file(work_dir, name)
     stack = auto.select_stack(name, work_dir=str(work_dir))
     failure = Failure(stack=name, what=summary(output))
-    error = roll_back(stack, work_dir=work_dir, name=name, failure=failure, rollback=rollback, policy=policy)
+    error = roll_back(stack, config=config, failure=failure, rollback=rollback, policy=policy)
     print(f"error: {error}", file=sys.stderr)
     return 1
 

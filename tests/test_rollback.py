@@ -20,6 +20,7 @@ from delivery.rollback import (
     SUMMARY_MAX_CHARS,
     Decision,
     Failure,
+    config_file_of,
     decide,
     deployed_image,
     main,
@@ -129,6 +130,15 @@ def test_failure_rolled_back_says_what_failed_and_what_runs_now() -> None:
     )
 
 
+def test_failure_rolled_back_after_a_promotion_does_not_call_the_restored_change_pending() -> None:
+    promotion = Failure(stack="staging", what="timed out", pending=False)
+
+    assert promotion.rolled_back(GOOD, GOOD) == (
+        f"stack 'staging': the update failed (timed out); rolled back to {GOOD}, the last image that passed "
+        "verification here, and that rollout finished: it runs now"
+    )
+
+
 def test_failure_rolled_back_to_another_image_than_asked_says_so() -> None:
     assert FAILURE.rolled_back(GOOD, BAD).endswith(
         f"the rollback to {GOOD} completed, but the stack's imageRef must then be that digest, got {BAD}: "
@@ -204,7 +214,7 @@ def test_rollback_document_pins_the_verified_image_and_drops_the_build_keeping_s
 def test_rollback_config_file_is_private_and_removed_afterwards(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(STACK_FILE))
 
-    with rollback_config_file(tmp_path, "dev", GOOD) as path:
+    with rollback_config_file(tmp_path / "Pulumi.dev.yaml", GOOD) as path:
         mode = stat.S_IMODE(path.stat().st_mode)
         folder_mode = stat.S_IMODE(path.parent.stat().st_mode)
         written = yaml.safe_load(path.read_text())
@@ -218,7 +228,7 @@ def test_rollback_config_file_is_private_and_removed_afterwards(tmp_path: Path) 
 def test_rollback_config_file_is_removed_when_the_rollback_fails(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(STACK_FILE))
 
-    with pytest.raises(RuntimeError), rollback_config_file(tmp_path, "dev", GOOD) as path:
+    with pytest.raises(RuntimeError), rollback_config_file(tmp_path / "Pulumi.dev.yaml", GOOD) as path:
         raise RuntimeError
 
     assert not path.parent.exists()
@@ -255,8 +265,7 @@ def run_roll_back(tmp_path: Path, stack: FakeStack, rollback: bool = True) -> st
     said: list[str] = []
     error = roll_back(
         stack,  # type: ignore[arg-type]
-        work_dir=tmp_path,
-        name="dev",
+        config=tmp_path / "Pulumi.dev.yaml",
         failure=FAILURE,
         rollback=rollback,
         policy=policy,
@@ -308,6 +317,20 @@ def test_roll_back_that_fails_reports_both_failures(tmp_path: Path) -> None:
     message = run_roll_back(tmp_path, stack)
 
     assert message == FAILURE.rollback_failed(GOOD, "the registry is gone")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["up", "--yes", "--config-file", "/m/Pulumi.dev.yaml"], Path("/m/Pulumi.dev.yaml")),
+        (["up", "--config-file=/a", "--config-file", "/b"], Path("/b")),
+        (["up", "--yes"], None),
+        (["up", "--config-file"], None),
+    ],
+    ids=["separate-value", "last-one-wins", "none", "flag-without-value"],
+)
+def test_config_file_of_finds_the_config_file_pulumi_reads(args: list[str], expected: Path | None) -> None:
+    assert config_file_of(args) == expected
 
 
 def test_rollback_main_without_up_prints_its_usage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,11 +16,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from settings.stack_files import policy_config
+from settings.stack_files import machine_config, policy_config
 from tests.e2e.test_exercise import kube_image, set_message
+from tests.e2e.test_promotion import Chain, make_chain
 from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace, steps_by_op
 
@@ -43,8 +45,9 @@ RUN_TIMEOUT_SECONDS = 900
 
 @dataclass
 class Load:
-    """A bounded loop of GETs against the stack's node port, counted, in a thread."""
+    """A bounded loop of GETs against a stack's node port, counted, in a thread."""
 
+    url: str = URL
     sent: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -66,7 +69,7 @@ class Load:
         while not self._stop.is_set() and self.sent < LOAD_MAX_REQUESTS and time.monotonic() < deadline:
             self.sent += 1
             try:
-                with urllib.request.urlopen(URL, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+                with urllib.request.urlopen(self.url, timeout=REQUEST_TIMEOUT_SECONDS) as response:
                     self.bodies.add(response.read().decode())
             except (urllib.error.URLError, OSError) as error:
                 self.failed += 1
@@ -92,7 +95,10 @@ def up_with_rollback(workspace: Workspace, *extra: str) -> Run:
     config = workspace.directory.parent / "policy-config.json"
     config.write_text(json.dumps(policy_config(ROOT, workspace.stack)))
     env = {**workspace.env, "PYTHONPATH": str(ROOT)}
+    # As stack.sh does: pulumi reads this machine's copy of the stack file.
+    machine = machine_config(workspace.directory, workspace.stack)
     command = [sys.executable, "-m", "delivery.rollback", workspace.stack, str(config), "up", "--yes", *extra]
+    command += ["--config-file", str(machine)]
     started = time.monotonic()
     rollout_started = rollback_started = None
     lines = []
@@ -166,6 +172,7 @@ def test_rollout_that_never_gets_ready_rolls_back_to_the_verified_digest_without
         f"{ROLLOUT_TIMEOUT_SECONDS}), rolled back in {roll_back:.1f}s, whole run {run.ended - run.started:.1f}s; "
         f"{load.sent} requests, {load.failed} failed"
     )
+    print(run.stderr)
     assert run.code == 1, run.stdout + run.stderr
     assert f"rolled back to {good}" in run.stderr, run.stderr
     assert "hello-world-deployment (kubernetes:apps/v1:Deployment)" in run.stderr, run.stderr
@@ -194,6 +201,7 @@ def test_no_rollback_leaves_the_failed_rollout_and_says_what_runs(workspace: Wor
 
     run = up_with_rollback(workspace, "--no-rollback")
 
+    print(run.stderr)
     assert run.code == 1, run.stdout + run.stderr
     assert run.rollback_started is None
     assert "not rolled back (--no-rollback)" in run.stderr, run.stderr
@@ -210,3 +218,75 @@ def test_a_later_failed_up_rolls_back_from_a_rollout_left_by_no_rollback(workspa
     assert run.code == 1, run.stdout + run.stderr
     assert f"rolled back to {good}" in run.stderr, run.stderr
     assert kube_image(NAMESPACE) == good
+
+
+def test_first_up_that_fails_has_nothing_to_roll_back_to_and_says_so(
+    tmp_path: Path, registry: LocalRegistry, pulumi_cli: str
+) -> None:
+    fresh = building_workspace(
+        tmp_path,
+        "dev",
+        registry,
+        "hello-world-rollback-fresh",
+        namespace="rollback-fresh",
+        nodePort=str(NODE_PORT + 3),
+        rolloutTimeoutSeconds=str(ROLLOUT_TIMEOUT_SECONDS),
+        cluster=local_cluster(),
+    )
+    try:
+        set_message(fresh, "Hello Broken World", healthy=False)
+
+        run = up_with_rollback(fresh)
+
+        print(run.stderr)
+        assert run.code == 1, run.stdout + run.stderr
+        assert run.rollback_started is None
+        assert "nothing to roll back to: no image ever passed verification on this stack" in run.stderr, run.stderr
+        assert f"it runs what the failed update left ({kube_image('rollback-fresh')})" in run.stderr
+    finally:
+        fresh.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
+    """dev and staging (namespaces rbpromo-dev, rbpromo-staging), staging running dev's good, verified image."""
+    settings = {"verification": json.dumps({"body": "Hello"}), "rolloutTimeoutSeconds": str(ROLLOUT_TIMEOUT_SECONDS)}
+    chain = make_chain(tmp_path_factory.mktemp("rollback-promotion"), registry, "rbpromo", NODE_PORT + 1, **settings)
+    try:
+        chain.dev.up()
+        promoted = chain.promote("--from", "dev", "--to", "staging", "--yes")
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        yield chain
+    finally:
+        for workspace in (chain.staging, chain.dev):
+            workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+def test_failed_promotion_rolls_the_target_back_without_dropping_requests(
+    chain: Chain, figure: Callable[[str], None]
+) -> None:
+    good = chain.staging.outputs()["verifiedImageRef"]
+    set_message(chain.dev, "Hello Broken World", healthy=False)
+    assert chain.dev.up(check=False).returncode != 0, "dev's rollout must fail for this test"
+    broken = kube_image("rbpromo-dev")
+    assert broken != good
+    before = chain.staging_file()
+
+    with Load(url=f"http://127.0.0.1:{NODE_PORT + 2}/") as load:
+        started = time.monotonic()
+        result = chain.promote("--from", "dev", "--to", "staging", "--yes", "--digest", broken.split("@")[1])
+        seconds = time.monotonic() - started
+
+    print(result.stderr)
+    figure(
+        f"rollback e2e: failed promotion and its rollback took {seconds:.1f}s; "
+        f"{load.sent} requests, {load.failed} failed"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"rolled back to {good}" in result.stderr, result.stderr
+    assert result.stderr.rstrip().endswith("it runs now; the target's settings were restored"), result.stderr
+    assert load.sent > 0
+    assert load.failed == 0, load.errors[:5]
+    assert kube_image("rbpromo-staging") == good
+    assert chain.staging.outputs()["imageRef"] == good
+    assert chain.staging_file() == before
