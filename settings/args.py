@@ -7,7 +7,15 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import ContainerImageArgs, IngressArgs, RegistryArgs, ResourcesArgs, VerificationArgs, WebServiceArgs
+from components import (
+    ContainerImageArgs,
+    IngressArgs,
+    PullSecretArgs,
+    RegistryArgs,
+    ResourcesArgs,
+    VerificationArgs,
+    WebServiceArgs,
+)
 from settings import PROJECT
 from settings.model import StackSettings
 
@@ -37,7 +45,23 @@ def web_service_args(settings: StackSettings, image: pulumi.Input[str]) -> WebSe
         resources=settings.resources.as_args(ResourcesArgs),
         ingress=settings.ingress.as_args(IngressArgs) if settings.ingress else None,
         verification=settings.verification.as_args(VerificationArgs),
+        image_pull=pull_secret_args(settings),
+        create_namespace=settings.cluster.create_namespace,
     )
+
+
+def pull_secret_args(settings: StackSettings) -> PullSecretArgs | None:
+    """The image pull secret's inputs, for the registry the stack's image comes from; the password stays a secret.
+
+    A stack that renders manifests has no password (a render gets no secrets): its pods reference the
+    Secret, which is then made outside the stack.
+    """
+    if settings.image_pull is None:
+        return None
+    image_registry = settings.image.registry if settings.image is not None else None
+    registry = image_registry or (settings.build.registry if settings.build is not None else "")
+    password = None if settings.image_pull_password is None else pulumi.Output.secret(settings.image_pull_password)
+    return PullSecretArgs(registry=registry, username=settings.image_pull.username, password=password)
 
 
 def provider_args(settings: StackSettings) -> k8s.ProviderArgs:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,13 @@ from pydantic import BaseModel, ValidationError
 
 from settings import PROJECT
 from settings.clashes import namespace_clashes, node_port_clashes
-from settings.model import StackSettings, aliases, expectation, secret_of, section_of
+from settings.model import StackSettings, aliases, expectation, rendered_without, secret_of, section_of
 from settings.stack_files import read_stack_files
 
 SECRETS = {key: secret for key, info in aliases(StackSettings).items() if (secret := secret_of(info)) is not None}
 """The secret settings by key, with the group each goes with and when it is required."""
+RENDERED_WITHOUT = frozenset(key for key, info in aliases(StackSettings).items() if rendered_without(info))
+"""Secret settings a render (``cluster.renderTo``, which gets no secrets) goes without."""
 
 
 class SettingsError(pulumi.RunError):
@@ -55,9 +59,13 @@ def _presence_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> l
         )
     if not {"image", "build"} & given:
         problems.append("image or build must be set: expected a pinned image reference or a build section, got neither")
+    rendering = _renders(raw)
     for key, (section, when) in SECRETS.items():
         if section in given and key not in given:
-            problems.append(f"{key} must be set with `pulumi config set --secret {key} <password>` {when}, got nothing")
+            if not (rendering and key in RENDERED_WITHOUT):
+                problems.append(
+                    f"{key} must be set with `pulumi config set --secret {key} <password>` {when}, got nothing"
+                )
         elif key in given and section not in given:
             problems.append(
                 f"{key} is only used with {section}: expected no {key}, got one without a {section} section"
@@ -66,6 +74,15 @@ def _presence_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> l
             # Never echo the value: it is a password that was stored in plaintext by mistake.
             problems.append(f"{key} must be a secret (pulumi config set --secret {key} ...), got a plaintext value")
     return problems
+
+
+def _renders(raw: Mapping[str, Any]) -> bool:
+    """Whether the stack writes manifests (``cluster.renderTo``) instead of applying them."""
+    cluster = raw.get("cluster")
+    if isinstance(cluster, str):
+        with suppress(ValueError):
+            cluster = json.loads(cluster)
+    return isinstance(cluster, dict) and cluster.get("renderTo") is not None
 
 
 def _problems(error: ValidationError) -> list[str]:

@@ -38,14 +38,19 @@ def _expect(text: str, **field_args: Any) -> Any:
     return Field(json_schema_extra={"expected": text}, **field_args)
 
 
-def _secret(section: str, when: str) -> Any:
-    """A password that goes with ``section``, required ``when``; kept as given (a secret Output) and never shown."""
-    return Field(
-        default=None,
-        repr=False,
-        exclude=True,
-        json_schema_extra={"expected": "a secret string", "section": section, "when": when},
-    )
+def _secret(section: str, when: str, *, rendered_without: bool = False) -> Any:
+    """A password that goes with ``section``, required ``when``; kept as given (a secret Output) and never shown.
+
+    ``rendered_without``: a render (which gets no secrets) goes without it, and the program then makes nothing
+    that holds it.
+    """
+    extra: dict[str, Any] = {
+        "expected": "a secret string",
+        "section": section,
+        "when": when,
+        "renderedWithout": rendered_without,
+    }
+    return Field(default=None, repr=False, exclude=True, json_schema_extra=extra)
 
 
 def _between(low: int, high: int, default: int | None) -> Any:
@@ -108,6 +113,12 @@ def expectation(info: FieldInfo) -> str:
     if isinstance(extra, dict) and "expected" in extra:
         return str(extra["expected"])
     return "an object" if section_of(info) else "any value"
+
+
+def rendered_without(info: FieldInfo) -> bool:
+    """Whether a render goes without this secret setting."""
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and extra.get("renderedWithout") is True
 
 
 def secret_of(info: FieldInfo) -> tuple[str, str] | None:
@@ -189,6 +200,15 @@ class ClusterSettings(Section):
     """Context inside the kubeconfig. Default: its current context."""
     render_to: str | None = _expect("an absolute folder path", default=None, pattern=r"^/")
     """Write manifests to this folder instead of applying them (``make render`` sets it). Default: apply."""
+    create_namespace: Boolean = True
+    """Create the namespace. ``false``: deploy into one that exists (a namespace-scoped account). Default ``true``."""
+
+
+class ImagePullSettings(Section):
+    """An image pull secret: credentials the pods pull the image with, from a registry that refuses anonymous pulls."""
+
+    username: str = _expect("the registry user (no ':')", pattern=r"^[^:]+\Z")
+    """Registry user of the image's registry. Required; the password is the secret setting ``imagePullPassword``."""
 
 
 class VerificationSettings(Section):
@@ -234,6 +254,11 @@ class StackSettings(Section):
     """Build ``app/`` and push it; see the ``build.*`` keys. Default: none; exactly one of ``image`` and ``build``."""
     registry_password: Any = _secret("build", "when building")
     """Password of ``build.registry``; set with ``pulumi config set --secret``. Required with ``build``."""
+    image_pull: ImagePullSettings | None = None
+    """An image pull secret for the image's registry; see the ``imagePull.*`` keys. Default: none."""
+    # A render makes no pull Secret (it would be plaintext in the manifests); its pods only name it.
+    image_pull_password: Any = _secret("imagePull", "with imagePull", rendered_without=True)
+    """Password of ``imagePull.username``; set with ``pulumi config set --secret``. Required with ``imagePull``."""
     resources: ResourcesSettings = ResourcesSettings()
     """Requests and limits; see the ``resources.*`` keys. Default: theirs."""
     ingress: IngressSettings | None = None

@@ -118,8 +118,9 @@ def test_settings_ingress_disabled_is_none() -> None:
         ({"image": PINNED, "replicas": "three"}, "replicas must be an integer from 1 to 50, got 'three'"),
         (
             {"image": PINNED, "replica": "3"},
-            "replica is not a known setting: expected one of build, cluster, image, ingress, namespace, nodePort, "
-            "promotion, registryPassword, replicas, resources, rolloutTimeoutSeconds, verification, got 'replica' "
+            "replica is not a known setting: expected one of build, cluster, image, imagePull, imagePullPassword, "
+            "ingress, namespace, nodePort, promotion, registryPassword, replicas, resources, rolloutTimeoutSeconds, "
+            "verification, got 'replica' "
             "(did you mean 'replicas'?)",
         ),
         (
@@ -193,7 +194,8 @@ def test_settings_ingress_disabled_is_none() -> None:
         ({"image": PINNED, "cluster": "[]"}, "cluster must be an object, got '[]'"),
         (
             {"image": PINNED, "cluster": json.dumps({"kubeconfig": "k", "namespace": "x"})},
-            "cluster.namespace is not a known setting: expected one of context, kubeconfig, renderTo, got 'namespace'",
+            "cluster.namespace is not a known setting: expected one of context, createNamespace, kubeconfig, renderTo, "
+            "got 'namespace' (did you mean 'cluster.createNamespace'?)",
         ),
     ],
     ids=[
