@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-import pulumi_docker as docker
-import pulumi_docker_build as docker_build
 
 from components.unknown import unknown
 
@@ -83,6 +81,10 @@ class ContainerImage(pulumi.ComponentResource):
 def _build_with_docker(
     name: str, args: ContainerImageArgs, repository: str, opts: pulumi.ResourceOptions
 ) -> pulumi.Output[str]:
+    # Imported by the builder that uses it: each SDK costs a program ~0.1 s to load, and a stack
+    # builds with one of them, or (staging, prod) with none.
+    import pulumi_docker as docker
+
     image = docker.Image(
         f"{name}-image",
         docker.ImageArgs(
@@ -108,6 +110,8 @@ def _build_with_docker(
 def _build_with_docker_build(
     name: str, args: ContainerImageArgs, repository: str, opts: pulumi.ResourceOptions
 ) -> pulumi.Output[str]:
+    import pulumi_docker_build as docker_build
+
     image = docker_build.Image(
         f"{name}-image",
         docker_build.ImageArgs(
