@@ -220,6 +220,25 @@ def test_a_later_failed_up_rolls_back_from_a_rollout_left_by_no_rollback(workspa
     assert kube_image(NAMESPACE) == good
 
 
+def test_failed_verification_rolls_back_and_the_old_digest_passes_again(workspace: Workspace) -> None:
+    good = workspace.outputs()["verifiedImageRef"]
+    verified_at = workspace.outputs()["verifiedAt"]
+    set_message(workspace, "Goodbye World")  # answers, but fails the check for "Hello"
+
+    with Load() as load:
+        run = up_with_rollback(workspace)
+
+    print(run.stderr)
+    assert run.code == 1, run.stdout + run.stderr
+    assert "hello-world-verify (kubernetes:batch/v1:Job)" in run.stderr, run.stderr
+    assert f"rolled back to {good}" in run.stderr, run.stderr
+    assert kube_image(NAMESPACE) == good
+    assert workspace.outputs()["verifiedImageRef"] == good
+    assert workspace.outputs()["verifiedAt"] != verified_at, "the rollback ran the check again"
+    assert load.failed == 0, load.errors[:5]
+    workspace.pulumi("refresh", "--yes", "--expect-no-changes")
+
+
 def test_first_up_that_fails_has_nothing_to_roll_back_to_and_says_so(
     tmp_path: Path, registry: LocalRegistry, pulumi_cli: str
 ) -> None:
@@ -234,7 +253,9 @@ def test_first_up_that_fails_has_nothing_to_roll_back_to_and_says_so(
         cluster=local_cluster(),
     )
     try:
-        set_message(fresh, "Hello Broken World", healthy=False)
+        # Fails its verification (the default check expects "Hello World"). A first rollout whose pods
+        # never get ready would fail too, but only when the Service's own await gives up, after 10 minutes.
+        set_message(fresh, "Goodbye World")
 
         run = up_with_rollback(fresh)
 
