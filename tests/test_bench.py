@@ -100,7 +100,7 @@ def test_make_bench_refuses_a_quick_other_than_1_or_0_and_runs_none_of_it(tmp_pa
 @pytest.mark.platform
 def test_bench_quick_run_reports_every_step_and_draws_the_curve(tmp_path: Path, pulumi_cli: str) -> None:
     """Runs `python -m tooling.bench --quick` on a copy of the project: it deploys dev and staging in
-    namespaces bench-dev and bench-staging, on node ports the cluster picks, and destroys them after."""
+    namespaces bench-<token>-dev and -staging, on node ports the cluster picks, and destroys them after."""
     result = subprocess.run(
         [sys.executable, "-m", "tooling.bench", "--quick", f"--out={tmp_path}"],
         cwd=ROOT,

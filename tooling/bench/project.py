@@ -21,7 +21,8 @@ from settings.stack_files import read_engine_config, replace_plain_config
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE_PREFIX = "bench"
-"""Stack S of the copy runs in namespace ``bench-S``: apart from the project's own stacks and tests."""
+"""Stack S of a bench's copy runs in namespace ``bench-<token>-S``: apart from the project's own stacks, the
+tests and any other bench running at the same time."""
 REPOSITORY = "hello-world-bench"
 """Registry repository the copy's dev builds into, apart from the project's ``hello-world``."""
 COMMAND_TIMEOUT_SECONDS = 900
@@ -98,14 +99,15 @@ class Project:
             PULUMI_CONFIG_PASSPHRASE_FILE=str(passphrase),
         )
         project = cls(root=root, directory=directory, env=env)
+        token = secrets.token_hex(3)
         for stack in ("dev", "staging", "prod"):
-            project.isolate(stack)
+            project.isolate(stack, f"{NAMESPACE_PREFIX}-{token}-{stack}")
         return project
 
-    def isolate(self, stack: str) -> None:
+    def isolate(self, stack: str, namespace: str) -> None:
         config: dict[str, Any] = dict(read_engine_config(self.directory, stack))
         config.pop("hello-world:nodePort", None)
-        config["hello-world:namespace"] = f"{NAMESPACE_PREFIX}-{stack}"
+        config["hello-world:namespace"] = namespace
         if isinstance(build := config.get("hello-world:build"), Mapping):
             config["hello-world:build"] = {**build, "repository": REPOSITORY}
         replace_plain_config(self.directory, stack, config)
