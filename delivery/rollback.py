@@ -41,6 +41,8 @@ SUMMARY_MAX_CHARS = 400
 _IMAGE = f"{PROJECT}:image"
 # A rollback deploys a pinned image: the build section and its password are what make a stack build.
 _BUILD_ONLY = (f"{PROJECT}:build", f"{PROJECT}:registryPassword")
+# Pulumi repeats the resource's URN inside its error; the message already names the resource.
+_URN_PREAMBLE = re.compile(r'resource "urn:[^"]*" was successfully created, but ')
 _ERROR = re.compile(r"\berror: (.+)")
 _RESOURCE_LINE = re.compile(r"^\s+(?P<type>[\w.-]+:[\w./-]*:\w+) \((?P<name>[^)]+)\):$")
 
@@ -132,7 +134,8 @@ def summary(output: str) -> str:
         if resource and resource["type"] != "pulumi:pulumi:Stack":
             detail = " ".join(part.strip() for part in lines[index + 1 : index + 4] if part.strip())
             if "error" in detail:
-                found = f"{resource['name']} ({resource['type']}): {detail.removeprefix('error: ')}"
+                detail = _URN_PREAMBLE.sub("", detail.removeprefix("error: "))
+                found = f"{resource['name']} ({resource['type']}): {detail}"
                 break
     if not found:
         errors = [match.group(1).strip() for line in lines if (match := _ERROR.search(line))]

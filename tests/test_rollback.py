@@ -160,6 +160,19 @@ def test_summary_names_the_first_failed_resource_not_the_stack() -> None:
     )
 
 
+def test_summary_drops_the_urn_pulumi_repeats() -> None:
+    output = (
+        "  kubernetes:batch/v1:Job (hello-world-verify):\n"
+        '    error: 2 errors occurred: * resource "urn:pulumi:dev::hello-world::x$kubernetes:batch/v1:Job::'
+        'hello-world-verify" was successfully created, but the Kubernetes API server reported that it failed\n'
+    )
+
+    assert summary(output) == (
+        "hello-world-verify (kubernetes:batch/v1:Job): 2 errors occurred: * the Kubernetes API server reported "
+        "that it failed"
+    )
+
+
 @pytest.mark.parametrize(
     ("output", "expected"),
     [
