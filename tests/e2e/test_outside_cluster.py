@@ -415,12 +415,15 @@ def test_deploy_with_the_pull_secret_pulls_runs_and_answers(
 def test_pull_password_is_nowhere_in_plaintext(project: Project, second_registry: SecondRegistry) -> None:
     exported = project.pulumi("stack", "export")
     outputs = project.pulumi("stack", "output", "--json")
-    machine = [path.read_text() for path in (project.directory / ".state").rglob("*") if path.is_file()]
+    backend = Path(project.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    on_disk = [*(project.directory / ".state").rglob("*"), *backend.rglob("*")]
+    machine = [path.read_text(errors="replace") for path in on_disk if path.is_file()]
     tracked = (project.directory / f"Pulumi.{STACK}.yaml").read_text()
 
     assert exported.returncode == 0, exported.stderr
     assert "kubernetes.io/dockerconfigjson" in exported.stdout
     encoded = base64.b64encode(second_registry.password.encode()).decode()
+    assert len(machine) > 2, on_disk  # this machine's stack file copy, the checkpoint and its backup at least
     for text in (exported.stdout, outputs.stdout, tracked, *machine):
         assert second_registry.password not in text
         assert encoded not in text
