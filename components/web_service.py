@@ -177,7 +177,11 @@ class WebService(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # The provider waits for the Service's endpoints; without this, a first rollout whose pods never
+            # get ready would be reported after the provider's 10 minutes instead of the rollout timeout.
+            opts=pulumi.ResourceOptions(
+                parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
+            ),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",

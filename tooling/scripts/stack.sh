@@ -66,6 +66,11 @@ fi
 
 if [[ $1 == up ]]; then
   port=$(pulumi stack output nodePort --stack "$stack")
+  # Only the local platform's node is this machine; another cluster's nodes have addresses we don't know.
+  if [[ $(.venv/bin/python -m settings.stack_files needs-platform "$stack" 2>/dev/null) != yes ]]; then
+    echo "The service listens on node port $port of every node of the stack's cluster."
+    exit 0
+  fi
   url="http://127.0.0.1:$port/"
   echo "The service answers at $url:"
   curl --silent --show-error --max-time 5 --retry 5 --retry-delay 1 --retry-all-errors "$url"
