@@ -8,7 +8,6 @@ cluster, then destroys. Needs the local platform, which `make test` starts.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from settings.stack_files import read_settings, set_settings
-from tests.engine.workspace import ROOT
+from tests.engine.workspace import copy_checkout
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
@@ -53,25 +52,10 @@ class Copy:
         return subprocess.run(command, cwd=self.directory, capture_output=True, text=True, check=True).stdout
 
 
-def project_files() -> list[str]:
-    """What a checkout holds: tracked files and new ones not ignored, as the working tree has them."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
-
-
 @pytest.fixture
 def copy(pulumi_cli: str, tmp_path: Path) -> Iterator[Copy]:
     directory = tmp_path / "project"
-    for name in project_files():
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, directory / name)
-    (directory / ".venv").symlink_to(ROOT / ".venv")
+    copy_checkout(directory)
     build = read_settings(directory, "dev")["build"]
     set_settings(
         directory, "dev", {"nodePort": NODE_PORT, "namespace": NAMESPACE, "build": {**build, "repository": REPOSITORY}}

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.engine.workspace import ROOT
+from tests.engine.workspace import ROOT, copy_checkout
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
@@ -312,18 +312,6 @@ class Project:
         (self.directory / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
 
 
-def project_files() -> list[str]:
-    """What a checkout holds: tracked files and new ones not ignored, as the working tree has them."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
-
-
 @pytest.fixture(scope="module")
 def project(
     pulumi_cli: str,
@@ -334,10 +322,7 @@ def project(
 ) -> Iterator[Project]:
     base = tmp_path_factory.mktemp("outside-project")
     directory = base / "project"
-    for name in project_files():
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, directory / name)  # copy2 keeps times: make sees the shared .venv as built
-    (directory / ".venv").symlink_to(ROOT / ".venv")
+    copy_checkout(directory)
     home = base / "pulumi-home"
     home.mkdir()
     (home / "plugins").symlink_to(Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "plugins")

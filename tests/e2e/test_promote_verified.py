@@ -9,7 +9,7 @@ import pytest
 
 from settings.stack_files import plain_config
 from tests.e2e.test_exercise import kube_image, set_message
-from tests.e2e.test_promotion import Chain, make_chain
+from tests.e2e.test_promotion import Chain, deployed, make_chain
 from tests.engine.fixtures import LocalRegistry
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -22,14 +22,8 @@ CHECK = json.dumps({"body": "Hello"})
 def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
     """dev and staging deployed with the same good image, in namespaces of their own."""
     chain = make_chain(tmp_path_factory.mktemp("verified"), registry, "verified", 31651, verification=CHECK)
-    try:
-        chain.dev.up()
-        promoted = chain.promote("--from", "dev", "--to", "staging", "--yes")
-        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-        yield chain
-    finally:
-        for workspace in (chain.staging, chain.dev):
-            workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+    with deployed(chain, promoted=True) as made:
+        yield made
 
 
 def test_build_that_fails_verification_is_not_promoted_and_staging_keeps_running(chain: Chain) -> None:

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,19 +78,28 @@ def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, 
     return Chain(dev, dev.sibling("staging", staging_config), registry)
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
-    """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
-    # The rollback test builds "Hello Newer World": every version here must pass a check for "Hello".
-    chain = make_chain(
-        tmp_path_factory.mktemp("promotion"), registry, "promo", 31631, verification=json.dumps({"body": "Hello"})
-    )
+@contextmanager
+def deployed(chain: Chain, *, promoted: bool) -> Iterator[Chain]:
+    """Deploys dev, and promotes it to staging when ``promoted``; destroys both afterwards, also after a failure."""
     try:
         chain.dev.up()
+        if promoted:
+            result = chain.promote("--from", "dev", "--to", "staging", "--yes")
+            assert result.returncode == 0, result.stdout + result.stderr
         yield chain
     finally:
         for workspace in (chain.staging, chain.dev):
             workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
+    """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
+    # The rollback test builds "Hello Newer World": every version here must pass a check for "Hello".
+    check = json.dumps({"body": "Hello"})
+    chain = make_chain(tmp_path_factory.mktemp("promotion"), registry, "promo", 31631, verification=check)
+    with deployed(chain, promoted=False) as made:
+        yield made
 
 
 def test_promote_dev_to_staging_deploys_exactly_devs_digest(chain: Chain) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from settings.stack_files import machine_config, policy_config
 from tests.e2e.test_exercise import kube_image, set_message
-from tests.e2e.test_promotion import Chain, make_chain
+from tests.e2e.test_promotion import Chain, deployed, make_chain
 from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace, steps_by_op
 
@@ -273,14 +273,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pul
     """dev and staging (namespaces rbpromo-dev, rbpromo-staging), staging running dev's good, verified image."""
     settings = {"verification": json.dumps({"body": "Hello"}), "rolloutTimeoutSeconds": str(ROLLOUT_TIMEOUT_SECONDS)}
     chain = make_chain(tmp_path_factory.mktemp("rollback-promotion"), registry, "rbpromo", NODE_PORT + 1, **settings)
-    try:
-        chain.dev.up()
-        promoted = chain.promote("--from", "dev", "--to", "staging", "--yes")
-        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-        yield chain
-    finally:
-        for workspace in (chain.staging, chain.dev):
-            workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+    with deployed(chain, promoted=True) as made:
+        yield made
 
 
 def test_failed_promotion_rolls_the_target_back_without_dropping_requests(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -16,6 +17,23 @@ from settings.stack_files import replace_plain_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT_SECONDS = 900
+
+
+def copy_checkout(directory: Path) -> None:
+    """Copies what a checkout holds (tracked files and new ones not ignored, as the working tree has them)
+    to ``directory``, sharing the project's .venv; copy2 keeps times, so make sees that .venv as built."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in listed.split("\0"):
+        if name and (ROOT / name).is_file():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, directory / name)
+    (directory / ".venv").symlink_to(ROOT / ".venv")
 
 
 class PulumiError(AssertionError):
