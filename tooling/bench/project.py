@@ -139,16 +139,7 @@ class Project:
         return time.monotonic() - started, result
 
     def output(self, *command: str, cwd: Path | None = None) -> str:
-        result = subprocess.run(
-            command,
-            cwd=cwd or self.directory,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
-        )
+        _, result = self.timed(*command, cwd=cwd)
         if result.returncode != 0:
             raise BenchError(f"{' '.join(command)} must exit 0, got {result.returncode}:\n{result.stderr[-3000:]}")
         return result.stdout
