@@ -127,19 +127,25 @@ go_build() {
   mv -f "$out.tmp" "$out"
 }
 
-build_cli() {
-  local out="$HELLO_PULUMI_BIN/pulumi" key dir
-  key=$(stamp_key cli "pulumi=$HELLO_PULUMI_VERSION")
+# link_cli OUT VERSION STEP: the pinned CLI's sources built into OUT, reporting VERSION; STEP names
+# the step in the log. Skipped when OUT was already built so.
+link_cli() {
+  local out=$1 version=$2 step=$3 key dir
+  key=$(stamp_key cli "pulumi=$HELLO_PULUMI_VERSION as=$version")
   if up_to_date "$out" "$key"; then
-    echo "cli: $out is v$HELLO_PULUMI_VERSION, skipped"
+    echo "$step: $out is v$version, skipped"
     return
   fi
   require_pins cli
   dir=$(prepare_wrapper cli)
-  say "cli: go build pulumi v$HELLO_PULUMI_VERSION" go_build "$dir" "$out" \
-    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$HELLO_PULUMI_VERSION" \
+  say "$step: go build pulumi v$HELLO_PULUMI_VERSION as v$version" go_build "$dir" "$out" \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
   mark_built "$out" "$key"
+}
+
+build_cli() {
+  link_cli "$HELLO_PULUMI_BIN/pulumi" "$HELLO_PULUMI_VERSION" cli
 }
 
 # The Python scripts the engine runs next to the CLI: the exec shim our language host starts
@@ -268,24 +274,13 @@ install_missing_plugins() {
 # it as a release install has them. Tests put DIR on PATH to run the path mode with a CLI whose
 # version is not the pin.
 build_cli_as() {
-  local version=${1:-} dir=${2:-} out key wrapper
+  local version=${1:-} dir=${2:-}
   [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] ||
     die "cli-as: VERSION must be a semantic version such as 3.261.0, got '$version'"
   [[ $dir == /* ]] || die "cli-as: DIR must be an absolute path, got '$dir'"
   [[ -x $HELLO_PULUMI_BIN/pulumi-language-python ]] ||
     die "cli-as: no language host in $HELLO_PULUMI_BIN to put beside the CLI; run tooling/toolchain/build.sh language"
-  out="$dir/pulumi"
-  key=$(stamp_key cli "pulumi=$HELLO_PULUMI_VERSION as=$version")
-  if up_to_date "$out" "$key"; then
-    echo "cli-as: $out is v$version, skipped"
-  else
-    require_pins cli
-    wrapper=$(prepare_wrapper cli)
-    say "cli-as: go build pulumi as v$version" go_build "$wrapper" "$out" \
-      "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
-      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-    mark_built "$out" "$key"
-  fi
+  link_cli "$dir/pulumi" "$version" cli-as
   find "$HELLO_PULUMI_BIN" -maxdepth 1 -type f -name 'pulumi-*' -exec install -m 0755 -t "$dir" {} +
 }
 
