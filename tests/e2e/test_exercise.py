@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +103,15 @@ class LoadResult:
     failed: int
     seconds: float
     errors: list[str]
+    bodies: set[str] = field(default_factory=set)
+    """Every distinct body answered: which versions served during the load."""
 
 
 class Load:
-    """A bounded loop of GETs against the node port, run in a thread while a rollout happens."""
+    """A bounded loop of GETs against a node port, counted, run in a thread while a rollout happens."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str = URL, interval_seconds: float = LOAD_INTERVAL_SECONDS) -> None:
+        self.url, self.interval_seconds = url, interval_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.result = LoadResult(0, 0, 0.0, [])
@@ -128,11 +131,11 @@ class Load:
                 break
             self.result.sent += 1
             try:
-                get()
+                self.result.bodies.add(get(self.url))
             except (urllib.error.URLError, OSError) as error:
                 self.result.failed += 1
                 self.result.errors.append(repr(error))
-            time.sleep(LOAD_INTERVAL_SECONDS)
+            time.sleep(self.interval_seconds)
         self.result.seconds = time.monotonic() - started
 
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from settings.stack_files import machine_config, policy_config
-from tests.e2e.test_exercise import kube_image, set_message
+from tests.e2e.test_exercise import Load, kube_image, set_message
 from tests.e2e.test_promotion import Chain, deployed, make_chain
 from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace, steps_by_op
@@ -35,46 +32,9 @@ ROLLOUT_TIMEOUT_SECONDS = 40
 DETECTION_MARGIN_SECONDS = 30
 """How long after the rollout timeout the failure may be reported: pulumi's await polls, then reports."""
 DEPLOYMENT = ("kubernetes:apps/v1:Deployment", "hello-world-deployment")
-# Bounds of the request loop: at most this many requests, for at most this long, on loopback only.
-LOAD_MAX_REQUESTS = 20_000
-LOAD_MAX_SECONDS = 600
+# The request loop's pace (its bounds in count and time are test_exercise's Load's), on loopback only.
 LOAD_INTERVAL_SECONDS = 0.05
-REQUEST_TIMEOUT_SECONDS = 2
 RUN_TIMEOUT_SECONDS = 900
-
-
-@dataclass
-class Load:
-    """A bounded loop of GETs against a stack's node port, counted, in a thread."""
-
-    url: str = URL
-    sent: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-    bodies: set[str] = field(default_factory=set)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __enter__(self) -> Load:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(LOAD_MAX_SECONDS)
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        deadline = started + LOAD_MAX_SECONDS
-        while not self._stop.is_set() and self.sent < LOAD_MAX_REQUESTS and time.monotonic() < deadline:
-            self.sent += 1
-            try:
-                with urllib.request.urlopen(self.url, timeout=REQUEST_TIMEOUT_SECONDS) as response:
-                    self.bodies.add(response.read().decode())
-            except (urllib.error.URLError, OSError) as error:
-                self.failed += 1
-                self.errors.append(repr(error))
-            time.sleep(LOAD_INTERVAL_SECONDS)
 
 
 @dataclass
@@ -160,7 +120,7 @@ def test_rollout_that_never_gets_ready_rolls_back_to_the_verified_digest_without
     set_message(workspace, "Hello Broken World", healthy=False)
     before = stack_file(workspace)
 
-    with Load() as load:
+    with Load(URL, LOAD_INTERVAL_SECONDS) as load:
         run = up_with_rollback(workspace)
 
     assert run.rollout_started is not None, run.stdout + run.stderr
@@ -170,16 +130,16 @@ def test_rollout_that_never_gets_ready_rolls_back_to_the_verified_digest_without
     figure(
         f"rollback e2e: failure detected {detect:.1f}s after the rollout began (rolloutTimeoutSeconds "
         f"{ROLLOUT_TIMEOUT_SECONDS}), rolled back in {roll_back:.1f}s, whole run {run.ended - run.started:.1f}s; "
-        f"{load.sent} requests, {load.failed} failed"
+        f"{load.result.sent} requests, {load.result.failed} failed"
     )
     print(run.stderr)
     assert run.code == 1, run.stdout + run.stderr
     assert f"rolled back to {good}" in run.stderr, run.stderr
     assert "hello-world-deployment (kubernetes:apps/v1:Deployment)" in run.stderr, run.stderr
     assert detect <= ROLLOUT_TIMEOUT_SECONDS + DETECTION_MARGIN_SECONDS
-    assert load.sent > 0
-    assert load.failed == 0, load.errors[:5]
-    assert load.bodies == {"Hello Good World\n"}
+    assert load.result.sent > 0
+    assert load.result.failed == 0, load.result.errors[:5]
+    assert load.result.bodies == {"Hello Good World\n"}
     assert kube_image(NAMESPACE) == good
     assert workspace.outputs()["imageRef"] == good
     assert workspace.outputs()["verifiedImageRef"] == good
@@ -225,7 +185,7 @@ def test_failed_verification_rolls_back_and_the_old_digest_passes_again(workspac
     verified_at = workspace.outputs()["verifiedAt"]
     set_message(workspace, "Goodbye World")  # answers, but fails the check for "Hello"
 
-    with Load() as load:
+    with Load(URL, LOAD_INTERVAL_SECONDS) as load:
         run = up_with_rollback(workspace)
 
     print(run.stderr)
@@ -235,7 +195,7 @@ def test_failed_verification_rolls_back_and_the_old_digest_passes_again(workspac
     assert kube_image(NAMESPACE) == good
     assert workspace.outputs()["verifiedImageRef"] == good
     assert workspace.outputs()["verifiedAt"] != verified_at, "the rollback ran the check again"
-    assert load.failed == 0, load.errors[:5]
+    assert load.result.failed == 0, load.result.errors[:5]
     workspace.pulumi("refresh", "--yes", "--expect-no-changes")
 
 
@@ -287,7 +247,7 @@ def test_failed_promotion_rolls_the_target_back_without_dropping_requests(
     assert broken != good
     before = chain.staging_file()
 
-    with Load(url=f"http://127.0.0.1:{NODE_PORT + 2}/") as load:
+    with Load(f"http://127.0.0.1:{NODE_PORT + 2}/", LOAD_INTERVAL_SECONDS) as load:
         started = time.monotonic()
         result = chain.promote("--from", "dev", "--to", "staging", "--yes", "--digest", broken.split("@")[1])
         seconds = time.monotonic() - started
@@ -295,13 +255,13 @@ def test_failed_promotion_rolls_the_target_back_without_dropping_requests(
     print(result.stderr)
     figure(
         f"rollback e2e: failed promotion and its rollback took {seconds:.1f}s; "
-        f"{load.sent} requests, {load.failed} failed"
+        f"{load.result.sent} requests, {load.result.failed} failed"
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"rolled back to {good}" in result.stderr, result.stderr
     assert result.stderr.rstrip().endswith("it runs now; the target's settings were restored"), result.stderr
-    assert load.sent > 0
-    assert load.failed == 0, load.errors[:5]
+    assert load.result.sent > 0
+    assert load.result.failed == 0, load.result.errors[:5]
     assert kube_image("rbpromo-staging") == good
     assert chain.staging.outputs()["imageRef"] == good
     assert chain.staging_file() == before
