@@ -22,14 +22,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pulumi import automation as auto
 
 from delivery.program import PROJECT_DIR
 from settings import PROJECT
 from settings.stack_files import POLICY_PACK_DIR, PolicyRun, stack_file
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
 
 NO_ROLLBACK = "--no-rollback"
 """The flag that turns rollback off, on ``stack.sh STACK up`` and on ``make promote``."""
@@ -201,6 +203,8 @@ def roll_back(
     Returns:
         The error to raise: the update failed whatever was done after it.
     """
+    from pulumi.automation.errors import CommandError
+
     verified_output = stack.outputs().get(VERIFIED_OUTPUT)
     verified = str(verified_output.value) if verified_output is not None and verified_output.value else None
     deployed = deployed_image(stack.export_stack().deployment or {})
@@ -218,7 +222,7 @@ def roll_back(
                 policy_pack_configs=[str(policy.config)],
                 config_file=str(copy),
             )
-    except auto.errors.CommandError as error:
+    except CommandError as error:
         return DeployError(failure.rollback_failed(verified, summary(str(error))))
     runs = stack.outputs().get("imageRef")
     return DeployError(failure.rolled_back(verified, None if runs is None else str(runs.value)))
@@ -283,6 +287,9 @@ def main(argv: Sequence[str]) -> int:
     # stack.sh runs from the project, with this machine's copy of the stack file; the pack is always ours.
     work_dir = Path.cwd()
     config = config_file_of(pulumi_args) or stack_file(work_dir, name)
+    # Only a failed up needs the SDK (0.2 s to import): every `make up` goes through here.
+    from pulumi import automation as auto
+
     stack = auto.select_stack(name, work_dir=str(work_dir))
     failure = Failure(stack=name, what=summary(output))
     error = roll_back(stack, config=config, failure=failure, rollback=rollback, policy=policy)

@@ -1,7 +1,7 @@
 """tooling/scripts/backend.sh: the state folder and a file backend are private to their owner (0700).
 
-The script is sourced by bash with a fake `pulumi` first on PATH that does nothing: these tests are
-about folder modes, not the engine.
+The script is sourced by bash with a fake `pulumi` first on PATH that only records that it ran: these
+tests are about folder modes and the backend's stacks, not the engine, and the script must not run pulumi.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from tests.conftest import ROOT
 BACKEND_SH = ROOT / "tooling" / "scripts" / "backend.sh"
 
 
-def source_backend(tmp_path: Path, state: Path, backend_url: str, passphrase_from: str) -> None:
-    """Sources backend.sh as the Makefile does (bash -euo pipefail), with umask 022 like most logins."""
+def source_backend(
+    tmp_path: Path, state: Path, backend_url: str, passphrase_from: str, then: str = "true"
+) -> subprocess.CompletedProcess[str]:
+    """Sources backend.sh as the Makefile does (bash -euo pipefail, umask 022 like most logins), then runs ``then``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "pulumi"
-    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.write_text(f'#!/bin/sh\necho "$@" >>{tmp_path / "pulumi-ran"}\n')
     fake.chmod(0o755)
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -35,8 +37,8 @@ def source_backend(tmp_path: Path, state: Path, backend_url: str, passphrase_fro
         env["PULUMI_CONFIG_PASSPHRASE"] = "from-the-environment"
     else:
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(state / "passphrase")
-    subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", 'umask 022 && source "$1"', "bash", str(BACKEND_SH)],
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f'umask 022 && source "$1" && {then}', "bash", str(BACKEND_SH)],
         env=env,
         cwd=tmp_path,
         check=True,
@@ -79,3 +81,38 @@ def test_backend_script_makes_pulumis_folder_private_for_a_backend_in_the_home_f
     source_backend(tmp_path, tmp_path / "state", "file://~", "environment")
 
     assert {"home": mode(home), ".pulumi": mode(home / ".pulumi")} == {"home": "0o755", ".pulumi": "0o700"}
+
+
+def test_backend_script_runs_no_pulumi_command(tmp_path: Path) -> None:
+    source_backend(tmp_path, tmp_path / "state", f"file://{tmp_path / 'backend'}", "file")
+
+    assert not (tmp_path / "pulumi-ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("backend_url", "checkpoint", "known"),
+    [
+        ("file://{tmp}/backend", "backend/.pulumi/stacks/hello-world/dev.json", True),
+        ("file://{tmp}/backend", "backend/.pulumi/stacks/hello-world/dev.json.gz", True),
+        ("file://{tmp}/backend", "backend/.pulumi/stacks/hello-world/staging.json", False),
+        ("file://{tmp}/backend", "backend/.pulumi/stacks/other-project/dev.json", False),
+        ("file://~", "home/.pulumi/stacks/hello-world/dev.json", True),
+        ("s3://bucket/{tmp}", "backend/.pulumi/stacks/hello-world/dev.json", False),
+    ],
+    ids=["checkpoint", "gzipped", "another-stack", "another-project", "home-folder", "another-backend"],
+)
+def test_a_stack_is_known_only_from_its_checkpoint_in_the_file_backend(
+    tmp_path: Path, backend_url: str, checkpoint: str, known: bool
+) -> None:
+    (tmp_path / checkpoint).parent.mkdir(parents=True)
+    (tmp_path / checkpoint).write_text("{}")
+
+    result = source_backend(
+        tmp_path,
+        tmp_path / "state",
+        backend_url.format(tmp=tmp_path),
+        "environment",
+        then="if hello_stack_in_backend dev; then echo known; else echo unknown; fi",
+    )
+
+    assert result.stdout == ("known\n" if known else "unknown\n")

@@ -10,7 +10,6 @@ tooling/scripts/stack.sh with the policy pack, in a throwaway copy of the progra
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -116,8 +115,7 @@ def test_preview_of_the_dev_stack_runs_on_the_cli_on_path_with_the_policy_pack(
     cli_on_path: CliOnPath, tmp_path: Path
 ) -> None:
     workspace = Workspace.create(tmp_path, "dev", stack_config("dev"))
-    shutil.copytree(ROOT / "tooling" / "scripts", workspace.directory / "tooling" / "scripts")
-    shutil.copytree(ROOT / "policy", workspace.directory / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    workspace.add_stack_script()
     workspace.env = {
         **{k: v for k, v in cli_on_path.env.items() if k != "PULUMI_CONFIG_PASSPHRASE_FILE"},
         "PULUMI_BACKEND_URL": workspace.env["PULUMI_BACKEND_URL"],

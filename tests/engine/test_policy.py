@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -61,9 +60,8 @@ def test_make_preview_of_a_stack_without_its_own_policy_config_fails_on_a_mandat
     make_workspace: MakeWorkspace, tmp_path: Path
 ) -> None:
     workspace = make_workspace("qa", {**stack_config("staging"), "hello-world:replicas": "1"})
-    shutil.copytree(ROOT / "tooling" / "scripts", workspace.directory / "tooling" / "scripts")
-    shutil.copytree(ROOT / "policy", workspace.directory / "policy", ignore=shutil.ignore_patterns("__pycache__"))
-    # stack.sh logs in to the backend: in a Pulumi home of its own, which sees the built plugins.
+    stack_script = workspace.add_stack_script()
+    # stack.sh runs in a Pulumi home of its own, which sees the built plugins.
     home = tmp_path / "pulumi-home"
     home.mkdir()
     plugins = Path(workspace.env.get("PULUMI_HOME", Path.home() / ".pulumi")) / "plugins"
@@ -76,7 +74,7 @@ def test_make_preview_of_a_stack_without_its_own_policy_config_fails_on_a_mandat
     }
 
     result = subprocess.run(
-        [str(workspace.directory / "tooling" / "scripts" / "stack.sh"), "qa", "preview"],
+        [str(stack_script), "qa", "preview"],
         env=env,
         capture_output=True,
         text=True,

@@ -84,6 +84,13 @@ class Workspace:
             other.write_config(config)
         return other
 
+    def add_stack_script(self) -> Path:
+        """Copies what `tooling/scripts/stack.sh` runs with (the scripts, `delivery/`, the policy pack); returns it."""
+        skipped = shutil.ignore_patterns("__pycache__")
+        for part in (Path("tooling") / "scripts", Path("delivery"), Path("policy")):
+            shutil.copytree(ROOT / part, self.directory / part, ignore=skipped)
+        return self.directory / "tooling" / "scripts" / "stack.sh"
+
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Replaces the stack's plain config (secrets are added with :meth:`set_secret`)."""
         replace_plain_config(self.directory, self.stack, config)

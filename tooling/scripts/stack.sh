@@ -5,37 +5,40 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 stack=${1:?usage: stack.sh STACK COMMAND [ARGS...]}
 shift
-# The one reader of stack files (settings/stack_files.py) says which registry the stack pushes to,
-# and fails, naming the file, when there is no such stack or its file is broken.
-registry=$(.venv/bin/python -m settings.stack_files build-registry "$stack")
+policy_config=$(mktemp --suffix=.json)
+trap 'rm -f "$policy_config"' EXIT
+# One Python call (delivery/stack_run.py, through settings/stack_files.py, the one reader of stack files)
+# fails, naming the file, when there is no such stack or its file is broken; otherwise it writes the
+# stack's policy config and says: this machine's copy of the stack file, whether the local registry's
+# password must be stored in it, and whether the stack uses the local platform.
+facts=$(.venv/bin/python -m delivery.stack_run prepare "$stack" "$policy_config")
+mapfile -t facts <<<"$facts"
+config_file=${facts[0]} password=${facts[1]} local_platform=${facts[2]}
 
 source tooling/scripts/backend.sh
 # Creating a stack writes its encryption salt into Pulumi.<stack>.yaml: create it beside a scratch copy of
 # Pulumi.yaml instead, so that the tracked stack file is never written (the salt goes to this machine's copy).
-if ! pulumi stack select --non-interactive "$stack" >/dev/null 2>&1; then
+# A stack the file backend already holds needs no question to the CLI (a CLI start costs 0.2 s).
+if ! hello_stack_in_backend "$stack" && ! pulumi stack select --non-interactive "$stack" >/dev/null 2>&1; then
   scratch=$(mktemp -d)
   cp Pulumi.yaml "$scratch/"
   (cd "$scratch" && pulumi stack init --non-interactive --no-select "$stack" >/dev/null)
   rm -rf -- "$scratch"
-  pulumi stack select --non-interactive "$stack" >/dev/null
 fi
 
 # Pulumi reads this machine's copy of the stack file (.state/stacks, 0600, ignored by git): the tracked
 # file plus this machine's secrets and salt, so that nothing here ever changes the tracked file.
-config_file=$(.venv/bin/python -m settings.stack_files machine-config "$stack")
 case $1 in
   up | preview | destroy | refresh | import | watch | config) set -- "$@" --config-file "$config_file" ;;
 esac
 
-# A stack that builds and pushes to the local registry gets that registry's generated
-# password, as a secret; it is set only when it differs, so the machine's copy stays put.
-if [[ $registry == "$HELLO_REGISTRY" && -r $HELLO_REGISTRY_PASSWORD_FILE ]]; then
-  password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
-  stored=$(pulumi config get registryPassword --config-file "$config_file" --stack "$stack" 2>/dev/null || true)
-  if [[ $stored != "$password" ]]; then
-    # On standard input, never as an argument: every argument shows in ps.
-    printf '%s' "$password" | pulumi config set --secret registryPassword --config-file "$config_file" --stack "$stack"
-  fi
+# A stack that builds and pushes to the local registry gets that registry's generated password, as a
+# secret, when the copy does not hold it yet (or the platform made a new one); then the copy stays put.
+if [[ $password == set ]]; then
+  # On standard input, never as an argument: every argument shows in ps.
+  printf '%s' "$(<"$HELLO_REGISTRY_PASSWORD_FILE")" |
+    pulumi config set --secret registryPassword --config-file "$config_file" --stack "$stack"
+  .venv/bin/python -m delivery.stack_run remember-password "$stack"
 fi
 
 # Previews and deployments run the policy pack at the stack's enforcement: its policy/config/<stack>.json,
@@ -43,9 +46,6 @@ fi
 # `pulumi destroy` takes no policy pack: the rules check resources it would create or change, and it makes none.
 policy=()
 if [[ $1 == preview || $1 == up ]]; then
-  policy_config=$(mktemp --suffix=.json)
-  trap 'rm -f "$policy_config"' EXIT
-  .venv/bin/python -m settings.stack_files policy-config "$stack" >"$policy_config"
   policy=(--policy-pack policy --policy-pack-config "$policy_config")
 fi
 # A deploy held to a review (REVIEWED=<file saved by `make review SAVE=<dir>`>) previews again first, and
@@ -67,7 +67,7 @@ fi
 if [[ $1 == up ]]; then
   port=$(pulumi stack output nodePort --stack "$stack")
   # Only the local platform's node is this machine; another cluster's nodes have addresses we don't know.
-  if [[ $(.venv/bin/python -m settings.stack_files needs-platform "$stack" 2>/dev/null) != yes ]]; then
+  if [[ $local_platform != yes ]]; then
     echo "The service listens on node port $port of every node of the stack's cluster."
     exit 0
   fi

@@ -1,5 +1,6 @@
 """N WebService components, each in a namespace of its own: how a preview grows with the program."""
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from components import WebService, WebServiceArgs
 IMAGE = "127.0.0.1:5000/hello-world-bench@sha256:" + "0" * 64
 """Never pulled: the program is only previewed."""
 
+# As the project's __main__.py does.
+gc.freeze()
 services = pulumi.Config().require_int("services")
 if services < 1:
     raise ValueError(f"services must be at least 1, got {services}")
@@ -28,3 +31,4 @@ for index in range(services):
         WebServiceArgs(name="hello-world", instance=f"s{index}", namespace=f"bench-scale-{index}", image=IMAGE),
         pulumi.ResourceOptions(providers=[cluster]),
     )
+gc.freeze()
