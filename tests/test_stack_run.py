@@ -79,14 +79,21 @@ def test_prepare_holds_a_stack_without_its_own_policy_config_to_every_rule(
     assert json.loads(policy_out.read_text()) == MANDATORY_POLICY_CONFIG
 
 
-def test_the_password_is_kept_once_remembered_and_set_again_when_either_side_changes(
-    project: Path, platform: dict[str, str]
-) -> None:
+@pytest.fixture
+def remembered(project: Path, platform: dict[str, str]) -> Path:
+    """dev builds into the local registry; its copy holds a password that stack.sh stored and remembered."""
     write_stack(project, "dev", BUILDS_LOCALLY)
     prepare(project, "dev", project / "policy-out.json", platform)
     copy = store_password(project, "dev", "v1:first-ciphertext")
+    remember_password(project, "dev", copy, Path(platform["HELLO_REGISTRY_PASSWORD_FILE"]))
+    return copy
+
+
+def test_the_password_is_kept_once_remembered_and_set_again_when_either_side_changes(
+    project: Path, platform: dict[str, str], remembered: Path
+) -> None:
+    copy = remembered
     password_file = Path(platform["HELLO_REGISTRY_PASSWORD_FILE"])
-    remember_password(project, "dev", copy, password_file)
 
     def to_set() -> bool:
         return local_password_to_set(project, "dev", {"build": BUILDS_LOCALLY["hello-world:build"]}, copy, platform)
@@ -101,14 +108,7 @@ def test_the_password_is_kept_once_remembered_and_set_again_when_either_side_cha
     assert to_set()
 
 
-def test_the_remembered_password_holds_nothing_derived_from_the_password(
-    project: Path, platform: dict[str, str]
-) -> None:
-    write_stack(project, "dev", BUILDS_LOCALLY)
-    prepare(project, "dev", project / "policy-out.json", platform)
-    copy = store_password(project, "dev", "v1:ciphertext")
-    remember_password(project, "dev", copy, Path(platform["HELLO_REGISTRY_PASSWORD_FILE"]))
-
+def test_the_remembered_password_holds_nothing_derived_from_the_password(project: Path, remembered: Path) -> None:
     marks = list((project / ".state" / "stacks").glob("*.registry-password.json"))
 
     assert len(marks) == 1
