@@ -55,8 +55,9 @@ unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 plan: ## Say which long first-run builds `make up`/`make test` will do, with rough durations
 	@tooling/platform/plan.sh
 
+# As a prerequisite, `ready`: the target's own pulumi command starts the CLI next, so no version listing.
 tools: ## Use the pulumi on PATH, or build the CLI and plugins (TOOLCHAIN=source forces the build)
-	tooling/toolchain/build.sh
+	tooling/toolchain/build.sh $(if $(filter tools,$(MAKECMDGOALS)),all,ready)
 
 platform: ## Start the local Docker engine, registry and cluster (root)
 	tooling/platform/up.sh

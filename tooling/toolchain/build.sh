@@ -8,7 +8,9 @@
 #   release binary can be downloaded here: the CLI, a Python language host, and the kubernetes and
 #   docker-build provider plugins, installed into the plugin cache of $PULUMI_HOME.
 #
-# Usage: tooling/toolchain/build.sh [all|cli|language|kubernetes|docker-build|docker-classic]   (default: all)
+# Usage: tooling/toolchain/build.sh [all|ready|cli|language|kubernetes|docker-build|docker-classic]   (default: all)
+#        `ready` is `all` without the closing `pulumi version` and `pulumi plugin ls`: for make
+#        targets that need the tools and run pulumi next.
 #        tooling/toolchain/build.sh refresh-sums [cli|language|kubernetes|docker-build]...   (default: all four)
 #        tooling/toolchain/build.sh cli-as VERSION DIR   (the pinned CLI stamped as VERSION, for tests of the path mode)
 #
@@ -31,6 +33,9 @@ TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # gomod_lock, gomod_run, gomod_require_pin, gomod_check_unchanged, gomod_refresh; GOSUMDB=off
 # shellcheck source-path=SCRIPTDIR source=gomod.sh
 . "$TOOLS_DIR/gomod.sh"
+# unchanged_since, record_unchanged
+# shellcheck source=../platform/unchanged.sh
+. "$TOOLS_DIR/../platform/unchanged.sh"
 BUILD_DIR="$HELLO_CACHE/tools/build"
 REFRESH="tooling/toolchain/build.sh refresh-sums"
 
@@ -183,11 +188,20 @@ build_language() {
 }
 
 # install_plugin NAME VERSION BINARY: put a provider into $PULUMI_HOME's plugin cache, where
-# the engine finds it by the version the Python package asks for.
+# the engine finds it by the version the Python package asks for, byte for byte BINARY. A provider
+# is 80-300 MB: the comparison is skipped while neither file changed since the last one found
+# them equal.
 install_plugin() {
   local name=$1 version=$2 binary=$3
   local cached="$PULUMI_HOME/plugins/resource-$name-v$version/pulumi-resource-$name"
+  local compared
+  compared="$(dirname "$binary")/.$(basename "$binary").installed"
+  if unchanged_since "$compared" "$binary" "$cached"; then
+    echo "$name: plugin v$version already installed"
+    return
+  fi
   if cmp -s "$binary" "$cached"; then
+    record_unchanged "$compared" "$binary" "$cached"
     echo "$name: plugin v$version already installed"
     return
   fi
@@ -322,11 +336,11 @@ refresh_sums() {
 main() {
   local target=${1:-all}
   # The path mode builds nothing, so it never waits for a build that holds the lock.
-  if [[ $target != all || $HELLO_TOOLCHAIN_MODE != path ]]; then
+  if [[ ($target != all && $target != ready) || $HELLO_TOOLCHAIN_MODE != path ]]; then
     gomod_lock toolchain
   fi
   case $target in
-    all)
+    all | ready)
       echo "$HELLO_TOOLCHAIN_LINE"
       if [[ $HELLO_TOOLCHAIN_MODE == path ]]; then
         install_missing_plugins
@@ -337,8 +351,12 @@ main() {
         build_docker_build
         no_automatic_logs
       fi
-      pulumi version
-      pulumi plugin ls
+      # Two CLI starts (0.3 s) to show what the lines above already say; `ready` leaves them to
+      # the pulumi command that the make target runs next.
+      if [[ $target == all ]]; then
+        pulumi version
+        pulumi plugin ls
+      fi
       ;;
     cli) build_cli ;;
     language) build_language ;;
@@ -347,7 +365,7 @@ main() {
     docker-classic) build_docker_classic ;;
     refresh-sums) shift; refresh_sums "$@" ;;
     cli-as) shift; build_cli_as "$@" ;;
-    *) die "unknown target '$target'; expected all, cli, language, kubernetes, docker-build, docker-classic, refresh-sums or cli-as" ;;
+    *) die "unknown target '$target'; expected all, ready, cli, language, kubernetes, docker-build, docker-classic, refresh-sums or cli-as" ;;
   esac
 }
 

@@ -12,10 +12,19 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
+# unchanged_since, record_unchanged
+# shellcheck source=../unchanged.sh
+source "$here/../unchanged.sh"
 
 CONTAINERD_BIN=/usr/bin/containerd
 # Its discovery cache stays with the cluster, not in ~/.kube.
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$HELLO_KUBECONFIG" --cache-dir "$KUBE_RUN/kubectl-cache" "$@"; }
+# api_get PATH: GET PATH from the API server as the admin of $HELLO_KUBECONFIG (same certificates);
+# fails unless it answers 2xx. A third of kubectl's start-up time, for the yes/no questions below.
+api_get() {
+  curl -fsS --max-time 5 --cacert "$KUBE_PKI/ca.crt" --cert "$KUBE_PKI/admin.crt" --key "$KUBE_PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT$1"
+}
 
 preflight() {
   require_root "tooling/platform/cluster/up.sh"
@@ -66,12 +75,29 @@ new_ca() {
     -out "$KUBE_PKI/$name.crt"
 }
 
+# lasts_a_day CRT: CRT is a certificate that does not expire within a day (`openssl x509 -checkend`).
+# Its expiry, read by openssl, is kept beside it with its identity (unchanged.sh): while CRT is
+# unchanged the kept date answers, without starting openssl for each certificate on every run.
+lasts_a_day() {
+  local crt=$1 kept not_after
+  kept="${crt%/*}/.${crt##*/}.not-after"
+  if unchanged_since "$kept.identity" "$crt" && { read -r not_after <"$kept"; } 2>/dev/null && [[ $not_after =~ ^[0-9]+$ ]]; then
+    # -checkend's own test: it expires within the day unless notAfter is later than now + 1 day.
+    return $((not_after > EPOCHSECONDS + 86400 ? 0 : 1))
+  fi
+  rm -f "$kept.identity"
+  not_after=$(openssl x509 -in "$crt" -noout -enddate -checkend 86400) || return 1
+  not_after=$(date -d "$(sed -n 's/^notAfter=//p' <<<"$not_after")" +%s) || return 0
+  echo "$not_after" >"$kept"
+  record_unchanged "$kept.identity" "$crt"
+}
+
 # issue CA NAME SUBJECT EXT_KEY_USAGE [SANS]: a leaf certificate signed by CA, renewed when
 # missing or expiring within a day.
 issue() {
   local ca=$1 name=$2 subject=$3 eku=$4 sans=${5:-}
   local crt=$KUBE_PKI/$name.crt key=$KUBE_PKI/$name.key ext
-  if [[ -s $crt && -s $key ]] && openssl x509 -in "$crt" -noout -checkend 86400 >/dev/null; then
+  if [[ -s $crt && -s $key ]] && lasts_a_day "$crt"; then
     return 0
   fi
   ext=$(mktemp)
@@ -423,7 +449,7 @@ main() {
   start_etcd
   say "wait for etcd" wait_for etcd 60 etcd etcd_healthy
   start_apiserver
-  say "wait for kube-apiserver" wait_for kube-apiserver 120 kube-apiserver kubectl_ get --raw /readyz
+  say "wait for kube-apiserver" wait_for kube-apiserver 120 kube-apiserver api_get /readyz
   start_node_and_controllers
   say "wait for kubelet" wait_for kubelet 60 kubelet curl -fsS --max-time 2 http://127.0.0.1:10248/healthz
   say "wait for node $NODE_NAME Ready" wait_for kubelet 180 "node $NODE_NAME Ready" \
@@ -431,7 +457,7 @@ main() {
   say "wait for kube-proxy" wait_for kube-proxy 60 kube-proxy curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
   say "network policy (kube-router)" "$here/netpol.sh" up
   say "wait for default ServiceAccount" wait_for kube-controller-manager 120 "ServiceAccount default/default" \
-    kubectl_ -n default get serviceaccount default
+    api_get /api/v1/namespaces/default/serviceaccounts/default
   echo ">> cluster up in $((SECONDS - start))s: kubectl --kubeconfig $HELLO_KUBECONFIG get nodes" >&2
 }
 
