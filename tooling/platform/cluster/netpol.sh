@@ -35,8 +35,6 @@ KUBE_ROUTER_USER=hello:kube-router
 # OUTPUT: this bounds how long a rule another tool inserts above them can outrank a policy.
 IPTABLES_SYNC_PERIOD=1m
 
-kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$HELLO_KUBECONFIG" --cache-dir "$KUBE_RUN/kubectl-cache" "$@"; }
-
 # In a subshell: the build lock is released before `up` starts kube-router.
 build() (
   [[ -x $KUBE_ROUTER_BIN ]] && { info "kube-router $KUBE_ROUTER_VERSION: present"; exit 0; }
@@ -73,9 +71,16 @@ refresh_sums() (
   rm -rf "$dir"
 )
 
-# What its informers watch, read-only: it writes nothing to the API.
+# What its informers watch, read-only: it writes nothing to the API. Server-side apply as the
+# admin, both objects in one curl (kubectl's start-up was most of a warm run's cost): each is
+# created when missing, and its rules and subjects (atomic lists) are put back when changed.
 grant_read_access() {
-  kubectl_ apply -f - >/dev/null <<EOF
+  local api="https://127.0.0.1:$APISERVER_PORT/apis/rbac.authorization.k8s.io/v1"
+  local apply=(-fsS --max-time 10 -o /dev/null --cacert "$KUBE_PKI/ca.crt" --cert "$KUBE_PKI/admin.crt"
+    --key "$KUBE_PKI/admin.key" -X PATCH -H "Content-Type: application/apply-patch+yaml")
+  local query="fieldManager=hello-platform&force=true" role binding
+  role=$(
+    cat <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -90,7 +95,10 @@ rules:
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch]
----
+EOF
+  )
+  binding=$(
+    cat <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata:
@@ -104,6 +112,10 @@ subjects:
   kind: User
   name: $KUBE_ROUTER_USER
 EOF
+  )
+  curl --fail-early "${apply[@]}" --data-binary "$role" "$api/clusterroles/$KUBE_ROUTER_USER?$query" \
+    --next "${apply[@]}" --data-binary "$binding" "$api/clusterrolebindings/$KUBE_ROUTER_USER?$query" ||
+    die "could not grant $KUBE_ROUTER_USER its read-only role: server-side apply of its ClusterRole and ClusterRoleBinding failed"
 }
 
 # rules_in_place: its chain is jumped to from FORWARD and a full sync has ended (the explicit

@@ -428,11 +428,14 @@ start_node_and_controllers() {
 
 # node_ready SINCE: the node reports Ready with a heartbeat not older than SINCE (epoch seconds),
 # so that a status left in etcd by an earlier run does not count.
+# A condition is a flat JSON object (no braces inside), found by its "type"; its keys in any order.
 node_ready() {
-  local since=$1 ready
-  ready=$(kubectl_ get node "$NODE_NAME" \
-    -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')
-  [[ ${ready%% *} == True ]] && (($(date -d "${ready#* }" +%s) >= since))
+  local since=$1 node ready
+  node=$(api_get "/api/v1/nodes/$NODE_NAME?pretty=false") || return 1
+  [[ $node =~ \{[^{}]*\"type\":\"Ready\"[^{}]*\} ]] || return 1
+  ready=${BASH_REMATCH[0]}
+  [[ $ready == *'"status":"True"'* && $ready =~ \"lastHeartbeatTime\":\"([^\"]+)\" ]] &&
+    (($(date -d "${BASH_REMATCH[1]}" +%s) >= since))
 }
 
 main() {
