@@ -60,11 +60,12 @@ build_rootfs_tar() {
 
 up() {
   require_root "base-image.sh"
-  docker_ours info >/dev/null 2>&1 || die "our Docker engine is not answering on $HELLO_DOCKER_SOCK; run tooling/platform/engine.sh up first"
+  # A found image proves the engine answers; only otherwise is it asked whether it does.
   if docker_ours image inspect "$HELLO_BASE_IMAGE" >/dev/null 2>&1; then
     info "base image $HELLO_BASE_IMAGE already present"
     return 0
   fi
+  docker_ours info >/dev/null 2>&1 || die "our Docker engine is not answering on $HELLO_DOCKER_SOCK; run tooling/platform/engine.sh up first"
   [[ -s $ROOTFS_TAR ]] || build_rootfs_tar
   docker_ours import \
     --change "ENV PATH=$IMAGE_PATH" \

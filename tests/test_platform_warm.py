@@ -1,0 +1,252 @@
+"""The warm path of `make preview` / `make up` skips work only where the answer is provably the same.
+
+unchanged.sh (a file's identity stands in for re-reading it) and cluster/up.sh's certificate check are
+run by bash against real files and real `openssl` certificates in a temporary folder; build.sh runs
+with a stand-in `pulumi` that records its arguments; the Makefile is asked with `make -n`. Nothing here
+needs root, the platform or the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PLATFORM = ROOT / "tooling" / "platform"
+UNCHANGED = PLATFORM / "unchanged.sh"
+CLUSTER_UP = PLATFORM / "cluster" / "up.sh"
+BUILD = ROOT / "tooling" / "toolchain" / "build.sh"
+DAY = 86400
+
+
+def bash(script: str, *args: str, settle: int | None = None) -> subprocess.CompletedProcess[str]:
+    """SCRIPT in bash with unchanged.sh sourced; SETTLE overrides how old a change must be to be recorded."""
+    prelude = f'set -euo pipefail\nsource "{UNCHANGED}"\n'
+    if settle is not None:
+        prelude += f"UNCHANGED_SETTLE_SECONDS={settle}\n"
+    return subprocess.run(
+        ["bash", "-c", prelude + script, "bash", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def holds(stamp: Path, *files: Path) -> bool:
+    return bash('unchanged_since "$@"', str(stamp), *map(str, files)).returncode == 0
+
+
+def record(stamp: Path, *files: Path, settle: int | None = -60) -> None:
+    result = bash('record_unchanged "$@"', str(stamp), *map(str, files), settle=settle)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two files checked equal, and the stamp that records them."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_bytes(b"same content")
+    second.write_bytes(b"same content")
+    stamp = tmp_path / "stamp"
+    record(stamp, first, second)
+    # The kernel's change time is coarse: later writes in these tests must fall in a later tick.
+    time.sleep(0.05)
+    return stamp, first, second
+
+
+def test_unchanged_since_holds_while_the_files_are_untouched(pair: tuple[Path, Path, Path]) -> None:
+    stamp, first, second = pair
+
+    assert holds(stamp, first, second)
+    assert holds(stamp, first, second)  # reading them changes nothing
+
+
+def test_unchanged_since_notices_a_same_size_rewrite_with_the_old_modification_time(
+    pair: tuple[Path, Path, Path],
+) -> None:
+    stamp, first, second = pair
+    before = second.stat()
+
+    second.write_bytes(b"SAME CONTENT")
+    os.utime(second, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    assert second.stat().st_size == before.st_size
+    assert second.stat().st_mtime_ns == before.st_mtime_ns
+    assert not holds(stamp, first, second)
+
+
+def test_unchanged_since_notices_a_file_replaced_by_another(pair: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    stamp, first, second = pair
+    other = tmp_path / "other"
+    other.write_bytes(b"same content")
+    os.utime(other, ns=(second.stat().st_atime_ns, second.stat().st_mtime_ns))
+
+    other.replace(second)
+
+    assert not holds(stamp, first, second)
+
+
+def test_unchanged_since_notices_a_missing_file(pair: tuple[Path, Path, Path]) -> None:
+    stamp, first, second = pair
+
+    second.unlink()
+
+    assert not holds(stamp, first, second)
+
+
+def test_unchanged_since_is_false_without_a_record(tmp_path: Path) -> None:
+    file = tmp_path / "file"
+    file.write_text("x")
+
+    assert not holds(tmp_path / "no-stamp", file)
+
+
+def test_record_unchanged_keeps_no_record_of_a_file_changed_just_now(pair: tuple[Path, Path, Path]) -> None:
+    stamp, first, second = pair
+    second.write_bytes(b"same content")  # changed this second: a write in the same tick could hide
+
+    record(stamp, first, second, settle=None)
+
+    assert not stamp.exists()
+    assert not holds(stamp, first, second)
+
+
+# --- cluster/up.sh: lasts_a_day, the certificate check --------------------------------------
+
+
+def certificate(path: Path, days: int) -> None:
+    """A self-signed certificate valid for DAYS days from now."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(path.with_suffix(".key")), "-out", str(path), "-subj", "/CN=warm-test", "-days", str(days)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+
+
+def lasts_a_day(crt: Path) -> bool:
+    """cluster/up.sh's lasts_a_day (up.sh runs main when sourced, so the function is taken out of it)."""
+    result = subprocess.run(["sed", "-n", "/^lasts_a_day()/,/^}/p", str(CLUSTER_UP)], capture_output=True, text=True)
+    assert result.stdout.startswith("lasts_a_day()"), "cluster/up.sh defines no lasts_a_day()"
+    answer = bash(result.stdout + 'lasts_a_day "$1"', str(crt), settle=-60)
+    assert answer.returncode in (0, 1), answer.stderr
+    return answer.returncode == 0
+
+
+def openssl_says_it_lasts_a_day(crt: Path) -> bool:
+    checked = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-checkend", str(DAY)], capture_output=True)
+    return checked.returncode == 0
+
+
+def kept(crt: Path) -> Path:
+    return crt.with_name(f".{crt.name}.not-after")
+
+
+@pytest.mark.parametrize(("days", "lasts"), [(2, True), (1, False)], ids=["two-days", "one-day"])
+def test_lasts_a_day_answers_as_openssl_checkend_first_and_from_the_kept_date(
+    tmp_path: Path, days: int, lasts: bool
+) -> None:
+    crt = tmp_path / "leaf.crt"
+    certificate(crt, days)
+
+    assert openssl_says_it_lasts_a_day(crt) is lasts
+    assert lasts_a_day(crt) is lasts
+    if lasts:
+        assert kept(crt).exists()
+    assert lasts_a_day(crt) is lasts
+
+
+def test_lasts_a_day_notices_a_certificate_replaced_in_place(tmp_path: Path) -> None:
+    crt = tmp_path / "leaf.crt"
+    certificate(crt, 2)
+    assert lasts_a_day(crt)
+    time.sleep(0.05)
+
+    certificate(crt, 1)
+
+    assert not lasts_a_day(crt)
+
+
+@pytest.mark.parametrize(("seconds_left", "lasts"), [(DAY + 120, True), (DAY - 120, False)], ids=["after", "before"])
+def test_lasts_a_day_compares_the_kept_date_with_the_time_of_each_run(
+    tmp_path: Path, seconds_left: int, lasts: bool
+) -> None:
+    """The kept date is the certificate's; the day is counted from now, on every run."""
+    crt = tmp_path / "leaf.crt"
+    certificate(crt, 2)
+    assert lasts_a_day(crt)
+
+    kept(crt).write_text(f"{int(time.time()) + seconds_left}\n")
+
+    assert lasts_a_day(crt) is lasts
+
+
+def test_lasts_a_day_refuses_a_file_that_is_no_certificate(tmp_path: Path) -> None:
+    crt = tmp_path / "leaf.crt"
+    crt.write_text("not a certificate\n")
+
+    assert not lasts_a_day(crt)
+    assert not kept(crt).exists()
+
+
+# --- build.sh ready and the Makefile -------------------------------------------------------
+
+STUB_PULUMI = """#!/bin/sh
+echo "$*" >>"$RECORD"
+case "$*" in
+  version) echo v3.261.0 ;;
+  "plugin ls --json") echo '[{"name": "kubernetes", "kind": "resource", "version": "'"$K"'"},
+    {"name": "docker-build", "kind": "resource", "version": "'"$D"'"}]' ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "listing"), [("all", ["version", "plugin ls"]), ("ready", [])], ids=["all", "ready"]
+)
+def test_build_ready_is_all_without_the_version_listing(tmp_path: Path, target: str, listing: list[str]) -> None:
+    """The first `pulumi version` is env.sh's (mode.py choosing the toolchain); what follows it is build.sh's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(STUB_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    record = tmp_path / "record"
+    versions = subprocess.run(
+        ["bash", "-c", f'source "{ROOT}/tooling/toolchain/env.sh" >/dev/null 2>&1; '
+         'echo "$HELLO_KUBERNETES_VERSION $HELLO_DOCKER_BUILD_VERSION"'],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    ).stdout.split()  # fmt: skip
+    env = {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),
+        "HELLO_CACHE": str(tmp_path / "cache"),
+        "HELLO_STATE": str(tmp_path / "state"),
+        "RECORD": str(record),
+        "K": versions[0],
+        "D": versions[1],
+    }
+
+    result = subprocess.run([str(BUILD), target], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"toolchain: using {bin_dir}/pulumi from PATH (v3.261.0;")
+    assert "already installed" in result.stdout
+    calls = record.read_text().splitlines()
+    assert calls[0] == "version"
+    assert [call for call in calls[1:] if call != "plugin ls --json"] == listing
+
+
+@pytest.mark.parametrize(
+    ("goals", "command"),
+    [(["tools"], "tooling/toolchain/build.sh all"), (["preview"], "tooling/toolchain/build.sh ready")],
+    ids=["tools-asked-for", "tools-as-a-prerequisite"],
+)
+def test_make_runs_the_version_listing_only_when_tools_is_asked_for(goals: list[str], command: str) -> None:
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(ROOT), *goals],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if "tooling/toolchain/build.sh" in line] == [command]
