@@ -125,11 +125,15 @@ def certificate(path: Path, days: int) -> None:
     )  # fmt: skip
 
 
+def cluster_up_function(name: str) -> str:
+    """The definition of NAME in cluster/up.sh, which runs its main when sourced."""
+    result = subprocess.run(["sed", "-n", f"/^{name}()/,/^}}/p", str(CLUSTER_UP)], capture_output=True, text=True)
+    assert result.stdout.startswith(f"{name}()"), f"cluster/up.sh defines no {name}()"
+    return result.stdout
+
+
 def lasts_a_day(crt: Path) -> bool:
-    """cluster/up.sh's lasts_a_day (up.sh runs main when sourced, so the function is taken out of it)."""
-    result = subprocess.run(["sed", "-n", "/^lasts_a_day()/,/^}/p", str(CLUSTER_UP)], capture_output=True, text=True)
-    assert result.stdout.startswith("lasts_a_day()"), "cluster/up.sh defines no lasts_a_day()"
-    answer = bash(result.stdout + 'lasts_a_day "$1"', str(crt), settle=-60)
+    answer = bash(cluster_up_function("lasts_a_day") + 'lasts_a_day "$1"', str(crt), settle=-60)
     assert answer.returncode in (0, 1), answer.stderr
     return answer.returncode == 0
 
@@ -188,6 +192,49 @@ def test_lasts_a_day_refuses_a_file_that_is_no_certificate(tmp_path: Path) -> No
 
     assert not lasts_a_day(crt)
     assert not kept(crt).exists()
+
+
+# --- cluster/up.sh: write_file, the configuration files -----------------------------------
+
+
+def write_file(file: Path, content: str, mode: str = "600") -> None:
+    result = bash(
+        cluster_up_function("write_file") + 'write_file "$1" "$2" < <(printf %s "$3")', str(file), mode, content
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_write_file_writes_a_new_file_with_its_mode_and_every_byte(tmp_path: Path) -> None:
+    file = tmp_path / "config"
+    content = "  indented \\ $HOME `x`\n\n\ttab\n"
+
+    write_file(file, content)
+
+    assert file.read_text() == content
+    assert oct(file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_write_file_leaves_a_file_with_the_same_content_untouched(tmp_path: Path) -> None:
+    file = tmp_path / "config"
+    write_file(file, "a: 1\n")
+    before = file.stat()
+    time.sleep(0.05)
+
+    write_file(file, "a: 1\n")
+
+    after = file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert after.st_ctime_ns == before.st_ctime_ns
+
+
+@pytest.mark.parametrize("old", ["a: 2\n", "a: 1", "a: 1\n\n"], ids=["other-value", "one-newline-less", "one-more"])
+def test_write_file_replaces_a_file_that_differs_even_in_a_newline(tmp_path: Path, old: str) -> None:
+    file = tmp_path / "config"
+    file.write_text(old)
+
+    write_file(file, "a: 1\n")
+
+    assert file.read_text() == "a: 1\n"
 
 
 # --- build.sh ready and the Makefile -------------------------------------------------------

@@ -141,17 +141,17 @@ make_pki() {
 
 # write_kubeconfig FILE CERT CONTEXT: a kubeconfig with embedded credentials, mode 0600.
 write_kubeconfig() {
-  local file=$1 cert=$2 context=$3 tmp
-  tmp=$(mktemp "$file.XXXX")
-  chmod 600 "$tmp"
-  cat >"$tmp" <<EOF
+  local file=$1 cert=$2 context=$3
+  # The CA is the same in every kubeconfig: encoded once per run.
+  [[ -n ${CA_BASE64:-} ]] || CA_BASE64=$(base64 -w0 "$KUBE_PKI/ca.crt")
+  write_file "$file" 600 <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: $context
   cluster:
     server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority-data: $(base64 -w0 "$KUBE_PKI/ca.crt")
+    certificate-authority-data: $CA_BASE64
 users:
 - name: $cert
   user:
@@ -164,16 +164,19 @@ contexts:
     user: $cert
 current-context: $context
 EOF
-  if cmp -s "$tmp" "$file"; then rm -f "$tmp"; else mv -f "$tmp" "$file"; fi
 }
 
-# write_file FILE MODE: stdin to FILE, touching it only when the content changed (keeps fingerprints stable).
+# write_file FILE MODE: stdin to FILE, touching it only when the content changed (keeps fingerprints
+# stable). Text only; compared in the shell, as most runs find every file as it was.
 write_file() {
-  local file=$1 mode=$2 tmp
+  local file=$1 mode=$2 content old="" tmp
+  IFS= read -r -d '' content || true
+  [[ -f $file ]] && { IFS= read -r -d '' old <"$file" || true; }
+  [[ -f $file && $old == "$content" ]] && return 0
   tmp=$(mktemp "$file.XXXX")
   chmod "$mode" "$tmp"
-  cat >"$tmp"
-  if cmp -s "$tmp" "$file"; then rm -f "$tmp"; else mv -f "$tmp" "$file"; fi
+  printf '%s' "$content" >"$tmp"
+  mv -f "$tmp" "$file"
 }
 
 # --- configuration files ---------------------------------------------------------------
