@@ -186,6 +186,23 @@ def test_lasts_a_day_compares_the_kept_date_with_the_time_of_each_run(
     assert lasts_a_day(crt) is lasts
 
 
+@pytest.mark.parametrize("kept_date", [None, "garbage\n"], ids=["gone", "garbage"])
+def test_lasts_a_day_asks_openssl_again_when_the_kept_date_is_unusable(tmp_path: Path, kept_date: str | None) -> None:
+    crt = tmp_path / "leaf.crt"
+    certificate(crt, 1)
+    assert not lasts_a_day(crt)
+    kept(crt).write_text(f"{int(time.time()) + 30 * DAY}\n")  # a kept date that would say it lasts
+    record(tmp_path / ".leaf.crt.not-after.identity", crt)
+    assert lasts_a_day(crt)  # the kept date answers while the certificate is unchanged
+
+    if kept_date is None:
+        kept(crt).unlink()
+    else:
+        kept(crt).write_text(kept_date)
+
+    assert not lasts_a_day(crt)
+
+
 def test_lasts_a_day_refuses_a_file_that_is_no_certificate(tmp_path: Path) -> None:
     crt = tmp_path / "leaf.crt"
     crt.write_text("not a certificate\n")
