@@ -76,10 +76,8 @@ class Section(BaseModel):
     """A group of settings: camelCase keys as in the stack file, no unknown key, immutable."""
 
     # Python's re engine: the patterns use look-ahead and \Z, which the default Rust engine lacks.
-    # Field docstrings become descriptions: the README reference and Pulumi.yaml are made from them.
-    model_config = ConfigDict(
-        alias_generator=to_camel, extra="forbid", frozen=True, regex_engine="python-re", use_attribute_docstrings=True
-    )
+    # The field docstrings make the README reference and Pulumi.yaml (settings/reference.py reads them).
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, regex_engine="python-re")
 
     @model_validator(mode="before")
     @classmethod
