@@ -20,7 +20,6 @@ from tests.conftest import ROOT
 PLATFORM = ROOT / "tooling" / "platform"
 UNCHANGED = PLATFORM / "unchanged.sh"
 CLUSTER_UP = PLATFORM / "cluster" / "up.sh"
-BUILD = ROOT / "tooling" / "toolchain" / "build.sh"
 DAY = 86400
 
 
@@ -255,50 +254,6 @@ def test_write_file_replaces_a_file_that_differs_even_in_a_newline(tmp_path: Pat
 
 
 # --- build.sh ready and the Makefile -------------------------------------------------------
-
-STUB_PULUMI = """#!/bin/sh
-echo "$*" >>"$RECORD"
-case "$*" in
-  version) echo v3.261.0 ;;
-  "plugin ls --json") echo '[{"name": "kubernetes", "kind": "resource", "version": "'"$K"'"},
-    {"name": "docker-build", "kind": "resource", "version": "'"$D"'"}]' ;;
-esac
-"""
-
-
-@pytest.mark.parametrize(
-    ("target", "listing"), [("all", ["version", "plugin ls"]), ("ready", [])], ids=["all", "ready"]
-)
-def test_build_ready_is_all_without_the_version_listing(tmp_path: Path, target: str, listing: list[str]) -> None:
-    """The first `pulumi version` is env.sh's (mode.py choosing the toolchain); what follows it is build.sh's."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "pulumi").write_text(STUB_PULUMI)
-    (bin_dir / "pulumi").chmod(0o755)
-    record = tmp_path / "record"
-    versions = subprocess.run(
-        ["bash", "-c", f'source "{ROOT}/tooling/toolchain/env.sh" >/dev/null 2>&1; '
-         'echo "$HELLO_KUBERNETES_VERSION $HELLO_DOCKER_BUILD_VERSION"'],
-        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    ).stdout.split()  # fmt: skip
-    env = {
-        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(tmp_path / "home"),
-        "HELLO_CACHE": str(tmp_path / "cache"),
-        "HELLO_STATE": str(tmp_path / "state"),
-        "RECORD": str(record),
-        "K": versions[0],
-        "D": versions[1],
-    }
-
-    result = subprocess.run([str(BUILD), target], env=env, capture_output=True, text=True, timeout=60, check=False)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[0].startswith(f"toolchain: using {bin_dir}/pulumi from PATH (v3.261.0;")
-    assert "already installed" in result.stdout
-    calls = record.read_text().splitlines()
-    assert calls[0] == "version"
-    assert [call for call in calls[1:] if call != "plugin ls --json"] == listing
 
 
 @pytest.mark.parametrize(

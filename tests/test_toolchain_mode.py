@@ -319,6 +319,35 @@ def test_build_in_the_path_mode_installs_only_the_missing_plugins_the_pulumi_way
     tmp_path: Path, listing: str, installs: list[str]
 ) -> None:
     """build.sh with a stand-in `pulumi` on PATH that records its arguments: no build, no --file."""
+    calls = run_build_with_stub(tmp_path, listing)
+
+    assert [call for call in calls if call.startswith("plugin install")] == installs
+    assert not (tmp_path / "cache" / "tools").exists()
+
+
+BOTH_INSTALLED = (
+    f'[{{"name": "kubernetes", "kind": "resource", "version": "{KUBERNETES}"}},'
+    f' {{"name": "docker-build", "kind": "resource", "version": "{DOCKER_BUILD}"}}]'
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "listing"), [("all", ["version", "plugin ls"]), ("ready", [])], ids=["all", "ready"]
+)
+def test_build_ready_is_all_without_the_version_listing(tmp_path: Path, target: str, listing: list[str]) -> None:
+    """The first `pulumi version` is env.sh's (mode.py choosing the toolchain); what follows it is build.sh's."""
+    calls = run_build_with_stub(tmp_path, BOTH_INSTALLED, target)
+
+    assert calls[0] == "version"
+    assert [call for call in calls[1:] if call != "plugin ls --json"] == listing
+
+
+def run_build_with_stub(tmp_path: Path, listing: str, *args: str) -> list[str]:
+    """Runs build.sh ARGS with a stand-in `pulumi` on PATH that lists ``listing`` as installed plugins.
+
+    Returns:
+        The stand-in's calls, one line of arguments each, after checking that build.sh chose it and passed.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "pulumi").write_text(STUB_PULUMI)
@@ -335,14 +364,12 @@ def test_build_in_the_path_mode_installs_only_the_missing_plugins_the_pulumi_way
     }
 
     result = subprocess.run(
-        [str(TOOLCHAIN / "build.sh")], env=env, capture_output=True, text=True, timeout=60, check=False
+        [str(TOOLCHAIN / "build.sh"), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].startswith(f"toolchain: using {bin_dir}/pulumi from PATH (v3.261.0;")
-    calls = record.read_text().splitlines()
-    assert [call for call in calls if call.startswith("plugin install")] == installs
-    assert not (tmp_path / "cache" / "tools").exists()
+    return record.read_text().splitlines()
 
 
 @pytest.mark.parametrize(
