@@ -196,12 +196,8 @@ install_plugin() {
   local cached="$PULUMI_HOME/plugins/resource-$name-v$version/pulumi-resource-$name"
   local compared
   compared="$(dirname "$binary")/.$(basename "$binary").installed"
-  if unchanged_since "$compared" "$binary" "$cached"; then
-    echo "$name: plugin v$version already installed"
-    return
-  fi
-  if cmp -s "$binary" "$cached"; then
-    record_unchanged "$compared" "$binary" "$cached"
+  if unchanged_since "$compared" "$binary" "$cached" ||
+    { cmp -s "$binary" "$cached" && record_unchanged "$compared" "$binary" "$cached"; }; then
     echo "$name: plugin v$version already installed"
     return
   fi
