@@ -25,23 +25,29 @@ export TOOLCHAIN
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Every recipe that runs pulumi gets the platform's locations and the built toolchain.
-ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
+# Every recipe that runs pulumi gets the platform's locations, the built toolchain and the state backend.
+ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" && \
+  source tooling/scripts/backend.sh &&
+# Everything that drives Pulumi goes through the operations core's one command line (ops/__main__.py).
+OPS := $(PY) -m ops
 # Starts the local platform for a STACK that uses it (its cluster or registry), and only then:
-# settings/stack_files.py decides, and says why. A stack on another cluster and registry needs no root.
-PLATFORM_IF_NEEDED = need=$$($(PY) -m settings.stack_files needs-platform "$$STACK") && \
+# `ops needs-platform` decides, and says why. A stack on another cluster and registry needs no root.
+# REVIEWED holds only an up to a review: any other target refuses it rather than ignore it.
+NOT_REVIEWED = [[ -z $$REVIEWED ]] || { printf 'REVIEWED holds only an up to a review, got it for make %s\n' "$@" >&2; exit 2; } &&
+PLATFORM_IF_NEEDED = need=$$($(OPS) needs-platform "$$STACK") && \
   { [[ $$need != yes ]] || tooling/platform/up.sh; } &&
 
-.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy promote review recordings render bench
+.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy refresh promote review recordings render bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## Create .venv with the pinned requirements
 
-$(VENV)/.installed: requirements.txt
+# requirements-dev.txt starts with `-r requirements.txt`: the program's pins, then the tools'.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 lint: venv ## ruff and mypy
@@ -75,34 +81,38 @@ e2e: venv tools platform ## Only the end-to-end tests on the local platform
 	$(ENV) $(VENV)/bin/pytest -m platform
 
 preview: venv tools ## pulumi preview of STACK (default dev)
-	$(ENV) $(PLATFORM_IF_NEEDED) tooling/scripts/stack.sh "$$STACK" preview --diff
+	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) preview "$$STACK"
 
 up: plan venv tools ## Deploy STACK (default dev), roll back a failed rollout (ARGS=--no-rollback: don't)
 	@[[ -z $$ARGS || $$ARGS == "--no-rollback" ]] || \
 	  { printf 'ARGS for make up must be --no-rollback or nothing, got %q\n' "$$ARGS" >&2; exit 2; }
-	$(ENV) $(PLATFORM_IF_NEEDED) tooling/scripts/stack.sh "$$STACK" up --yes $${ARGS:+--no-rollback}
+	reviewed=() && { [[ -z $$REVIEWED ]] || reviewed=("--reviewed=$$REVIEWED"); } && \
+	  $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) up "$$STACK" $${ARGS:+--no-rollback} "$${reviewed[@]}"
 
 destroy: venv tools ## Destroy STACK's resources
-	$(ENV) $(PLATFORM_IF_NEEDED) tooling/scripts/stack.sh "$$STACK" destroy --yes
+	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) destroy "$$STACK"
+
+refresh: venv tools ## Refresh STACK's state from its cluster
+	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) refresh "$$STACK"
 
 promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
-	$(ENV) source tooling/scripts/backend.sh && read -ra args <<<"$${ARGS//$$'\n'/ }" && \
+	$(ENV) read -ra args <<<"$${ARGS//$$'\n'/ }" && \
 	  REGISTRY_USERNAME=$${REGISTRY_USERNAME:-$$HELLO_REGISTRY_USER} \
 	  REGISTRY_PASSWORD=$${REGISTRY_PASSWORD:-$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true)} \
-	  $(PY) -m delivery.promote --from "$${FROM:?make promote needs FROM=<stack>}" \
+	  $(OPS) promote --from "$${FROM:?make promote needs FROM=<stack>}" \
 	    --to "$${TO:?make promote needs TO=<stack>}" "$${args[@]}"
 
 review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."; SAVE=<dir> keeps it for deploys
-	$(ENV) source tooling/scripts/backend.sh && read -ra stacks <<<"$${STACKS//$$'\n'/ }" && \
+	$(ENV) read -ra stacks <<<"$${STACKS//$$'\n'/ }" && \
 	  save=() && { [[ -z $$SAVE ]] || save=(--save "$$SAVE"); } && \
-	  $(PY) -m delivery.review "$${save[@]}" "$${stacks[@]}"
+	  $(OPS) review "$${save[@]}" "$${stacks[@]}"
 
 recordings: venv tools platform ## Re-record the real previews behind the review golden tests
 	$(ENV) $(PY) -m tests.recordings.record
 
 render: venv tools ## Write STACK's manifests to OUT for GitOps review (no cluster is touched)
 	$(ENV) REGISTRY_PASSWORD=$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true) \
-	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(PY) -m delivery.render "$$STACK" "$${OUT:?make render needs OUT=<folder>}"
+	  DOCKER_HOST=unix://$$HELLO_DOCKER_SOCK $(OPS) render "$$STACK" "$${OUT:?make render needs OUT=<folder>}"
 
 bench: venv tools platform ## Time each step a user waits for beside Pulumi's floor; QUICK=1: one run each
 	@[[ -z $$QUICK || $$QUICK == 0 || $$QUICK == 1 ]] || \

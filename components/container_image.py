@@ -23,6 +23,10 @@ class Builder(enum.Enum):
     """pulumi-docker-build's ``Image`` (BuildKit)."""
 
 
+# docker-build is the provider Pulumi recommends for new projects; the classic one stays a choice.
+DEFAULT_BUILDER = Builder.DOCKER_BUILD
+
+
 @dataclass(frozen=True, kw_only=True)
 class RegistryArgs:
     """A registry and the credentials to push to it."""
@@ -45,8 +49,9 @@ class ContainerImageArgs:
     """Repository inside the registry, such as ``hello-world``."""
     registry: RegistryArgs
     """Where the image is pushed."""
-    builder: Builder = Builder.DOCKER
-    """Provider that builds. Default ``Builder.DOCKER``."""
+    builder: Builder = DEFAULT_BUILDER
+    """Provider that builds. Default ``Builder.DOCKER_BUILD``, which Pulumi recommends for new projects;
+    ``Builder.DOCKER`` is the classic provider."""
     tag: str = DEFAULT_TAG
     """Tag pushed next to the digest; nothing deploys by it. Default ``latest``."""
     build_args: dict[str, str] = field(default_factory=dict)

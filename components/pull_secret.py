@@ -61,3 +61,8 @@ def pull_secret(
         data={SECRET_KEY: document},
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["data"])),
     )
+
+
+def pull_secret_refs(name: str | None) -> list[k8s.core.v1.LocalObjectReferenceArgs] | None:
+    """A pod's ``imagePullSecrets`` naming the Secret ``name``, or None when its pods pull without one."""
+    return [k8s.core.v1.LocalObjectReferenceArgs(name=name)] if name else None

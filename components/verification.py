@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.pull_secret import pull_secret_refs
+
 DEFAULT_PATH = "/"
 DEFAULT_STATUS = 200
 DEFAULT_BODY = "Hello World"
@@ -125,9 +127,7 @@ def verification_job(
                     restart_policy="Never",
                     automount_service_account_token=False,
                     security_context=hardening.pod,
-                    image_pull_secrets=(
-                        [k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret_name)] if pull_secret_name else None
-                    ),
+                    image_pull_secrets=pull_secret_refs(pull_secret_name),
                     containers=[checker],
                 ),
             ),

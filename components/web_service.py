@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import AppLabels
-from components.pull_secret import PullSecretArgs, pull_secret
+from components.pull_secret import PullSecretArgs, pull_secret, pull_secret_refs
 from components.unknown import unknown
 from components.verification import Hardening, VerificationArgs, verification_job, verification_network_policy
 
@@ -321,7 +321,7 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
         ],
         # The app never calls the Kubernetes API.
         automount_service_account_token=False,
-        image_pull_secrets=_pull_secret_refs(args.pull_secret_name),
+        image_pull_secrets=pull_secret_refs(args.pull_secret_name),
         termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
         security_context=hardening.pod,
         containers=[
@@ -350,10 +350,6 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
             )
         ],
     )
-
-
-def _pull_secret_refs(name: str | None) -> list[k8s.core.v1.LocalObjectReferenceArgs] | None:
-    return [k8s.core.v1.LocalObjectReferenceArgs(name=name)] if name is not None else None
 
 
 def _deployment_spec(

@@ -14,18 +14,18 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from components import Builder, IngressArgs, ResourcesArgs, VerificationArgs
-from components.container_image import DEFAULT_PLATFORM
+from components.container_image import DEFAULT_BUILDER, DEFAULT_PLATFORM
 from components.web_service import DEFAULT_INGRESS_PATH, DEFAULT_REPLICAS, DEFAULT_ROLLOUT_TIMEOUT_SECONDS, NODE_PORTS
 from image_ref import PINNED_FORM, REGISTRY, REPOSITORY, ImageRef, parse_image_ref
-from settings import PROJECT
+from settings import DEFAULT_BUILD_CONTEXT, PROJECT
+
+# The local platform writes its admin kubeconfig there; a stack must name any other cluster
+# explicitly, so a user's default kubeconfig is never used by accident.
+from settings.local_platform import LOCAL_KUBECONFIG
 
 MAX_REPLICAS = 50
 ROLLOUT_TIMEOUT_RANGE = (30, 3600)
 DEFAULT_REPOSITORY = "hello-world"
-DEFAULT_BUILD_CONTEXT = "app"
-# The local platform writes its admin kubeconfig here (see the platform's env.sh); a stack must name
-# any other cluster explicitly, so a user's default kubeconfig is never used by accident.
-LOCAL_KUBECONFIG = "/var/lib/hello-pulumi/kube/admin.kubeconfig"
 
 T = TypeVar("T")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z"
@@ -138,8 +138,8 @@ class BuildSettings(Section):
         pattern=rf"^{REPOSITORY.pattern}\Z",
     )
     """Repository inside the registry. Default ``hello-world``."""
-    builder: Builder = _expect("one of " + ", ".join(kind.value for kind in Builder), default=Builder.DOCKER)
-    """Provider that builds the image: ``docker`` or ``docker-build``. Default ``docker``."""
+    builder: Builder = _expect("one of " + ", ".join(kind.value for kind in Builder), default=DEFAULT_BUILDER)
+    """Image builder: ``docker-build`` or ``docker``. Default ``docker-build``, Pulumi's advice for new projects."""
     context: str = _expect("a folder relative to the project", default=DEFAULT_BUILD_CONTEXT, min_length=1)
     """Build context folder, relative to the project. Default ``app``."""
     base_image: str | None = _expect("an image reference", default=None, min_length=1)

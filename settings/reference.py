@@ -1,4 +1,4 @@
-"""The settings reference in README.md and the declarations in Pulumi.yaml, both made from the model.
+"""The settings reference in docs/settings.md and the declarations in Pulumi.yaml, both made from the model.
 
 Usage: python -m settings.reference           rewrite both from settings/model.py
        python -m settings.reference --check   exit 1 if either differs from the model
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from settings.model import StackSettings, aliases, expectation, section_of
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-README = PROJECT_DIR / "README.md"
+SETTINGS_DOC = PROJECT_DIR / "docs" / "settings.md"
 PULUMI_YAML = PROJECT_DIR / "Pulumi.yaml"
 BEGIN = "<!-- settings reference: made from settings/model.py by `python -m settings.reference` -->"
 END = "<!-- end of the settings reference -->"
@@ -80,10 +80,13 @@ def project_config() -> dict[str, Any]:
     return declared
 
 
-def _readme_with(reference: str) -> str:
-    text = README.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
+def _doc_with(reference: str) -> str:
+    """docs/settings.md with ``reference`` between its markers, which must be there (and in this order)."""
+    text = SETTINGS_DOC.read_text()
+    head, begin, rest = text.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not (begin and end):
+        raise SystemExit(f"{SETTINGS_DOC.relative_to(PROJECT_DIR)} must hold the lines {BEGIN} and {END}")
     return head + reference + tail
 
 
@@ -94,8 +97,8 @@ def _pulumi_yaml_with(config: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    wanted = {README: _readme_with(markdown()), PULUMI_YAML: _pulumi_yaml_with(project_config())}
-    stale = [path.name for path, text in wanted.items() if path.read_text() != text]
+    wanted = {SETTINGS_DOC: _doc_with(markdown()), PULUMI_YAML: _pulumi_yaml_with(project_config())}
+    stale = [str(path.relative_to(PROJECT_DIR)) for path, text in wanted.items() if path.read_text() != text]
     if "--check" in argv:
         if stale:
             print(f"out of date with settings/model.py: {', '.join(stale)}; run python -m settings.reference")

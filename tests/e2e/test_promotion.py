@@ -41,7 +41,7 @@ class Chain:
             "REGISTRY_PASSWORD": self.registry.password,
         }
         return subprocess.run(
-            [sys.executable, "-m", "delivery.promote", *args],
+            [sys.executable, "-m", "ops", "promote", *args],
             cwd=ROOT,
             env=env,
             capture_output=True,

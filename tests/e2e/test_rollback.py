@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from settings.stack_files import machine_config, policy_config
+from ops.policy_config import policy_config
+from ops.stack_copy import write_stack_copy
 from tests.e2e.test_exercise import Load, kube_image, set_message
 from tests.e2e.test_promotion import Chain, deployed, make_chain
 from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
@@ -56,7 +57,7 @@ def up_with_rollback(workspace: Workspace, *extra: str) -> Run:
     config.write_text(json.dumps(policy_config(ROOT, workspace.stack)))
     env = {**workspace.env, "PYTHONPATH": str(ROOT)}
     # As stack.sh does: pulumi reads this machine's copy of the stack file.
-    machine = machine_config(workspace.directory, workspace.stack)
+    machine = write_stack_copy(workspace.directory, workspace.stack)
     command = [sys.executable, "-m", "delivery.rollback", workspace.stack, str(config), "up", "--yes", *extra]
     command += ["--config-file", str(machine)]
     started = time.monotonic()

@@ -114,7 +114,7 @@ def test_base_image_publish_check_keeps_the_password_off_the_command_line(regist
 def test_render_of_a_building_stack_keeps_the_password_off_the_command_line(
     pulumi_cli: str, registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    from delivery.render import render
+    from ops.render import render
 
     os.environ.setdefault("DOCKER_HOST", f"unix://{os.environ['HELLO_DOCKER_SOCK']}")
     with ArgvSampler(registry.password).watching() as sampler:

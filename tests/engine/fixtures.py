@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from delivery.registry import Registry
+from ops.registry import Registry
 from tests.conftest import stack_config
 from tests.engine.workspace import ROOT, Workspace
 

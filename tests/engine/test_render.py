@@ -15,8 +15,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from delivery.program import copy_program
-from delivery.render import MARKER, marker_text, render
+from ops.program_copy import copy_program
+from ops.render import MARKER, marker_text, render
 from settings.stack_files import set_settings
 from tests.conftest import ROOT, stack_config
 from tests.engine.fixtures import LocalRegistry

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from delivery.program import copy_program
+from ops.program_copy import copy_program
 from settings.stack_files import replace_plain_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,7 @@
-"""Records real `pulumi preview --json` runs (and their policy events) for the review golden tests.
+"""Records real previews for the review golden tests: `pulumi preview --json` and the engine's events.
+
+The review reads the events (ops/review_summary.py); the JSON is kept beside them, so that a test can
+hold the two to the same summary.
 
 Run with the platform up (`make platform`): `make recordings`. It deploys a throwaway
 stack on the local cluster, previews real changes against it, then destroys it.
@@ -44,6 +47,7 @@ def record(workspace: Workspace, name: str, policy_config: str) -> None:
     recording = {
         "preview": json.loads(result.stdout),
         "policyEvents": [e for e in events if "policyEvent" in e],
+        "events": events,
     }
     (HERE / f"{name}.json").write_text(json.dumps(recording, indent=2, sort_keys=True) + "\n")
     print(f"recorded {name}")

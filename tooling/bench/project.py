@@ -72,8 +72,10 @@ class Project:
         else:
             _export(source, commit, directory)
             # The copy shares the project's virtualenv, already built from these requirements: a checkout's
-            # new mtime must not make `make` rebuild it.
-            shutil.copystat(source / "requirements.txt", directory / "requirements.txt")
+            # new mtime must not make `make` rebuild it. An older commit may have no requirements-dev.txt.
+            for requirements in ("requirements.txt", "requirements-dev.txt"):
+                if (directory / requirements).exists():
+                    shutil.copystat(source / requirements, directory / requirements)
         (directory / ".venv").symlink_to((source / ".venv").resolve())
         # A repository of its own: some tests ask git which files the project tracks.
         for git in (["init", "-q"], ["add", "--all"], ["commit", "-q", "--no-verify", "-m", "bench copy"]):

@@ -68,7 +68,7 @@ def write_json(results: Results, machine: dict[str, Any], out: Path) -> Path:
 
 def plot(scaling: Scaling, out: Path, caption: str) -> Path:
     """Median preview time (min-max bars) against the component count, the fitted line and the floor."""
-    # Imported here: only the bench draws, and matplotlib is installed for it alone (tooling/bench/requirements.txt).
+    # Imported here: only the bench draws; matplotlib is a development requirement (requirements-dev.txt).
     import matplotlib
 
     matplotlib.use("Agg")

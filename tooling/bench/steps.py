@@ -81,14 +81,13 @@ class Bench:
         self.project.run("pulumi", "stack", "init", "floor", "--non-interactive", cwd=self.floor_dir)
         self.project.pulumi("up", "--yes", "--skip-preview", stack="floor", cwd=self.floor_dir)
         self.project.make("up", "STACK=dev")
-        try:
-            path = self.project.output(".venv/bin/python", "-m", "settings.stack_files", "machine-config", "dev")
-            self.config_file = ("--config-file", path.strip())
-        except BenchError:
-            self.config_file = ()
+        # This machine's copy of dev's stack file, which `make up` deploys with.
+        copy = "import pathlib; from ops.stack_copy import write_stack_copy as w; print(w(pathlib.Path.cwd(), 'dev'))"
+        path = self.project.output(".venv/bin/python", "-c", copy)
+        self.config_file = ("--config-file", path.strip())
 
     def dev(self, *args: str) -> float:
-        """``pulumi ARGS`` on dev, without the policy pack, as stack.sh would run it otherwise."""
+        """``pulumi ARGS`` on dev, without the policy pack, as `make preview`/`make up` would run it otherwise."""
         return self.project.pulumi(*args, *self.config_file)
 
     def floor(self, command: str) -> float:
@@ -100,11 +99,11 @@ class Bench:
             ("preview", "no-op `pulumi preview` of dev, no policy pack", "preview",
              lambda: self.dev("preview")),
             ("preview-policy", "no-op preview of dev with the policy pack (`make preview`'s command)", "preview",
-             lambda: self.project.run("tooling/scripts/stack.sh", "dev", "preview")),
+             lambda: self.project.run(".venv/bin/python", "-m", "ops", "preview", "dev")),
             ("up", "no-op `pulumi up --skip-preview` of dev, no policy pack", "up",
              lambda: self.dev("up", "--yes", "--skip-preview")),
-            ("up-policy", "no-op up of dev with the policy pack (`stack.sh dev up --skip-preview`)", "up",
-             lambda: self.project.run("tooling/scripts/stack.sh", "dev", "up", "--yes", "--skip-preview")),
+            ("up-policy", "no-op up of dev with the policy pack (`python -m ops up dev`, as `make up` runs it)", "up",
+             lambda: self.project.run(".venv/bin/python", "-m", "ops", "up", "dev")),
         ]  # fmt: skip
         for key, label, floor, step in steps:
             times: list[float] = []

@@ -3,7 +3,7 @@
 # so that nobody mistakes a cold build for a hang. Prints nothing when everything is built.
 # Usage: tooling/platform/plan.sh
 # Durations are those of a cold `.ci/run` on a new machine of the project's kind (2 cores),
-# measured with ../shared/bin/fresh-machine --cold; see the README's "First run".
+# measured with ../shared/bin/fresh-machine --cold; see docs/platform.md, "First run, measured".
 set -euo pipefail
 PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/cluster/common.sh"

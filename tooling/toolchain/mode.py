@@ -20,10 +20,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# The oldest CLI the pinned Python SDK accepts: its Automation API (which delivery/ uses) refuses an
+# The oldest CLI the pinned Python SDK accepts: its Automation API (which ops/ uses) refuses an
 # older one. Source: the SDK's own pulumi/automation/_minimum_version.py (3.1.0 in pulumi 3.260.0 on
 # PyPI), checked by PulumiCommand since pulumi/pulumi#6589; the same check refuses another major
-# version ("Major version mismatch"). tests/test_toolchain_mode.py holds this to that public API.
+# version ("Major version mismatch"). tests/unit/tooling/test_toolchain_mode.py holds this to that public API.
 FLOOR = (3, 1, 0)
 VERSION_TIMEOUT_SECONDS = 30
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")

@@ -1,1 +1,0 @@
-"""Delivery tools around the Pulumi program: promotion between stacks and review summaries."""

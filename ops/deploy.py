@@ -1,0 +1,182 @@
+"""Preview, deploy, destroy or refresh one stack of this project (`make preview|up|destroy|refresh`).
+
+Pulumi reads this machine's copy of the stack file (ops/stack_copy.py), so nothing here changes a
+tracked file; previews and updates run the policy pack at the stack's enforcement; a failed update
+is rolled back to the last verified digest (ops/rollback.py); an update held to a saved review
+(``--reviewed``) previews again first and applies nothing when the changes differ (ops/review_gate.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulumi import automation as auto
+
+from ops import PROJECT_DIR
+from ops.engine import CommandError, Engine, EventLog, Interrupted
+from ops.policy_config import policy_run
+from ops.rollback import DeployError, Failure, roll_back
+from ops.stack_copy import local_password_to_set, remember_password, write_stack_copy
+from settings.local_platform import Platform, platform_uses
+from settings.stack_files import read_known_settings
+
+ANSWER_TRIES = 5
+"""How often ``up`` asks the local service for its answer before giving up, a second apart."""
+ANSWER_TIMEOUT_SECONDS = 5
+
+
+class Action(enum.Enum):
+    """What pulumi does to the stack."""
+
+    PREVIEW = "preview"
+    UP = "up"
+    DESTROY = "destroy"
+    REFRESH = "refresh"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """One run of an action on a stack, as asked for on the command line."""
+
+    action: Action
+    stack: str
+    rollback: bool = True
+    """Return the stack to its last verified digest when the update fails. Default True."""
+    reviewed: Path | None = None
+    """A review file saved by ``make review SAVE=<dir>`` that the update must match. Default none."""
+
+
+class DeployRefusedError(Exception):
+    """The request cannot run; nothing was changed."""
+
+
+def run(
+    request: Request,
+    *,
+    work_dir: Path = PROJECT_DIR,
+    environ: Mapping[str, str] = os.environ,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Runs the request's action on its stack, with the stack's policy pack and this machine's stack copy.
+
+    Raises:
+        StackFileError: When the stack has no file or its file is broken; nothing ran.
+        DeployRefusedError: When ``reviewed`` is given to another action than ``up``, or the changes differ.
+        DeployError: When the update failed (after the rollback, if one was due).
+        CommandError: When pulumi failed otherwise.
+        Interrupted: On a stop signal, once pulumi has exited.
+    """
+    if request.reviewed is not None and request.action is not Action.UP:
+        raise DeployRefusedError(f"REVIEWED holds only an up to a review, got {request.action.value!r}")
+    settings = read_known_settings(work_dir, request.stack)
+    config_file = write_stack_copy(work_dir, request.stack)
+    engine = Engine(work_dir)
+    with engine.runner.stopping_on_signals():
+        stack = engine.stack(request.stack, create=True)
+        _store_local_password(engine, stack, work_dir, settings, config_file, environ)
+        if request.reviewed is not None:
+            hold_to_review(engine, request.stack, request.reviewed, work_dir, say)
+        color = "always" if sys.stdout.isatty() else "never"
+        output = {"on_output": say, "on_error": _to_stderr, "color": color, "config_file": str(config_file)}
+        # The pack is the one beside this code, whichever project copy it deploys.
+        with policy_run(PROJECT_DIR, request.stack) as policy:
+            pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
+            if request.action is Action.PREVIEW:
+                stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]
+            elif request.action is Action.DESTROY:
+                # The rules check resources an update would create or change; destroy makes none.
+                stack.destroy(**output)  # type: ignore[arg-type]
+            elif request.action is Action.REFRESH:
+                stack.refresh(**output)  # type: ignore[arg-type]
+            else:
+                log = EventLog()
+                try:
+                    result = stack.up(on_event=log, **output, **pack)  # type: ignore[arg-type]
+                except CommandError as error:
+                    if engine.runner.interrupted is not None:
+                        raise Interrupted(engine.runner.interrupted, "not rolling back") from error
+                    failure = Failure(stack=request.stack, what=log.first_error())
+                    raise roll_back(
+                        stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say
+                    ) from error
+                node_port = result.outputs.get("nodePort")
+                _show_answer(None if node_port is None else node_port.value, settings, work_dir, environ, say)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _store_local_password(
+    engine: Engine,
+    stack: auto.Stack,
+    work_dir: Path,
+    settings: Mapping[str, object],
+    config_file: Path,
+    environ: Mapping[str, str],
+) -> None:
+    """A stack that pushes to the local registry gets its generated password, as a secret, when the copy lacks it."""
+    if not local_password_to_set(work_dir, stack.name, settings, config_file, environ):
+        return
+    password_file = Path(environ["HELLO_REGISTRY_PASSWORD_FILE"])
+    engine.set_secret(stack, "registryPassword", password_file.read_text().strip(), config_file=config_file)
+    remember_password(work_dir, stack.name, config_file, password_file)
+
+
+def hold_to_review(engine: Engine, stack: str, reviewed: Path, work_dir: Path, say: Callable[[str], None]) -> None:
+    """Previews the stack again; nothing goes on unless its changes are those of the saved review.
+
+    Raises:
+        ReviewGateError: When ``reviewed`` is not a review file of this stack; nothing was previewed.
+        DeployRefusedError: When the changes differ, or the preview failed.
+    """
+    from ops.review_gate import check
+    from ops.review_summary import ReviewError
+
+    try:
+        found = check(stack, reviewed, work_dir, engine=engine)
+    except ReviewError as error:
+        raise DeployRefusedError(
+            f"the deploy's own preview failed, so it cannot be held to the review: {error}"
+        ) from error
+    if found:
+        lines = "\n".join(f"  - {line}" for line in found)
+        raise DeployRefusedError(
+            f"deploy of stack {stack!r} refused: its changes differ from the review in {reviewed}:\n{lines}\n"
+            "Review the stack again, or deploy without REVIEWED."
+        )
+    say(f"Stack {stack!r}: the changes are those reviewed in {reviewed}.")
+
+
+def _show_answer(
+    node_port: object,
+    settings: Mapping[str, object],
+    work_dir: Path,
+    environ: Mapping[str, str],
+    say: Callable[[str], None],
+) -> None:
+    """Where the service answers; on the local platform, its answer (only that node is this machine)."""
+    if not platform_uses(settings, Platform.from_environment(environ), work_dir):
+        say(f"The service listens on node port {node_port} of every node of the stack's cluster.")
+        return
+    url = f"http://127.0.0.1:{node_port}/"
+    say(f"The service answers at {url}:")
+    for attempt in range(ANSWER_TRIES):
+        try:
+            # Straight to loopback: a proxy from the environment has no business with this machine's node.
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(url, timeout=ANSWER_TIMEOUT_SECONDS) as response:
+                say(response.read(4096).decode(errors="replace").rstrip())
+                return
+        except (urllib.error.URLError, OSError) as error:
+            if attempt == ANSWER_TRIES - 1:
+                raise DeployError(f"the stack deployed, but {url} did not answer: {error}") from error
+            time.sleep(1)

@@ -1,0 +1,79 @@
+"""Stack locks: whatever changes or reads a stack file for a while holds its lock, so that two never interleave."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+LOCK_DIR = Path(".state") / "locks"
+"""Where, under the project, the stacks' lock files live (``.state/`` is ignored by git)."""
+LOCK_WAIT_SECONDS = 30.0
+"""How long :func:`locked` waits for another holder by default."""
+LOCK_POLL_SECONDS = 0.1
+
+
+class StackLockedError(Exception):
+    """Another process holds the stack's lock and did not let go in time."""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a stack's lock, written beside the lock file for whoever waits."""
+
+    pid: int
+    purpose: str
+    since: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({self.purpose}) since {self.since}"
+
+
+def lock_file(directory: Path, stack: str) -> Path:
+    return directory / LOCK_DIR / f"Pulumi.{stack}.yaml.lock"
+
+
+@contextmanager
+def locked(
+    directory: Path, stack: str, *, purpose: str, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[LockHolder]:
+    """Holds the stack's lock for the block (filelock's ``flock``: the kernel frees it however the holder exits).
+
+    Args:
+        purpose: What the holder does, shown to whoever waits, such as ``promotion dev -> staging``.
+        wait_seconds: How long to wait for another holder before giving up.
+
+    Raises:
+        StackLockedError: Naming the holder, when it keeps the lock past ``wait_seconds``.
+    """
+    path = lock_file(directory, stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # filelock empties the lock file on every try, so who holds it is told in a file of its own.
+    holder_file = path.with_name(path.name + ".holder")
+    lock = FileLock(path, mode=0o644)
+    try:
+        lock.acquire(timeout=wait_seconds, poll_interval=LOCK_POLL_SECONDS)
+    except Timeout:
+        try:
+            other = holder_file.read_text().strip() or "another process"
+        except OSError:
+            other = "another process"
+        raise StackLockedError(
+            f"stack {stack!r} is locked by {other}; waited {wait_seconds:g}s for it. "
+            f"Let it finish (or stop it) and try again; the lock file is {path}"
+        ) from None
+    try:
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+        holder = LockHolder(pid=os.getpid(), purpose=purpose, since=now)
+        holder_file.write_text(f"{holder}\n")
+        try:
+            yield holder
+        finally:
+            holder_file.write_text("")
+    finally:
+        lock.release()

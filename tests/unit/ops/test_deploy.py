@@ -1,0 +1,155 @@
+"""ops/deploy.py and ops/stack_copy.py: what a preview or an up of a stack prepares before pulumi runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ops.policy_config import MANDATORY_POLICY_CONFIG, policy_config
+from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
+from settings.local_platform import uses_local_platform
+from tests.conftest import ROOT
+
+LOCAL_REGISTRY = "127.0.0.1:5000"
+BUILDS_LOCALLY = {"hello-world:build": {"registry": LOCAL_REGISTRY, "username": "hello"}}
+OTHER_CLUSTER = {
+    "hello-world:image": "registry.example.com/hello-world@sha256:" + "ab" * 32,
+    "hello-world:cluster": {"kubeconfig": "/elsewhere/kubeconfig"},
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text("name: hello-world\nruntime: python\n")
+    (tmp_path / "policy" / "config").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> dict[str, str]:
+    password_file = tmp_path / "registry-password"
+    password_file.write_text("generated-password")
+    return {
+        "HELLO_REGISTRY": LOCAL_REGISTRY,
+        "HELLO_REGISTRY_PASSWORD_FILE": str(password_file),
+        "HELLO_KUBECONFIG": "/var/lib/hello-pulumi/kube/admin.kubeconfig",
+    }
+
+
+def write_stack(project: Path, stack: str, config: Mapping[str, object]) -> None:
+    (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": dict(config)}))
+
+
+def store_password(project: Path, stack: str, ciphertext: str) -> Path:
+    """What `pulumi config set --secret registryPassword` leaves in this machine's copy."""
+    copy = stack_copy_file(project, stack)
+    document = yaml.safe_load(copy.read_text())
+    document["config"]["hello-world:registryPassword"] = {"secure": ciphertext}
+    copy.write_text(yaml.safe_dump(document))
+    return copy
+
+
+def test_a_local_stack_gets_a_private_copy_its_policy_config_and_the_local_password(
+    project: Path, platform: dict[str, str]
+) -> None:
+    write_stack(project, "dev", BUILDS_LOCALLY)
+    (project / "policy" / "config" / "dev.json").write_text('{"all": "advisory"}')
+
+    copy = write_stack_copy(project, "dev")
+
+    assert copy == stack_copy_file(project, "dev")
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert policy_config(project, "dev") == {"all": "advisory"}
+    assert local_password_to_set(project, "dev", {"build": BUILDS_LOCALLY["hello-world:build"]}, copy, platform)
+    assert uses_local_platform(project, "dev", platform)
+
+
+def test_a_stack_elsewhere_without_its_own_policy_config_is_held_to_every_rule(
+    project: Path, platform: dict[str, str]
+) -> None:
+    write_stack(project, "qa", OTHER_CLUSTER)
+
+    copy = write_stack_copy(project, "qa")
+
+    assert policy_config(project, "qa") == MANDATORY_POLICY_CONFIG
+    assert not local_password_to_set(project, "qa", {"image": OTHER_CLUSTER["hello-world:image"]}, copy, platform)
+    assert uses_local_platform(project, "qa", platform) == []
+
+
+@pytest.fixture
+def remembered(project: Path, platform: dict[str, str]) -> Path:
+    """dev builds into the local registry; its copy holds a password that stack.sh stored and remembered."""
+    write_stack(project, "dev", BUILDS_LOCALLY)
+    write_stack_copy(project, "dev")
+    copy = store_password(project, "dev", "v1:first-ciphertext")
+    remember_password(project, "dev", copy, Path(platform["HELLO_REGISTRY_PASSWORD_FILE"]))
+    return copy
+
+
+def test_the_password_is_kept_once_remembered_and_set_again_when_either_side_changes(
+    project: Path, platform: dict[str, str], remembered: Path
+) -> None:
+    copy = remembered
+    password_file = Path(platform["HELLO_REGISTRY_PASSWORD_FILE"])
+
+    def to_set() -> bool:
+        return local_password_to_set(project, "dev", {"build": BUILDS_LOCALLY["hello-world:build"]}, copy, platform)
+
+    assert not to_set()
+    store_password(project, "dev", "v1:another-ciphertext")
+    assert to_set()
+    remember_password(project, "dev", copy, password_file)
+    assert not to_set()
+    # The platform writes a new password: a new file, or new times on the old one.
+    os.utime(password_file, ns=(1, 1))
+    assert to_set()
+
+
+def test_the_remembered_password_holds_nothing_derived_from_the_password(project: Path, remembered: Path) -> None:
+    marks = list((project / ".state" / "stacks").glob("*.registry-password.json"))
+
+    assert len(marks) == 1
+    assert "generated-password" not in marks[0].read_text()
+
+
+@pytest.mark.parametrize(
+    ("settings", "environment"),
+    [
+        ({"build": {"registry": "registry.example.com", "username": "u"}}, {}),
+        ({"image": "127.0.0.1:5000/hello-world@sha256:" + "ab" * 32}, {}),
+        ({"build": {"registry": LOCAL_REGISTRY, "username": "u"}}, {"HELLO_REGISTRY_PASSWORD_FILE": "/nonexistent"}),
+    ],
+    ids=["another-registry", "no-build", "no-password-file"],
+)
+def test_no_password_is_set_for_a_stack_that_does_not_push_to_the_local_registry(
+    project: Path, platform: dict[str, str], settings: dict[str, object], environment: dict[str, str]
+) -> None:
+    copy = project / "copy.yaml"
+    copy.write_text("config: {}\n")
+
+    assert not local_password_to_set(project, "dev", settings, copy, {**platform, **environment})
+
+
+@pytest.mark.parametrize("command", ["preview", "up", "destroy", "refresh"])
+def test_an_unknown_stack_is_refused_naming_the_stacks_there_are_before_anything_runs(
+    project: Path, command: str
+) -> None:
+    write_stack(project, "dev", BUILDS_LOCALLY)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", command, "nope"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HELLO_PROJECT_DIR": str(project), "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: STACK must be one of dev, got 'nope'\n"
+    assert not (project / ".state").exists()

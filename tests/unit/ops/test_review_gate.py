@@ -1,0 +1,221 @@
+"""Review binding without the engine: fingerprints of recorded previews, their differences, review files, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops import review_gate, review_summary
+from ops.__main__ import main
+from ops.deploy import DeployRefusedError, hold_to_review
+from ops.engine import Engine
+from ops.review_gate import ReviewGateError, differences, fingerprint, load, review_file, save
+from ops.review_summary import SECRET_SIG_KEY
+from tests.conftest import ROOT
+from tests.unit.ops.test_review_summary import recording
+from tests.unit.tooling.test_make_inputs import Project, hostile
+
+DEPLOYMENT = "`kubernetes:apps/v1:Deployment hello-world-deployment`"
+IMAGE_PATH = "spec.template.spec.containers[0].image"
+OTHER_IMAGE = "127.0.0.1:5000/hello-world-review@sha256:" + "1" * 64
+
+
+def image_update(new_image: str | None = None) -> dict[str, Any]:
+    preview: dict[str, Any] = copy.deepcopy(recording("update-image")["preview"])
+    if new_image:
+        (step,) = [s for s in preview["steps"] if s["op"] == "update"]
+        step["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"] = new_image
+    return preview
+
+
+def test_fingerprint_of_the_same_preview_has_no_differences(tmp_path: Path) -> None:
+    first, second = fingerprint("staging", image_update(), tmp_path), fingerprint("staging", image_update(), tmp_path)
+
+    assert differences(first, second) == []
+    assert first.digest() == second.digest()
+
+
+def test_differences_name_a_changed_image_digest_with_both_values(tmp_path: Path) -> None:
+    reviewed = fingerprint("staging", image_update(), tmp_path)
+    old, new = reviewed.changes[DEPLOYMENT.strip("`")]["fields"][IMAGE_PATH]
+
+    found = differences(reviewed, fingerprint("staging", image_update(OTHER_IMAGE), tmp_path))
+
+    assert found == [f"{DEPLOYMENT} `{IMAGE_PATH}`: reviewed {old} → {new}, now {old} → {OTHER_IMAGE}"]
+
+
+def test_differences_name_a_change_the_review_did_not_show_and_one_it_showed_that_is_gone(tmp_path: Path) -> None:
+    nothing = fingerprint("staging", {"steps": []}, tmp_path)
+    update = fingerprint("staging", image_update(), tmp_path)
+
+    assert differences(nothing, update) == [f"{DEPLOYMENT}: reviewed no change, now update"]
+    assert differences(update, nothing) == [f"{DEPLOYMENT}: reviewed update, now no change"]
+
+
+def test_differences_name_a_changed_replacement_reason(tmp_path: Path) -> None:
+    reviewed = fingerprint("staging", recording("replace-namespace")["preview"], tmp_path)
+    now = copy.deepcopy(reviewed)
+    key = next(iter(now.changes))
+    now.changes[key]["replaceReasons"] = ["spec.selector"]
+
+    (found,) = differences(reviewed, now)
+
+    assert found.startswith(f"`{key}` replacement forced by: reviewed [")
+    assert found.endswith("now ['spec.selector']")
+
+
+def creating(inputs: dict[str, Any]) -> dict[str, Any]:
+    urn = "urn:pulumi:qa::hello-world::hello-world:index:WebService$kubernetes:batch/v1:Job::hello-world-verify"
+    return {"steps": [{"op": "create", "urn": urn, "newState": {"inputs": inputs}}]}
+
+
+def test_fingerprint_of_a_create_holds_every_input_and_ignores_the_random_suffix_of_a_made_up_name(
+    tmp_path: Path,
+) -> None:
+    first = creating({"metadata": {"name": "hello-world-verify-0a1b2c3d"}, "spec": {"backoffLimit": 0}})
+    second = creating({"metadata": {"name": "hello-world-verify-99887766"}, "spec": {"backoffLimit": 1}})
+
+    found = differences(fingerprint("qa", first, tmp_path), fingerprint("qa", second, tmp_path))
+
+    assert found == [
+        "`kubernetes:batch/v1:Job hello-world-verify` `spec.backoffLimit`: reviewed (none) → 0, now (none) → 1"
+    ]
+
+
+def test_review_file_keeps_no_secret_in_plaintext(tmp_path: Path) -> None:
+    secret = {SECRET_SIG_KEY: "1b47061264138c4ac30d75fd1eb44270", "value": "registry-password-plaintext"}
+    reviewed = fingerprint("qa", creating({"data": {"password": secret}}), tmp_path)
+    path = review_file(tmp_path, "qa")
+
+    save(path, reviewed, "summary")
+
+    assert "registry-password-plaintext" not in path.read_text()
+    assert reviewed.changes["kubernetes:batch/v1:Job hello-world-verify"]["fields"]["data.password"][1] == "[secret]"
+
+
+def test_fingerprint_of_a_build_changes_with_any_file_of_app(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "server.js").write_text("'Hello World'")
+    build = {"steps": [{"op": "same", "urn": "urn:pulumi:dev::p::x$docker-build:index:Image::app-image"}]}
+    reviewed = fingerprint("dev", build, tmp_path)
+    (tmp_path / "app" / "server.js").write_text("'Hello Other World'")
+
+    assert differences(reviewed, fingerprint("dev", build, tmp_path)) == [
+        "app/ differs from the reviewed source: another image would be built"
+    ]
+    assert fingerprint("qa", image_update(), tmp_path).build_context is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", r"REVIEWED must be a review file saved by `make review SAVE=<dir>`, got .*qa.review.json: "),
+        ("[]", r"REVIEWED must be a review file saved by `make review SAVE=<dir>`, got .*qa.review.json$"),
+        ('{"version": 0, "stack": "qa", "changes": {}}', r"REVIEWED must be a review file of version 1, got 0$"),
+        (
+            '{"version": 1, "stack": "prod", "changes": {}}',
+            r"REVIEWED must be a review of stack 'qa', got one of 'prod'$",
+        ),
+    ],
+    ids=["not-json", "not-a-review", "other-version", "other-stack"],
+)
+def test_load_refuses_what_is_not_a_review_of_this_stack(tmp_path: Path, content: str, message: str) -> None:
+    path = review_file(tmp_path, "qa")
+    path.write_text(content)
+
+    with pytest.raises(ReviewGateError, match=message):
+        load(path, "qa")
+
+
+def test_load_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ReviewGateError, match=r"REVIEWED must be a review file .*, got .*missing.json: "):
+        load(tmp_path / "missing.json", "qa")
+
+
+def fake_preview(monkeypatch: pytest.MonkeyPatch, preview: dict[str, Any]) -> None:
+    monkeypatch.setattr(review_gate, "preview_stack", lambda stack, work_dir, engine: (preview, []))
+
+
+def test_an_up_held_to_its_review_goes_on_when_the_changes_are_those_reviewed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = review_file(tmp_path, "staging")
+    save(path, fingerprint("staging", image_update()), "summary")
+    fake_preview(monkeypatch, image_update())
+    said: list[str] = []
+
+    hold_to_review(Engine(), "staging", path, ROOT, said.append)
+
+    assert said == [f"Stack 'staging': the changes are those reviewed in {path}."]
+
+
+def test_an_up_held_to_its_review_is_refused_for_other_changes_and_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = review_file(tmp_path, "staging")
+    save(path, fingerprint("staging", image_update()), "summary")
+    fake_preview(monkeypatch, image_update(OTHER_IMAGE))
+
+    with pytest.raises(DeployRefusedError) as refused:
+        hold_to_review(Engine(), "staging", path, ROOT, print)
+
+    message = str(refused.value)
+    assert message.startswith(f"deploy of stack 'staging' refused: its changes differ from the review in {path}:\n")
+    assert f"  - {DEPLOYMENT} `{IMAGE_PATH}`: reviewed " in message
+    assert message.endswith("Review the stack again, or deploy without REVIEWED.")
+
+
+def test_an_up_held_to_a_bad_review_file_is_refused_before_any_preview(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_preview(*args: object) -> None:
+        raise AssertionError("no preview for a bad review file")
+
+    monkeypatch.setattr(review_gate, "preview_stack", no_preview)
+
+    with pytest.raises(ReviewGateError, match="REVIEWED must be a review file saved by `make review SAVE=<dir>`"):
+        hold_to_review(Engine(), "staging", tmp_path / "nope.json", ROOT, print)
+
+
+def test_review_command_saves_each_stacks_review_for_deploys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(review_summary, "preview_stack", lambda stack, work_dir: (image_update(), []))
+
+    assert main(["review", "--save", str(tmp_path), "staging"]) == 0
+
+    saved = json.loads((tmp_path / "staging.review.json").read_text())
+    assert saved["stack"] == "staging"
+    assert saved["summary"].startswith("### Stack `staging`")
+    assert f"Saved as `staging.review.json` (fingerprint `{saved['fingerprint'][:12]}`)." in capsys.readouterr().out
+
+
+def test_review_command_refuses_a_save_folder_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["review", "--save", str(tmp_path / "nope"), "staging"]) == 2
+    assert capsys.readouterr().err == f"error: SAVE must be an existing folder, got '{tmp_path / 'nope'}'\n"
+
+
+def test_make_review_hands_save_over_as_one_argument(tmp_path: Path) -> None:
+    for number, value in enumerate(hostile(tmp_path / "marker")):
+        project = Project(tmp_path / str(number))
+        project.marker = tmp_path / "marker"
+
+        recorded = project.make("review", STACKS="dev", SAVE=value)
+
+        assert recorded == [["record", "-m", "ops", "review", "--save", value, "dev"]]
+
+
+def test_make_up_runs_nothing_from_reviewed(tmp_path: Path) -> None:
+    for number, value in enumerate(hostile(tmp_path / "marker")):
+        project = Project(tmp_path / str(number))
+        project.marker = tmp_path / "marker"
+
+        recorded = project.make("up", REVIEWED=value)
+
+        assert ["record", "-m", "ops", "up", "dev", f"--reviewed={value}"] in recorded

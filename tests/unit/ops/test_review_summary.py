@@ -1,0 +1,343 @@
+"""The review summary, on preview JSON recorded from the real engine (golden files).
+
+Refresh the recordings with `make recordings` (needs the platform) and the golden Markdown
+with `REFRESH_GOLDEN=1 make unit`; review the diff of both like any code change.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.program_copy import copy_program
+from ops.review_summary import UNKNOWN_SENTINEL, changes, preview_stack, summarize, violations
+from tests.conftest import ROOT
+from tests.unit.tooling.test_make_inputs import DONE, Project
+
+RECORDINGS = ROOT / "tests" / "recordings"
+IMAGE_TYPE = "hello-world:index:ContainerImage$docker-build:index:Image"
+NAMES = sorted(path.stem for path in RECORDINGS.glob("*.json"))
+
+
+def recording(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((RECORDINGS / f"{name}.json").read_text())
+    return document
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_summary_of_recorded_preview_matches_its_golden_file(name: str) -> None:
+    recorded = recording(name)
+    golden = RECORDINGS / f"{name}.md"
+
+    summary = summarize("staging", recorded["preview"], recorded["policyEvents"])
+
+    if os.environ.get("REFRESH_GOLDEN"):
+        golden.write_text(summary)
+    assert summary == golden.read_text()
+
+
+def test_recordings_cover_update_replacement_policy_and_creation() -> None:
+    assert {"create-staging", "update-image", "replace-namespace", "policy-violation"} <= set(NAMES)
+
+
+def test_summary_counts_each_kind_of_change() -> None:
+    assert "0 to create · 1 to update · 0 to replace · 0 to delete" in summarize(
+        "staging", recording("update-image")["preview"]
+    )
+    assert "0 to create · 0 to update · 4 to replace · 0 to delete" in summarize(
+        "staging", recording("replace-namespace")["preview"]
+    )
+
+
+def test_summary_writes_out_the_image_digest_change() -> None:
+    preview = recording("update-image")["preview"]
+    (step,) = [s for s in preview["steps"] if s["op"] == "update"]
+    old = step["oldState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[1]
+    new = step["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[1]
+
+    assert f"image digest: `{old}` → `{new}`" in summarize("staging", preview)
+
+
+def test_summary_flags_each_replacement_with_the_field_that_forces_it() -> None:
+    found = changes(recording("replace-namespace")["preview"])
+
+    assert {(c.name, tuple(c.replace_reasons)) for c in found} == {
+        ("hello-world-namespace", ("metadata.name",)),
+        ("hello-world-deployment", ("metadata.namespace",)),
+        ("hello-world-service", ("metadata.namespace",)),
+        ("hello-world-network-policy", ("metadata.namespace",)),
+    }
+    summary = summarize("staging", recording("replace-namespace")["preview"])
+    assert summary.count("⚠️ **replacement** forced by") == 4
+
+
+def test_summary_lists_policy_violations_with_their_level() -> None:
+    recorded = recording("policy-violation")
+
+    (violation,) = violations(recorded["policyEvents"])
+
+    assert violation.policy == "kubernetes-apps-v1-deployment-min-replicas"
+    assert violation.level == "advisory"
+    assert violation.resource == "hello-world-deployment"
+    assert "spec.replicas is 1, expected at least 2" in summarize(
+        "staging", recorded["preview"], recorded["policyEvents"]
+    )
+
+
+def test_summary_never_prints_a_secret_value() -> None:
+    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": '"hunter2"'}
+    preview = {
+        "changeSummary": {"update": 1},
+        "steps": [
+            {
+                "op": "update",
+                "urn": f"urn:pulumi:dev::hello-world::{IMAGE_TYPE}::app-image",
+                "oldState": {"inputs": {"registries": [{"password": secret}]}},
+                "newState": {"inputs": {"registries": [{"password": secret}]}},
+                "detailedDiff": {"registries[0].password": {"kind": "update"}},
+            }
+        ],
+    }
+
+    summary = summarize("dev", preview)
+
+    assert "hunter2" not in summary
+    assert "`registries[0].password`: [secret] → [secret]" in summary
+
+
+def test_summary_says_when_a_new_image_is_only_known_after_up() -> None:
+    old_ref = "127.0.0.1:5000/hello-world@sha256:" + "a" * 64
+    preview = {
+        "changeSummary": {"update": 1},
+        "steps": [
+            {
+                "op": "update",
+                "urn": "urn:pulumi:dev::hello-world::hello-world:index:WebService$kubernetes:apps/v1:Deployment::d",
+                "oldState": {"inputs": {"spec": {"template": {"spec": {"containers": [{"image": old_ref}]}}}}},
+                "newState": {"inputs": {"spec": {"template": {"spec": {"containers": [{"image": UNKNOWN_SENTINEL}]}}}}},
+                "detailedDiff": {"spec.template.spec.containers[0].image": {"kind": "update"}},
+            }
+        ],
+    }
+
+    summary = summarize("dev", preview)
+
+    assert f"`spec.template.spec.containers[0].image`: {old_ref} → (known after up)" in summary
+    assert f"image digest: `sha256:{'a' * 64}` → (known after up) (a new build)" in summary
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [("staging", json.loads((ROOT / "policy" / "config" / "staging.json").read_text())), ("qa", {"all": "mandatory"})],
+    ids=["own-config", "no-config-all-mandatory"],
+)
+def test_review_previews_every_stack_with_the_policy_pack_at_its_enforcement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: str, expected: dict[str, Any]
+) -> None:
+    project, env, log = ops_project(tmp_path, stack)
+    shutil.copy2(ROOT / "Pulumi.staging.yaml", project / f"Pulumi.{stack}.yaml")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    preview_stack(stack, project)
+
+    (logged,) = [entry for entry in map(json.loads, log.read_text().splitlines()) if entry["args"][0] == "preview"]
+    assert logged["args"][logged["args"].index("--policy-pack") + 1] == str(ROOT / "policy")
+    assert logged["policy_config"] == expected
+
+
+OPS_FAKE_PULUMI = """
+import json, os, sys
+from pathlib import Path
+
+args = [a for a in sys.argv[1:] if a != "--non-interactive"]
+if args == ["version"]:
+    print("v3.200.0")
+    sys.exit(0)
+config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
+entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
+with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
+    summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
+    with open(args[args.index("--event-log") + 1], "a") as events:
+        events.write(json.dumps({"sequence": 1, "timestamp": 0, "summaryEvent": summary}) + "\\n")
+        events.write(json.dumps({"sequence": 2, "timestamp": 0, "cancelEvent": {}}) + "\\n")
+if args[:2] == ["stack", "output"]:
+    print(json.dumps({"nodePort": int(os.environ["FAKE_NODE_PORT"])}))
+elif args[:2] == ["stack", "history"]:
+    update = {"kind": "update", "startTime": "2026-12-05T10:00:00.000Z", "endTime": "2026-12-05T10:00:01.000Z"}
+    print(json.dumps([{**update, "message": "", "environment": {}, "config": {}, "result": "succeeded"}]))
+"""
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"Hello World")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def service_port() -> Iterator[int]:
+    """A stand-in for the service on its node port: `make up` asks it for its answer."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def ops_project(tmp_path: Path, stack: str, service_port: int = 0) -> tuple[Path, dict[str, str], Path]:
+    """A project copy whose `python -m ops` runs a stand-in pulumi: the project, the environment, the log."""
+    project = copy_program(tmp_path / "project", ROOT)
+    shutil.copytree(ROOT / "policy", project / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / f"Pulumi.{stack}.yaml")
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{OPS_FAKE_PULUMI}")
+    fake.chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "HELLO_PROJECT_DIR": str(project),
+        "FAKE_PULUMI_LOG": str(log),
+        "FAKE_NODE_PORT": str(service_port),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'backend'}",
+        "PULUMI_CONFIG_PASSPHRASE": "unused",
+        "HELLO_REGISTRY": "127.0.0.1:5000",
+        "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
+    }
+    return project, env, log
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [("prod", json.loads((ROOT / "policy" / "config" / "prod.json").read_text())), ("qa", {"all": "mandatory"})],
+    ids=["own-config", "no-config-all-mandatory"],
+)
+def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
+    tmp_path: Path, stack: str, expected: dict[str, Any], service_port: int
+) -> None:
+    _, env, log = ops_project(tmp_path, stack, service_port)
+    for command in ("preview", "up"):
+        result = subprocess.run(
+            [sys.executable, "-m", "ops", command, stack],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
+
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    (preview,) = [run for run in runs if run["args"][0] == "preview"]
+    (up,) = [run for run in runs if run["args"][0] == "up"]
+    for run in (preview, up):
+        pack = run["args"][run["args"].index("--policy-pack") + 1]
+        assert Path(pack) == ROOT / "policy"  # the pack beside the code, whichever project copy it deploys
+        assert run["policy_config"] == expected
+
+
+def test_an_up_refuses_a_review_of_another_stack_before_pulumi_previews_or_deploys(tmp_path: Path) -> None:
+    _, env, log = ops_project(tmp_path, "qa")
+    reviewed = tmp_path / "qa.review.json"
+    reviewed.write_text('{"version": 1, "stack": "prod", "changes": {}}')
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "up", "qa", f"--reviewed={reviewed}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "REVIEWED must be a review of stack 'qa', got one of 'prod'" in result.stderr
+    runs = [json.loads(line)["args"][0] for line in log.read_text().splitlines()] if log.exists() else []
+    assert not {"preview", "up"} & set(runs)
+
+
+@pytest.mark.parametrize("target", ["preview", "destroy", "refresh"])
+def test_make_refuses_reviewed_for_anything_but_an_up_before_anything_runs(tmp_path: Path, target: str) -> None:
+    project = Project(tmp_path)
+    reviewed = tmp_path / "dev.review.json"
+    reviewed.write_text("{}")
+
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *DONE, target, f"REVIEWED={reviewed}"],
+        cwd=project.dir,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert f"REVIEWED holds only an up to a review, got it for make {target}" in result.stderr
+    assert not project.record.exists(), "python -m ops did not run"
+
+
+def test_summary_says_app_changed_instead_of_a_context_hash() -> None:
+    preview = {
+        "changeSummary": {"update": 1},
+        "steps": [
+            {
+                "op": "update",
+                "urn": "urn:pulumi:dev::hello-world::hello-world:index:ContainerImage$"
+                "docker-build:index:Image::app-image",
+                "oldState": {"inputs": {"contextHash": "0311fd" + "0" * 58}},
+                "newState": {"inputs": {}},
+                "detailedDiff": {"contextHash": {"kind": "update"}},
+            }
+        ],
+    }
+
+    summary = summarize("dev", preview, app_changes=["app/server.js"])
+
+    assert "  - app/ changed (`app/server.js`): a new image will be built" in summary
+    assert "0311fd" not in summary
+
+
+def test_summary_lists_rules_that_only_run_at_deploy_apart_from_violations() -> None:
+    deferred = "can't run policy during preview: string value at .spec.image can't be known during preview"
+    events = [
+        {"policyEvent": {"policyName": "image-pinned", "enforcementLevel": "advisory", "message": deferred}},
+        {"policyEvent": {"policyName": "min-replicas", "enforcementLevel": "mandatory", "message": "too few"}},
+    ]
+
+    summary = summarize("dev", {"changeSummary": {}}, events)
+
+    violations, deferred_part = summary.split("Checked at deploy (the value is only known then):")
+    assert "`min-replicas` (mandatory) on `(stack)`: too few" in violations
+    assert "image-pinned" not in violations
+    assert "`image-pinned` (advisory) on `(stack)`" in deferred_part
+
+
+def test_summary_of_a_create_shows_what_a_reviewer_needs_and_not_every_input() -> None:
+    summary = summarize("staging", recording("create-staging")["preview"])
+
+    deployment = summary.split("`hello-world-deployment`\n", 1)[1]
+    assert deployment.startswith("  - `metadata.namespace`: review-staging\n  - `spec.replicas`: 2\n")
+    assert "  - `spec.ports[0].nodePort`: 31641\n" in summary
+    assert "livenessProbe" not in summary
+    assert "image digest:" not in summary  # the image line of a create already names its digest

@@ -1,0 +1,214 @@
+"""The one module that finds, reads and guards the stack files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ops.stack_copy import write_stack_copy
+from settings.local_platform import Platform, platform_uses
+from settings.stack_files import StackFileError, kept_as_is, plain_config, replace_plain_config, stack_file, stack_names
+from tests.conftest import ROOT
+
+
+def test_stack_names_are_read_whole(tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.eu.prod.yaml"):
+        (tmp_path / name).write_text("config: {}\n")
+
+    assert stack_names(tmp_path) == ["dev", "eu.prod"]
+
+
+def test_kept_as_is_puts_the_bytes_back_even_after_a_failure(tmp_path: Path) -> None:
+    path = stack_file(tmp_path, "dev")
+    path.write_bytes(b"config:\n  hello-world:replicas: '2'\n")
+
+    def change_then_fail() -> None:
+        with kept_as_is(tmp_path, "dev"):
+            path.write_text("changed")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        change_then_fail()
+
+    assert path.read_bytes() == b"config:\n  hello-world:replicas: '2'\n"
+
+
+def test_kept_as_is_unless_success_keeps_a_successful_change(tmp_path: Path) -> None:
+    path = stack_file(tmp_path, "dev")
+    path.write_text("config: {}\n")
+
+    with kept_as_is(tmp_path, "dev", unless_success=True):
+        path.write_text("changed")
+
+    assert path.read_text() == "changed"
+
+
+def test_replacing_plain_config_keeps_encrypted_values_and_the_salt(tmp_path: Path) -> None:
+    path = stack_file(tmp_path, "dev")
+    path.write_text("encryptionsalt: v1:abc\nconfig:\n  hello-world:registryPassword:\n    secure: v1:xyz\n")
+
+    replace_plain_config(tmp_path, "dev", {"hello-world:replicas": "2"})
+
+    assert plain_config(tmp_path, "dev") == {"hello-world:replicas": "2"}
+    assert "encryptionsalt: v1:abc" in path.read_text()
+    assert "secure: v1:xyz" in path.read_text()
+
+
+TRACKED = '# dev, as the team keeps it\nconfig:\n  hello-world:replicas: "2"\n'
+
+
+def machine_copy(directory: Path, stack: str = "dev") -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(write_stack_copy(directory, stack).read_text())
+    return document
+
+
+def test_machine_config_is_the_tracked_file_in_a_private_file_under_state(tmp_path: Path) -> None:
+    stack_file(tmp_path, "dev").write_text(TRACKED)
+
+    path = write_stack_copy(tmp_path, "dev")
+
+    assert path == tmp_path / ".state" / "stacks" / "Pulumi.dev.yaml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert yaml.safe_load(path.read_text()) == {"config": {"hello-world:replicas": "2"}}
+    assert stack_file(tmp_path, "dev").read_text() == TRACKED
+
+
+def test_machine_config_keeps_this_machines_secrets_and_salt_and_follows_the_tracked_file(tmp_path: Path) -> None:
+    stack_file(tmp_path, "dev").write_text(TRACKED)
+    path = write_stack_copy(tmp_path, "dev")
+    # What `pulumi config set --secret registryPassword --config-file <copy>` leaves in the copy.
+    path.write_text(
+        'config:\n  hello-world:replicas: "2"\n  hello-world:registryPassword:\n    secure: v1:xyz\n'
+        "encryptionsalt: v1:machine\n"
+    )
+    stack_file(tmp_path, "dev").write_text('config:\n  hello-world:replicas: "3"\n')
+
+    assert machine_copy(tmp_path) == {
+        "config": {"hello-world:replicas": "3", "hello-world:registryPassword": {"secure": "v1:xyz"}},
+        "encryptionsalt": "v1:machine",
+    }
+
+
+def test_machine_config_drops_its_secrets_when_the_tracked_file_brings_another_salt(tmp_path: Path) -> None:
+    stack_file(tmp_path, "dev").write_text(TRACKED)
+    write_stack_copy(tmp_path, "dev").write_text(
+        "config:\n  hello-world:registryPassword:\n    secure: v1:xyz\nencryptionsalt: v1:machine\n"
+    )
+    stack_file(tmp_path, "dev").write_text(TRACKED + "encryptionsalt: v1:team\n")
+
+    assert machine_copy(tmp_path) == {"config": {"hello-world:replicas": "2"}, "encryptionsalt": "v1:team"}
+
+
+def test_machine_config_lets_the_tracked_file_win_for_a_key_both_set(tmp_path: Path) -> None:
+    tracked = TRACKED + "  hello-world:registryPassword:\n    secure: v1:team\nencryptionsalt: v1:salt\n"
+    stack_file(tmp_path, "dev").write_text(tracked)
+    write_stack_copy(tmp_path, "dev").write_text(
+        "config:\n  hello-world:registryPassword:\n    secure: v1:old\nencryptionsalt: v1:salt\n"
+    )
+
+    assert machine_copy(tmp_path)["config"]["hello-world:registryPassword"] == {"secure": "v1:team"}
+
+
+def test_machine_config_of_a_missing_stack_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(StackFileError, match=r"^Pulumi\.qa\.yaml cannot be read"):
+        write_stack_copy(tmp_path, "qa")
+
+
+PLATFORM = Platform(kubeconfig="/var/lib/hello-pulumi/kube/admin.kubeconfig", registry="127.0.0.1:5000")
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, ["it deploys with the local platform's kubeconfig (/var/lib/hello-pulumi/kube/admin.kubeconfig)"]),
+        (
+            {"cluster": {"kubeconfig": "~/.kube/kind"}, "build": {"registry": "127.0.0.1:5000"}},
+            ["it pushes to the local platform's registry (127.0.0.1:5000)"],
+        ),
+        (
+            {"cluster": {"kubeconfig": "/home/me/.kube/eks"}, "image": "127.0.0.1:5000/hello-world@sha256:ab"},
+            ["it runs an image from the local platform's registry (127.0.0.1:5000)"],
+        ),
+        ({"cluster": {"kubeconfig": "/home/me/.kube/eks"}, "build": {"registry": "ghcr.io"}}, []),
+        ({"cluster": {"kubeconfig": "kind.kubeconfig"}, "image": "docker.io/me/hello@sha256:ab"}, []),
+    ],
+    ids=["defaults", "pushes-to-local-registry", "runs-local-image", "own-cluster-and-registry", "relative-kubeconfig"],
+)
+def test_platform_uses_names_what_needs_the_local_platform(
+    tmp_path: Path, settings: dict[str, Any], expected: list[str]
+) -> None:
+    assert platform_uses(settings, PLATFORM, tmp_path) == expected
+
+
+def test_platform_uses_sees_the_platform_kubeconfig_behind_another_path(tmp_path: Path) -> None:
+    platform_kubeconfig = tmp_path / "admin.kubeconfig"
+    platform_kubeconfig.write_text("")
+    (tmp_path / "link").symlink_to(platform_kubeconfig)
+    platform = Platform(kubeconfig=str(platform_kubeconfig), registry="127.0.0.1:5000")
+
+    assert platform_uses({"cluster": {"kubeconfig": "link"}}, platform, tmp_path) == [
+        "it deploys with the local platform's kubeconfig (link)"
+    ]
+
+
+def test_platform_from_environment_reads_the_platform_locations() -> None:
+    environ = {"HELLO_KUBECONFIG": "/tmp/k", "HELLO_REGISTRY": "127.0.0.1:5999"}
+
+    assert Platform.from_environment(environ) == Platform(kubeconfig="/tmp/k", registry="127.0.0.1:5999")
+    assert Platform.from_environment({}) == PLATFORM
+
+
+OUTSIDE = """config:
+  hello-world:cluster:
+    kubeconfig: /home/me/.kube/config
+    context: kind-hello
+  hello-world:build:
+    registry: ghcr.io
+    username: me
+"""
+
+
+def needs_platform(directory: Path, stack: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HELLO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ops", "needs-platform", stack],
+        cwd=directory,
+        env={**env, "PYTHONPATH": str(ROOT), "HELLO_PROJECT_DIR": str(directory)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("stack", "answer"), [("dev", "yes"), ("staging", "yes"), ("prod", "yes"), ("outside", "no")], ids=str
+)
+def test_needs_platform_answers_for_the_projects_stacks_and_an_outside_one(
+    tmp_path: Path, stack: str, answer: str
+) -> None:
+    for name in stack_names(ROOT):
+        shutil.copy2(stack_file(ROOT, name), tmp_path)
+    stack_file(tmp_path, "outside").write_text(OUTSIDE)
+
+    result = needs_platform(tmp_path, stack)
+
+    assert (result.returncode, result.stdout) == (0, f"{answer}\n")
+    assert result.stderr.startswith(f"stack {stack} {'needs' if answer == 'yes' else 'does not need'} the local")
+
+
+def test_needs_platform_of_an_unknown_stack_is_an_error_naming_the_stacks(tmp_path: Path) -> None:
+    stack_file(tmp_path, "dev").write_text(TRACKED)
+
+    result = needs_platform(tmp_path, "nope")
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: STACK must be one of dev, got 'nope'\n"
