@@ -12,9 +12,10 @@ override STACKS := $(value STACKS)
 override FROM := $(value FROM)
 override TO := $(value TO)
 override OUT := $(value OUT)
+override KEY := $(value KEY)
 override ARGS := $(value ARGS)
 override QUICK := $(value QUICK)
-export STACK STACKS FROM TO OUT ARGS QUICK
+export STACK STACKS FROM TO OUT KEY ARGS QUICK
 # SAVE: the folder where `make review` keeps each stack's review; REVIEWED: the review file `make up` is held to.
 override SAVE := $(value SAVE)
 override REVIEWED := $(value REVIEWED)
@@ -37,10 +38,10 @@ NOT_REVIEWED = [[ -z $$REVIEWED ]] || { printf 'REVIEWED holds only an up to a r
 PLATFORM_IF_NEEDED = need=$$($(OPS) needs-platform "$$STACK") && \
   { [[ $$need != yes ]] || tooling/platform/up.sh; } &&
 
-.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy refresh promote review recordings render bench
+.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy refresh secret promote review recordings render bench
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## Create .venv with the pinned requirements
 
@@ -91,6 +92,9 @@ up: plan venv tools ## Deploy STACK (default dev), roll back a failed rollout (A
 
 destroy: venv tools ## Destroy STACK's resources
 	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) destroy "$$STACK"
+
+secret: venv tools ## Set KEY, a secret setting of STACK, on this machine from standard input (make secret KEY=... <file)
+	$(ENV) $(OPS) secret "$$STACK" "$${KEY:?make secret needs KEY=<setting>}"
 
 refresh: venv tools ## Refresh STACK's state from its cluster
 	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) refresh "$$STACK"

@@ -66,6 +66,25 @@ def _stack_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret(args: argparse.Namespace) -> int:
+    from ops.deploy import store_secret
+    from ops.engine import CommandError
+
+    value = None if args.remove else sys.stdin.read().removesuffix("\n")
+    if value == "":
+        _error(f"the value of {args.key} must come on standard input, got nothing")
+        return EXIT_BAD_INPUT
+    try:
+        store_secret(args.stack, args.key, value, work_dir=project_dir())
+    except StackFileError as error:
+        _error(error)
+        return EXIT_BAD_INPUT
+    except CommandError as error:
+        _error(f"pulumi could not {'remove' if args.remove else 'set'} {args.key}:\n{error}")
+        return EXIT_FAILED
+    return 0
+
+
 def _needs_platform(args: argparse.Namespace) -> int:
     from settings.local_platform import uses_local_platform
 
@@ -184,6 +203,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--reviewed", type=Path, metavar="FILE", help="apply only the changes this saved review shows")
     command("destroy", _stack_action, "destroy STACK's resources").add_argument("stack")
     command("refresh", _stack_action, "refresh STACK's state from the cluster").add_argument("stack")
+    secret = command(
+        "secret", _secret, "set a secret setting of STACK on this machine, its value read from standard input"
+    )
+    secret.add_argument("stack")
+    secret.add_argument("key", help="the setting, such as imagePullPassword")
+    secret.add_argument("--remove", action="store_true", help="remove the setting instead")
     needs = command("needs-platform", _needs_platform, "say yes or no: does STACK use the local platform")
     needs.add_argument("stack")
 

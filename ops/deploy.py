@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -26,7 +27,7 @@ from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, write_stack_copy
 from settings.local_platform import Platform, platform_uses
-from settings.stack_files import read_known_settings
+from settings.stack_files import StackFileError, read_known_settings
 
 ANSWER_TRIES = 5
 """How often ``up`` asks the local service for its answer before giving up, a second apart."""
@@ -180,3 +181,30 @@ def _show_answer(
             if attempt == ANSWER_TRIES - 1:
                 raise DeployError(f"the stack deployed, but {url} did not answer: {error}") from error
             time.sleep(1)
+
+
+SETTING_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,99}")
+"""A top-level setting's name, such as ``imagePullPassword``."""
+
+
+def store_secret(stack_name: str, key: str, value: str | None, *, work_dir: Path = PROJECT_DIR) -> None:
+    """Sets (or, with ``value`` None, removes) a secret setting in this machine's copy of the stack file.
+
+    The tracked file is never written: a secret encrypted with this machine's passphrase belongs to
+    this machine. The value travels on pulumi's standard input, never on a command line.
+
+    Raises:
+        StackFileError: When the stack has no file, its file is broken, or ``key`` is not a setting's name.
+        CommandError: When pulumi fails.
+    """
+    if not SETTING_KEY.fullmatch(key):
+        raise StackFileError(f"KEY must be a setting's name such as imagePullPassword, got {key!r}")
+    read_known_settings(work_dir, stack_name)
+    config_file = write_stack_copy(work_dir, stack_name)
+    engine = Engine(work_dir)
+    with engine.runner.stopping_on_signals():
+        stack = engine.stack(stack_name, create=True)
+        if value is None:
+            engine.remove_setting(stack, key, config_file=config_file)
+        else:
+            engine.set_secret(stack, key, value, config_file=config_file)

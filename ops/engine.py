@@ -294,6 +294,12 @@ class Engine:
         args += ["--config-file", str(config_file)] if config_file else []
         self.runner.run_with_input(args, stack.workspace.work_dir, stack.workspace.env_vars, value)
 
+    def remove_setting(self, stack: auto.Stack, key: str, *, config_file: Path | None = None) -> None:
+        """Removes a setting from the stack's config file."""
+        args = ["config", "rm", key, "--stack", stack.name]
+        args += ["--config-file", str(config_file)] if config_file else []
+        self.runner.run(args, stack.workspace.work_dir, stack.workspace.env_vars)
+
     def get_secret(self, stack: auto.Stack, key: str, *, config_file: Path | None = None) -> str:
         """A setting's value, decrypted; it travels on a pipe, never on a command line.
 

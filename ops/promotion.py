@@ -30,7 +30,7 @@ from ops.registry import from_environment as registry_from_environment
 from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
 from settings import PROJECT
-from settings.stack_files import STACK_NAME, kept_as_is, plain_config, set_settings, stack_file, stack_names
+from settings.stack_files import STACK_NAME, plain_config, restoring, set_settings, stack_file, stack_names
 
 CHAIN = ("dev", "staging", "prod")
 SIGNAL_CHECK_SECONDS = 0.2
@@ -317,7 +317,7 @@ def promote(
         with (
             policy_run(PROJECT_DIR, target_stack.name) as policy,
             runner.interruptible(False),  # putting the stack file back is never cut short
-            kept_as_is(work_dir, target_stack.name, unless_success=True),
+            restoring(work_dir, target_stack.name, unless_success=True),
             runner.interruptible(),
         ):
             record = provenance(source_stack.name, image, git_commit(work_dir))

@@ -22,7 +22,7 @@ from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_run
 from ops.stack_copy import write_stack_copy
 from settings import DEFAULT_BUILD_CONTEXT
-from settings.stack_files import StackFileError, kept_as_is
+from settings.stack_files import StackFileError, restoring
 
 # Pulumi marks a secret value on the wire and in state with this key.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -251,7 +251,7 @@ def preview_stack(
     failed: CommandError | None = None
     try:
         # A review changes nothing: the tracked stack file is put back byte for byte whatever happens.
-        with locked(work_dir, stack, purpose="review"), kept_as_is(work_dir, stack):
+        with locked(work_dir, stack, purpose="review"), restoring(work_dir, stack):
             opened = engine.stack(stack, create=True)
             config_file = write_stack_copy(work_dir, stack)
             with policy_run(PROJECT_DIR, stack) as policy:

@@ -123,7 +123,7 @@ def replace_plain_config(directory: Path, stack: str, config: Mapping[str, Any])
 
 
 @contextmanager
-def kept_as_is(directory: Path, stack: str, *, unless_success: bool = False) -> Iterator[None]:
+def restoring(directory: Path, stack: str, *, unless_success: bool = False) -> Iterator[None]:
     """Puts the stack file's bytes back afterwards (or only on failure, with ``unless_success``).
 
     Restoring the bytes is what "nothing changed" means: secrets' ciphertext and salt included.

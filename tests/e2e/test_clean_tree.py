@@ -1,6 +1,6 @@
 """`make up`'s path leaves the working tree clean: this machine's secrets and salt never reach a tracked file.
 
-Runs tooling/scripts/stack.sh (what `make up` and `make destroy` run) on the dev stack of a git copy of the
+Runs `python -m ops` (what `make up` and `make destroy` run) on the dev stack of a git copy of the
 project, against a throwaway backend: it builds app/, pushes to the local registry and deploys on the local
 cluster, then destroys. Needs the local platform, which `make test` starts.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,9 @@ class Copy:
     directory: Path
     env: dict[str, str]
 
-    def stack_sh(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def ops(self, command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.directory / "tooling" / "scripts" / "stack.sh"), "dev", *args],
+            [sys.executable, "-m", "ops", command, "dev"],
             cwd=self.directory,
             env=self.env,
             capture_output=True,
@@ -60,7 +61,7 @@ def copy(pulumi_cli: str, tmp_path: Path) -> Iterator[Copy]:
     set_settings(
         directory, "dev", {"nodePort": NODE_PORT, "namespace": NAMESPACE, "build": {**build, "repository": REPOSITORY}}
     )
-    # stack.sh logs in to the backend: in a Pulumi home of its own, which sees the built plugins.
+    # pulumi runs in a Pulumi home of its own here, which sees the built plugins.
     home = tmp_path / "pulumi-home"
     home.mkdir()
     (home / "plugins").symlink_to(Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "plugins")
@@ -77,7 +78,7 @@ def copy(pulumi_cli: str, tmp_path: Path) -> Iterator[Copy]:
     made.git("add", "--all")
     made.git("commit", "--quiet", "--message", "the project")
     yield made
-    made.stack_sh("destroy", "--yes")
+    made.ops("destroy")
 
 
 def test_make_up_and_destroy_leave_the_tracked_stack_file_as_it_was(copy: Copy) -> None:
@@ -85,7 +86,7 @@ def test_make_up_and_destroy_leave_the_tracked_stack_file_as_it_was(copy: Copy) 
     before = tracked.read_bytes()
     password = Path(os.environ["HELLO_REGISTRY_PASSWORD_FILE"]).read_text()
 
-    up = copy.stack_sh("up", "--yes")
+    up = copy.ops("up")
 
     assert up.returncode == 0, up.stdout + up.stderr
     assert "Hello" in up.stdout.splitlines()[-1], up.stdout
@@ -98,8 +99,8 @@ def test_make_up_and_destroy_leave_the_tracked_stack_file_as_it_was(copy: Copy) 
     assert document["encryptionsalt"].startswith("v1:")
     assert password not in machine.read_text()
 
-    again = copy.stack_sh("preview")
-    destroy = copy.stack_sh("destroy", "--yes")
+    again = copy.ops("preview")
+    destroy = copy.ops("destroy")
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr

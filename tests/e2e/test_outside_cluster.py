@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -289,8 +290,9 @@ class Project:
     def make(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return self._run(["make", "--no-print-directory", *args], stdin)
 
-    def stack_sh(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return self._run([str(self.directory / "tooling" / "scripts" / "stack.sh"), STACK, *args], stdin)
+    def ops(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """``python -m ops ARGS`` in the copy, as `make` runs it."""
+        return self._run([sys.executable, "-m", "ops", *args], stdin)
 
     def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self._run(["pulumi", *args, "--stack", STACK, "--non-interactive"], "")
@@ -349,7 +351,7 @@ def project(
             "cluster": {"kubeconfig": str(outside_kubeconfig), "createNamespace": False},
         }
     )
-    secret = made.stack_sh("config", "set", "--secret", "imagePullPassword", stdin=second_registry.password)
+    secret = made.ops("secret", STACK, "imagePullPassword", stdin=second_registry.password)
     assert secret.returncode == 0, secret.stdout + secret.stderr
     yield made
     destroyed = made.make("destroy", f"STACK={STACK}")
@@ -426,7 +428,7 @@ def test_deploy_without_the_pull_secret_cannot_pull_a_new_image(
     config["hello-world:image"] = private_images.second
     config["hello-world:rolloutTimeoutSeconds"] = "30"
     stack_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
-    removed = project.stack_sh("config", "rm", "imagePullPassword")
+    removed = project.ops("secret", STACK, "imagePullPassword", "--remove")
     assert removed.returncode == 0, removed.stderr
 
     up = project.make("up", f"STACK={STACK}", "ARGS=--no-rollback")

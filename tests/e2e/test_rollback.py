@@ -1,7 +1,7 @@
 """A failed rollout rolls itself back, with the real engine, registry and cluster, under a counted request loop.
 
-Needs the full local platform, which `make test` starts. Runs stack.sh's up path (``python -m
-delivery.rollback``) on a throwaway dev-like stack in namespace rollback-dev, node port 31661.
+Needs the full local platform, which `make test` starts. Runs `make up`'s command (``python -m ops up``)
+on a throwaway dev-like stack in namespace rollback-dev, node port 31661.
 The tests run in file order.
 """
 
@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from ops.policy_config import policy_config
-from ops.stack_copy import write_stack_copy
 from tests.e2e.test_exercise import Load, kube_image, set_message
 from tests.e2e.test_promotion import Chain, deployed, make_chain
 from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
@@ -40,7 +38,7 @@ RUN_TIMEOUT_SECONDS = 900
 
 @dataclass
 class Run:
-    """One ``stack.sh STACK up`` through delivery.rollback, with when its key lines were printed."""
+    """One ``python -m ops up STACK``, with when its key lines were printed."""
 
     code: int
     stdout: str
@@ -52,14 +50,9 @@ class Run:
 
 
 def up_with_rollback(workspace: Workspace, *extra: str) -> Run:
-    """What `make up` runs after stack.sh's preparations, in the workspace's copy of the project."""
-    config = workspace.directory.parent / "policy-config.json"
-    config.write_text(json.dumps(policy_config(ROOT, workspace.stack)))
-    env = {**workspace.env, "PYTHONPATH": str(ROOT)}
-    # As stack.sh does: pulumi reads this machine's copy of the stack file.
-    machine = write_stack_copy(workspace.directory, workspace.stack)
-    command = [sys.executable, "-m", "delivery.rollback", workspace.stack, str(config), "up", "--yes", *extra]
-    command += ["--config-file", str(machine)]
+    """What `make up` runs, on the workspace's copy of the project."""
+    env = {**workspace.env, "PYTHONPATH": str(ROOT), "HELLO_PROJECT_DIR": str(workspace.directory)}
+    command = [sys.executable, "-m", "ops", "up", workspace.stack, *extra]
     started = time.monotonic()
     rollout_started = rollback_started = None
     lines = []

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,7 +69,7 @@ def test_setting_a_stack_secret_keeps_it_off_the_command_line(pulumi_cli: str, t
 
 
 def test_make_up_password_step_keeps_it_off_the_command_line(pulumi_cli: str, tmp_path: Path) -> None:
-    """tooling/scripts/stack.sh sets the local registry's password on a stack, in a copy of the project."""
+    """`make preview` (python -m ops) sets the local registry's password on a stack, in a copy of the project."""
     project = tmp_path / "project"
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in tracked.split():
@@ -87,7 +88,8 @@ def test_make_up_password_step_keeps_it_off_the_command_line(pulumi_cli: str, tm
 
     with ArgvSampler(password).watching() as sampler:
         result = subprocess.run(
-            [str(project / "tooling" / "scripts" / "stack.sh"), "dev", "config", "--show-secrets"],
+            [sys.executable, "-m", "ops", "preview", "dev"],
+            cwd=project,
             env=env,
             capture_output=True,
             text=True,
@@ -95,8 +97,18 @@ def test_make_up_password_step_keeps_it_off_the_command_line(pulumi_cli: str, tm
             check=False,
         )
 
-    assert result.returncode == 0, result.stderr
-    assert password in result.stdout  # the secret was set, and reads back
+    assert result.returncode == 0, result.stdout + result.stderr
+    copy = project / ".state" / "stacks" / "Pulumi.dev.yaml"
+    stored = subprocess.run(
+        ["pulumi", "config", "get", "registryPassword", "--stack", "dev", "--config-file", str(copy)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert stored.stdout.strip() == password  # the secret was set, and reads back
     assert sampler.saw("config set --secret registryPassword")
     assert sampler.leaks == set()
 

@@ -4,12 +4,13 @@ Starts, all on this machine and without a network: the CLI built from source rel
 version (`tooling/toolchain/build.sh cli-as`: a link with the warm Go cache, then kept under
 ~/.cache/hello-pulumi/tests), a fresh Pulumi home with the built provider plugins installed through
 `pulumi plugin install --file`, `make tools`, and a real `pulumi preview` of the dev stack through
-tooling/scripts/stack.sh with the policy pack, in a throwaway copy of the program with its own backend.
+`python -m ops` with the policy pack, in a throwaway copy of the program with its own backend.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ def test_preview_of_the_dev_stack_runs_on_the_cli_on_path_with_the_policy_pack(
     cli_on_path: CliOnPath, tmp_path: Path
 ) -> None:
     workspace = Workspace.create(tmp_path, "dev", stack_config("dev"))
-    workspace.add_stack_script()
+    ops = workspace.add_ops()
     workspace.env = {
         **{k: v for k, v in cli_on_path.env.items() if k != "PULUMI_CONFIG_PASSPHRASE_FILE"},
         "PULUMI_BACKEND_URL": workspace.env["PULUMI_BACKEND_URL"],
@@ -124,11 +125,11 @@ def test_preview_of_the_dev_stack_runs_on_the_cli_on_path_with_the_policy_pack(
         "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
     }
     workspace.set_secret("registryPassword", PASSWORD)
-    # As `make preview` runs it: the Makefile's environment, then stack.sh.
+    # As `make preview` runs it: the Makefile's environment, then `python -m ops preview`.
     script = (
         f'source "{ROOT}/tooling/platform/env.sh" && source "{TOOLCHAIN}/env.sh" && '
         'echo "cli: $(command -v pulumi) $(pulumi version) home: $PULUMI_HOME" && '
-        "exec tooling/scripts/stack.sh dev preview"
+        f"exec {shlex.join(ops)} preview dev"
     )
 
     output = succeeded(run(["bash", "-c", script], workspace.env, cwd=workspace.directory))

@@ -60,8 +60,8 @@ def test_make_preview_of_a_stack_without_its_own_policy_config_fails_on_a_mandat
     make_workspace: MakeWorkspace, tmp_path: Path
 ) -> None:
     workspace = make_workspace("qa", {**stack_config("staging"), "hello-world:replicas": "1"})
-    stack_script = workspace.add_stack_script()
-    # stack.sh runs in a Pulumi home of its own, which sees the built plugins.
+    ops = workspace.add_ops()
+    # `python -m ops` runs in a Pulumi home of its own here, which sees the built plugins.
     home = tmp_path / "pulumi-home"
     home.mkdir()
     plugins = Path(workspace.env.get("PULUMI_HOME", Path.home() / ".pulumi")) / "plugins"
@@ -74,7 +74,8 @@ def test_make_preview_of_a_stack_without_its_own_policy_config_fails_on_a_mandat
     }
 
     result = subprocess.run(
-        [str(stack_script), "qa", "preview"],
+        [*ops, "preview", "qa"],
+        cwd=workspace.directory,
         env=env,
         capture_output=True,
         text=True,

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,12 +85,15 @@ class Workspace:
             other.write_config(config)
         return other
 
-    def add_stack_script(self) -> Path:
-        """Copies what `tooling/scripts/stack.sh` runs with (the scripts, `delivery/`, the policy pack); returns it."""
+    def add_ops(self) -> list[str]:
+        """Copies the operations core and the policy pack into the copy; returns `python -m ops`, to run there.
+
+        Run from the copy, `python -m ops` works on the copy's stacks with the copy's policy pack, as `make` does.
+        """
         skipped = shutil.ignore_patterns("__pycache__")
-        for part in (Path("tooling") / "scripts", Path("delivery"), Path("policy")):
+        for part in ("ops", "policy"):
             shutil.copytree(ROOT / part, self.directory / part, ignore=skipped)
-        return self.directory / "tooling" / "scripts" / "stack.sh"
+        return [sys.executable, "-m", "ops"]
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Replaces the stack's plain config (secrets are added with :meth:`set_secret`)."""

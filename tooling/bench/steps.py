@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from settings import DEFAULT_BUILD_CONTEXT
 from tooling.bench.project import BenchError, Project
 from tooling.bench.stats import Line, Summary, least_squares, paired_ratios, summarize
 
@@ -135,7 +136,7 @@ class Bench:
 
         The file is put back afterwards, whatever happens, and dev is brought back to it.
         """
-        server = self.project.directory / "app" / "server.js"
+        server = self.project.directory / DEFAULT_BUILD_CONTEXT / "server.js"
         original = server.read_text()
         if MESSAGE_LINE not in original:
             raise BenchError(f"app/server.js must hold the line {MESSAGE_LINE!r}, got none")

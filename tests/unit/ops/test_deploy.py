@@ -84,7 +84,7 @@ def test_a_stack_elsewhere_without_its_own_policy_config_is_held_to_every_rule(
 
 @pytest.fixture
 def remembered(project: Path, platform: dict[str, str]) -> Path:
-    """dev builds into the local registry; its copy holds a password that stack.sh stored and remembered."""
+    """dev builds into the local registry; its copy holds a password that `make up` stored and remembered."""
     write_stack(project, "dev", BUILDS_LOCALLY)
     write_stack_copy(project, "dev")
     copy = store_password(project, "dev", "v1:first-ciphertext")

@@ -22,7 +22,7 @@ import pytest
 from ops.program_copy import copy_program
 from ops.review_summary import UNKNOWN_SENTINEL, changes, preview_stack, summarize, violations
 from tests.conftest import ROOT
-from tests.unit.tooling.test_make_inputs import DONE, Project
+from tests.unit.tooling.test_make_inputs import Project
 
 RECORDINGS = ROOT / "tests" / "recordings"
 IMAGE_TYPE = "hello-world:index:ContainerImage$docker-build:index:Image"
@@ -282,15 +282,7 @@ def test_make_refuses_reviewed_for_anything_but_an_up_before_anything_runs(tmp_p
     reviewed = tmp_path / "dev.review.json"
     reviewed.write_text("{}")
 
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *DONE, target, f"REVIEWED={reviewed}"],
-        cwd=project.dir,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = project.run(target, REVIEWED=str(reviewed))
 
     assert result.returncode == 2
     assert f"REVIEWED holds only an up to a review, got it for make {target}" in result.stderr

@@ -4,7 +4,6 @@ make up and promote (a stand-in stack records what would be deployed)."""
 from __future__ import annotations
 
 import stat
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,8 @@ from ops.rollback import (
     rollback_config_file,
     rollback_document,
 )
-from tests.conftest import ROOT
 from tests.unit.ops.test_promotion import parse_args
-from tests.unit.tooling.test_make_inputs import DONE, Project
+from tests.unit.tooling.test_make_inputs import Project
 
 GOOD = "127.0.0.1:5000/hello-world@sha256:" + "1" * 64
 BAD = "127.0.0.1:5000/hello-world@sha256:" + "2" * 64
@@ -309,15 +307,7 @@ def test_make_up_refuses_any_other_args(tmp_path: Path, args: str) -> None:
     project = Project(tmp_path)
     value = args.format(marker=project.marker)
 
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *DONE, "up", f"ARGS={value}"],
-        cwd=project.dir,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = project.run("up", ARGS=value)
 
     assert result.returncode == 2
     assert "ARGS for make up must be --no-rollback or nothing, got " in result.stderr

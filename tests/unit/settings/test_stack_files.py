@@ -15,7 +15,7 @@ import yaml
 
 from ops.stack_copy import write_stack_copy
 from settings.local_platform import Platform, platform_uses
-from settings.stack_files import StackFileError, kept_as_is, plain_config, replace_plain_config, stack_file, stack_names
+from settings.stack_files import StackFileError, plain_config, replace_plain_config, restoring, stack_file, stack_names
 from tests.conftest import ROOT
 
 
@@ -26,12 +26,12 @@ def test_stack_names_are_read_whole(tmp_path: Path) -> None:
     assert stack_names(tmp_path) == ["dev", "eu.prod"]
 
 
-def test_kept_as_is_puts_the_bytes_back_even_after_a_failure(tmp_path: Path) -> None:
+def test_restoring_puts_the_bytes_back_even_after_a_failure(tmp_path: Path) -> None:
     path = stack_file(tmp_path, "dev")
     path.write_bytes(b"config:\n  hello-world:replicas: '2'\n")
 
     def change_then_fail() -> None:
-        with kept_as_is(tmp_path, "dev"):
+        with restoring(tmp_path, "dev"):
             path.write_text("changed")
             raise RuntimeError("boom")
 
@@ -41,11 +41,11 @@ def test_kept_as_is_puts_the_bytes_back_even_after_a_failure(tmp_path: Path) -> 
     assert path.read_bytes() == b"config:\n  hello-world:replicas: '2'\n"
 
 
-def test_kept_as_is_unless_success_keeps_a_successful_change(tmp_path: Path) -> None:
+def test_restoring_unless_success_keeps_a_successful_change(tmp_path: Path) -> None:
     path = stack_file(tmp_path, "dev")
     path.write_text("config: {}\n")
 
-    with kept_as_is(tmp_path, "dev", unless_success=True):
+    with restoring(tmp_path, "dev", unless_success=True):
         path.write_text("changed")
 
     assert path.read_text() == "changed"

@@ -1,7 +1,7 @@
 """Make variables reach the recipes as data: real `make` runs with hostile values, and nothing they hold runs.
 
 Each test runs the project's Makefile with GNU make in a scratch copy of the tree whose commands record
-their arguments instead of acting: PY and tooling/scripts/stack.sh are a recorder, `pulumi` is a stub that
+their arguments instead of acting: PY (so `python -m ops`) is a recorder, `pulumi` is a stub that
 does nothing, and the prerequisites (venv, tools, plan, platform) are taken as done (`make -o`). The real
 tooling/platform/env.sh, tooling/toolchain/env.sh and tooling/scripts/backend.sh are sourced, with every
 location under tmp_path.
@@ -57,9 +57,8 @@ class Project:
         (scripts / "backend.sh").symlink_to(ROOT / "tooling" / "scripts" / "backend.sh")
         self.recorder = bin_dir / "record"
         self.recorder.write_text(RECORDER)
-        (scripts / "stack.sh").write_text(RECORDER)
         (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 0\n")
-        for command in (self.recorder, scripts / "stack.sh", bin_dir / "pulumi"):
+        for command in (self.recorder, bin_dir / "pulumi"):
             command.chmod(0o755)
         self.env = {
             "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
@@ -76,7 +75,14 @@ class Project:
 
         Checks first that nothing touched the marker, then that make succeeded.
         """
-        result = subprocess.run(
+        result = self.run(target, **variables)
+        assert not self.marker.exists(), f"make {target} ran a command from {variables}"
+        assert result.returncode == 0, result.stdout + result.stderr
+        return [json.loads(line) for line in self.record.read_text().splitlines()] if self.record.exists() else []
+
+    def run(self, target: str, **variables: str) -> subprocess.CompletedProcess[str]:
+        """Runs `make TARGET NAME=value...`, whatever it exits with."""
+        return subprocess.run(
             ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *DONE, target, f"PY={self.recorder}"]
             + [f"{name}={value}" for name, value in variables.items()],
             cwd=self.dir,
@@ -86,9 +92,6 @@ class Project:
             timeout=60,
             check=False,
         )
-        assert not self.marker.exists(), f"make {target} ran a command from {variables}"
-        assert result.returncode == 0, result.stdout + result.stderr
-        return [json.loads(line) for line in self.record.read_text().splitlines()] if self.record.exists() else []
 
 
 @pytest.fixture
@@ -160,3 +163,13 @@ def test_make_runs_no_shell_on_an_unused_variable(project: Project) -> None:
     project.make("preview", OUT=f"$(shell touch {marker})", FROM=f"`touch {marker}`")
 
     assert not marker.exists()
+
+
+def test_make_secret_hands_stack_and_key_over_as_they_are(project: Project) -> None:
+    marker = project.marker
+    values = hostile(marker)
+
+    recorded = [project.make("secret", STACK=value, KEY=f"{value}-key")[-1] for value in values]
+
+    assert not marker.exists()
+    assert recorded == [["record", "-m", "ops", "secret", value, f"{value}-key"] for value in values]
