@@ -22,7 +22,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from ops import PROJECT_DIR
-from ops.engine import CommandError, Engine, EventLog, Interrupted
+from ops.engine import CommandError, Engine, EventLog
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, write_stack_copy
@@ -85,6 +85,9 @@ def run(
         _store_local_password(engine, stack, work_dir, settings, config_file, environ)
         if request.reviewed is not None:
             hold_to_review(engine, request.stack, request.reviewed, work_dir, say)
+        # A stop signal cancels pulumi, which is waited for; then the run ends there, and nothing is rolled back.
+        cancelled = f"pulumi {request.action.value} was cancelled and has exited"
+        engine.runner.stop_detail = f"{cancelled}; not rolling back" if request.action is Action.UP else cancelled
         color = "always" if sys.stdout.isatty() else "never"
         output = {"on_output": say, "on_error": _to_stderr, "color": color, "config_file": str(config_file)}
         # The pack is the one beside this code, whichever project copy it deploys.
@@ -102,8 +105,6 @@ def run(
                 try:
                     result = stack.up(on_event=log, **output, **pack)  # type: ignore[arg-type]
                 except CommandError as error:
-                    if engine.runner.interrupted is not None:
-                        raise Interrupted(engine.runner.interrupted, "not rolling back") from error
                     failure = Failure(stack=request.stack, what=log.first_error())
                     raise roll_back(
                         stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import runpy
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +190,25 @@ def stack_config(stack: str) -> dict[str, str]:
 def with_password(config: Mapping[str, str]) -> dict[str, str]:
     """The config after `pulumi config set --secret registryPassword ...`."""
     return {**config, "hello-world:registryPassword": PASSWORD}
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"Hello World")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def service_port() -> Iterator[int]:
+    """A stand-in for the service on its node port: `make up` asks it for its answer."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from ops.policy_config import MANDATORY_POLICY_CONFIG, policy_config
+from ops.program_copy import copy_program
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import uses_local_platform
 from tests.conftest import ROOT
@@ -153,3 +157,84 @@ def test_an_unknown_stack_is_refused_naming_the_stacks_there_are_before_anything
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "error: STACK must be one of dev, got 'nope'\n"
     assert not (project / ".state").exists()
+
+
+OPS_FAKE_PULUMI = """
+import json, os, signal, sys, time
+from pathlib import Path
+
+args = [a for a in sys.argv[1:] if a != "--non-interactive"]
+if args == ["version"]:
+    print("v3.200.0")
+    sys.exit(0)
+config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
+entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
+with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
+    summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
+    with open(args[args.index("--event-log") + 1], "a") as events:
+        events.write(json.dumps({"sequence": 1, "timestamp": 0, "summaryEvent": summary}) + "\\n")
+        events.write(json.dumps({"sequence": 2, "timestamp": 0, "cancelEvent": {}}) + "\\n")
+if args[:2] == ["stack", "output"]:
+    print(json.dumps({"nodePort": int(os.environ["FAKE_NODE_PORT"])}))
+elif args[0] == "up" and os.environ.get("FAKE_UP_SECONDS"):
+    def stop(signum, frame):
+        with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+            log.write(json.dumps({"args": ["signal"], "signal": signal.Signals(signum).name}) + "\\n")
+        sys.exit(255)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print("Updating (qa):", flush=True)
+    time.sleep(float(os.environ["FAKE_UP_SECONDS"]))
+    sys.exit(1)
+elif args[:2] == ["stack", "history"]:
+    update = {"kind": "update", "startTime": "2026-12-05T10:00:00.000Z", "endTime": "2026-12-05T10:00:01.000Z"}
+    print(json.dumps([{**update, "message": "", "environment": {}, "config": {}, "result": "succeeded"}]))
+"""
+
+
+def ops_project(tmp_path: Path, stack: str, service_port: int = 0) -> tuple[Path, dict[str, str], Path]:
+    """A project copy whose `python -m ops` runs a stand-in pulumi: the project, the environment, the log."""
+    project = copy_program(tmp_path / "project", ROOT)
+    shutil.copytree(ROOT / "policy", project / "policy", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / f"Pulumi.{stack}.yaml")
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{OPS_FAKE_PULUMI}")
+    fake.chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "HELLO_PROJECT_DIR": str(project),
+        "FAKE_PULUMI_LOG": str(log),
+        "FAKE_NODE_PORT": str(service_port),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'backend'}",
+        "PULUMI_CONFIG_PASSPHRASE": "unused",
+        "HELLO_REGISTRY": "127.0.0.1:5000",
+        "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
+    }
+    return project, env, log
+
+
+def test_a_stop_signal_during_an_up_cancels_pulumi_once_waits_for_it_and_does_not_roll_back(tmp_path: Path) -> None:
+    _, env, log = ops_project(tmp_path, "qa")
+    with subprocess.Popen(
+        [sys.executable, "-m", "ops", "up", "qa"],
+        env={**env, "FAKE_UP_SECONDS": "30"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "Updating (qa):\n"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    assert "error: interrupted by SIGINT: pulumi up was cancelled and has exited; not rolling back" in stderr
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [entry["signal"] for entry in entries if entry["args"] == ["signal"]] == ["SIGINT"]
+    assert not [entry for entry in entries if entry["args"][:2] == ["stack", "export"]], "no rollback was looked at"

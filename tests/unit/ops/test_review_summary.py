@@ -6,22 +6,19 @@ with `REFRESH_GOLDEN=1 make unit`; review the diff of both like any code change.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ops.program_copy import copy_program
 from ops.review_summary import UNKNOWN_SENTINEL, changes, preview_stack, summarize, violations
 from tests.conftest import ROOT
+from tests.unit.ops.test_deploy import ops_project
 from tests.unit.tooling.test_make_inputs import Project
 
 RECORDINGS = ROOT / "tests" / "recordings"
@@ -154,78 +151,6 @@ def test_review_previews_every_stack_with_the_policy_pack_at_its_enforcement(
     (logged,) = [entry for entry in map(json.loads, log.read_text().splitlines()) if entry["args"][0] == "preview"]
     assert logged["args"][logged["args"].index("--policy-pack") + 1] == str(ROOT / "policy")
     assert logged["policy_config"] == expected
-
-
-OPS_FAKE_PULUMI = """
-import json, os, sys
-from pathlib import Path
-
-args = [a for a in sys.argv[1:] if a != "--non-interactive"]
-if args == ["version"]:
-    print("v3.200.0")
-    sys.exit(0)
-config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
-entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
-with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
-    log.write(json.dumps(entry) + "\\n")
-if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
-    summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
-    with open(args[args.index("--event-log") + 1], "a") as events:
-        events.write(json.dumps({"sequence": 1, "timestamp": 0, "summaryEvent": summary}) + "\\n")
-        events.write(json.dumps({"sequence": 2, "timestamp": 0, "cancelEvent": {}}) + "\\n")
-if args[:2] == ["stack", "output"]:
-    print(json.dumps({"nodePort": int(os.environ["FAKE_NODE_PORT"])}))
-elif args[:2] == ["stack", "history"]:
-    update = {"kind": "update", "startTime": "2026-12-05T10:00:00.000Z", "endTime": "2026-12-05T10:00:01.000Z"}
-    print(json.dumps([{**update, "message": "", "environment": {}, "config": {}, "result": "succeeded"}]))
-"""
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"Hello World")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def service_port() -> Iterator[int]:
-    """A stand-in for the service on its node port: `make up` asks it for its answer."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def ops_project(tmp_path: Path, stack: str, service_port: int = 0) -> tuple[Path, dict[str, str], Path]:
-    """A project copy whose `python -m ops` runs a stand-in pulumi: the project, the environment, the log."""
-    project = copy_program(tmp_path / "project", ROOT)
-    shutil.copytree(ROOT / "policy", project / "policy", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / f"Pulumi.{stack}.yaml")
-    fake = tmp_path / "bin" / "pulumi"
-    fake.parent.mkdir()
-    fake.write_text(f"#!{sys.executable}\n{OPS_FAKE_PULUMI}")
-    fake.chmod(0o755)
-    log = tmp_path / "pulumi.log"
-    env = {
-        **os.environ,
-        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
-        "HELLO_PROJECT_DIR": str(project),
-        "FAKE_PULUMI_LOG": str(log),
-        "FAKE_NODE_PORT": str(service_port),
-        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'backend'}",
-        "PULUMI_CONFIG_PASSPHRASE": "unused",
-        "HELLO_REGISTRY": "127.0.0.1:5000",
-        "HELLO_REGISTRY_PASSWORD_FILE": str(tmp_path / "no-password"),
-    }
-    return project, env, log
 
 
 @pytest.mark.parametrize(
