@@ -10,6 +10,7 @@ version (`tooling/toolchain/build.sh cli-as`: a link with the warm Go cache, the
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping
@@ -135,8 +136,9 @@ def test_preview_of_the_dev_stack_runs_on_the_cli_on_path_with_the_policy_pack(
     output = succeeded(run(["bash", "-c", script], workspace.env, cwd=workspace.directory))
 
     assert f"cli: {cli_on_path.bin}/pulumi v{ON_PATH_VERSION} home: {cli_on_path.home}\n" in output
-    assert "Loading policy packs...: done" in output
-    assert "hello-world-kubernetes@v0.1.0 (local: policy)" in output
+    # The engine's table of the policy packs it ran: name|local|the pack's folder, then the version.
+    assert re.search(r"Policy Packs run:\n.*\n\s+hello-world-kubernetes\|local\|\S*/policy\s+0\.1\.0\n", output), output
+
     assert "docker-build:index:Image" in output
     assert "kubernetes:apps/v1:Deployment" in output
     assert PASSWORD not in output
