@@ -35,6 +35,8 @@ DEFERRED_MARK = "can't be known during preview"
 PREVIEW_FAILED = "preview failed"
 MAX_VALUE_CHARS = 100
 REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
+REPLACEMENT_HALVES = ("create-replacement", "delete-replaced")
+"""The steps around a ``replace`` step, which carries what the replacement changes and why."""
 
 # What a forced replacement means for the running service, by the field that forces it.
 REPLACEMENT_IMPACT = {
@@ -301,7 +303,10 @@ def preview_document(log: Iterable[auto.EngineEvent]) -> dict[str, Any]:
     diagnostics: list[dict[str, Any]] = []
     for event in log:
         if event.resource_pre_event is not None:
-            steps.append(_step(event.resource_pre_event.metadata))
+            metadata = event.resource_pre_event.metadata
+            # The engine sends a replacement as three steps; `pulumi preview --json` shows its `replace` step only.
+            if _op(metadata.op) not in REPLACEMENT_HALVES:
+                steps.append(_step(metadata))
         elif event.summary_event is not None:
             summary = {_op(op): count for op, count in event.summary_event.resource_changes.items()}
         elif event.diagnostic_event is not None:

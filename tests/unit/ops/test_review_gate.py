@@ -52,8 +52,16 @@ def test_differences_name_a_change_the_review_did_not_show_and_one_it_showed_tha
     nothing = fingerprint("staging", {"steps": []}, tmp_path)
     update = fingerprint("staging", image_update(), tmp_path)
 
-    assert differences(nothing, update) == [f"{DEPLOYMENT}: reviewed no change, now update"]
-    assert differences(update, nothing) == [f"{DEPLOYMENT}: reviewed update, now no change"]
+    # An image update changes the Deployment and replaces the verification Job, which checks that image.
+    job = "`kubernetes:batch/v1:Job hello-world-verify`"
+    assert differences(nothing, update) == [
+        f"{DEPLOYMENT}: reviewed no change, now update",
+        f"{job}: reviewed no change, now replace",
+    ]
+    assert differences(update, nothing) == [
+        f"{DEPLOYMENT}: reviewed update, now no change",
+        f"{job}: reviewed replace, now no change",
+    ]
 
 
 def test_differences_name_a_changed_replacement_reason(tmp_path: Path) -> None:

@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi import automation as auto
 
-from ops.review_summary import UNKNOWN_SENTINEL, changes, preview_stack, summarize, violations
+from ops.review_summary import (
+    UNKNOWN_SENTINEL,
+    changes,
+    policy_events,
+    preview_document,
+    preview_stack,
+    summarize,
+    violations,
+)
 from tests.conftest import ROOT
 from tests.unit.ops.test_deploy import ops_project
 from tests.unit.tooling.test_make_inputs import Project
@@ -43,16 +52,29 @@ def test_summary_of_recorded_preview_matches_its_golden_file(name: str) -> None:
     assert summary == golden.read_text()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_summary_of_the_recorded_engine_events_matches_the_same_golden_file(name: str) -> None:
+    # What the review reads: the engine's events of the preview, as the Automation API hands them over.
+    events = [auto.EngineEvent.from_json(event) for event in recording(name)["events"]]
+
+    summary = summarize("staging", preview_document(events), policy_events(events))
+
+    assert summary == (RECORDINGS / f"{name}.md").read_text()
+
+
 def test_recordings_cover_update_replacement_policy_and_creation() -> None:
     assert {"create-staging", "update-image", "replace-namespace", "policy-violation"} <= set(NAMES)
 
 
 def test_summary_counts_each_kind_of_change() -> None:
-    assert "0 to create · 1 to update · 0 to replace · 0 to delete" in summarize(
+    assert "0 to create · 1 to update · 1 to replace · 0 to delete" in summarize(
         "staging", recording("update-image")["preview"]
     )
-    assert "0 to create · 0 to update · 4 to replace · 0 to delete" in summarize(
+    assert "0 to create · 0 to update · 8 to replace · 0 to delete" in summarize(
         "staging", recording("replace-namespace")["preview"]
+    )
+    assert "0 to create · 1 to update · 0 to replace · 1 to delete" in summarize(
+        "staging", recording("policy-violation")["preview"]
     )
 
 
@@ -73,9 +95,14 @@ def test_summary_flags_each_replacement_with_the_field_that_forces_it() -> None:
         ("hello-world-deployment", ("metadata.namespace",)),
         ("hello-world-service", ("metadata.namespace",)),
         ("hello-world-network-policy", ("metadata.namespace",)),
+        ("hello-world-deny-egress", ("metadata.namespace",)),
+        ("hello-world-verify-network-policy", ("metadata.namespace",)),
+        ("hello-world-disruption-budget", ("metadata.namespace",)),
+        ("hello-world-verify", ("metadata.namespace", "spec.template.spec.containers[0].env[0].value")),
     }
     summary = summarize("staging", recording("replace-namespace")["preview"])
-    assert summary.count("⚠️ **replacement** forced by") == 4
+    # One line per field that forces a replacement: the Job's check follows the namespace in its URL too.
+    assert summary.count("⚠️ **replacement** forced by") == 9
 
 
 def test_summary_lists_policy_violations_with_their_level() -> None:
