@@ -221,7 +221,7 @@ def test_command_line_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --- Promotion as a process: signals, the lock, qualified names, the policy pack --------------------------------------
 #
-# These run `python -m delivery.promote` for real, against a stand-in `pulumi` on PATH (FAKE_PULUMI below) that
+# These run `python -m ops promote` for real, against a stand-in `pulumi` on PATH (FAKE_PULUMI below) that
 # answers the Automation API's commands and holds `pulumi up` until it is cancelled, and a stand-in registry
 # that serves every digest. No engine, no platform: tests/engine/test_promotion.py runs the real CLI.
 
