@@ -26,9 +26,9 @@ export TOOLCHAIN
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Every recipe that runs pulumi gets the platform's locations, the built toolchain and the state backend.
-ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" && \
-  source tooling/scripts/backend.sh &&
+# Every recipe that runs pulumi gets the platform's locations and the built toolchain (ops/backend.py makes the
+# state backend on first use).
+ENV := source tooling/platform/env.sh && source tooling/toolchain/env.sh && export PATH="$$HELLO_K8S_BIN:$$PATH" &&
 # Everything that drives Pulumi goes through the operations core's one command line (ops/__main__.py).
 OPS := $(PY) -m ops
 # Starts the local platform for a STACK that uses it (its cluster or registry), and only then:

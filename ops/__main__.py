@@ -37,6 +37,7 @@ def _error(message: object) -> None:
 def _stack_action(args: argparse.Namespace) -> int:
     from ops.deploy import Action, DeployRefusedError, Request, run
     from ops.engine import CommandError, Interrupted
+    from ops.locking import StackLockedError
     from ops.review_gate import ReviewGateError
     from ops.rollback import DeployError
 
@@ -51,6 +52,9 @@ def _stack_action(args: argparse.Namespace) -> int:
     except (StackFileError, ReviewGateError) as error:
         _error(error)
         return EXIT_BAD_INPUT
+    except StackLockedError as error:
+        _error(error)
+        return EXIT_FAILED
     except DeployRefusedError as error:
         _error(error)
         return EXIT_REVIEW_DIFFERS
@@ -69,6 +73,7 @@ def _stack_action(args: argparse.Namespace) -> int:
 def _secret(args: argparse.Namespace) -> int:
     from ops.deploy import store_secret
     from ops.engine import CommandError
+    from ops.locking import StackLockedError
 
     value = None if args.remove else sys.stdin.read().removesuffix("\n")
     if value == "":
@@ -79,6 +84,9 @@ def _secret(args: argparse.Namespace) -> int:
     except StackFileError as error:
         _error(error)
         return EXIT_BAD_INPUT
+    except StackLockedError as error:
+        _error(error)
+        return EXIT_FAILED
     except CommandError as error:
         _error(f"pulumi could not {'remove' if args.remove else 'set'} {args.key}:\n{error}")
         return EXIT_FAILED

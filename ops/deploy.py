@@ -23,11 +23,12 @@ from pulumi import automation as auto
 
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog
+from ops.locking import locked
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, write_stack_copy
 from settings.local_platform import Platform, platform_uses
-from settings.stack_files import StackFileError, read_known_settings
+from settings.stack_files import StackFileError, read_known_settings, restoring
 
 ANSWER_TRIES = 5
 """How often ``up`` asks the local service for its answer before giving up, a second apart."""
@@ -71,6 +72,7 @@ def run(
     Raises:
         StackFileError: When the stack has no file or its file is broken; nothing ran.
         DeployRefusedError: When ``reviewed`` is given to another action than ``up``, or the changes differ.
+        StackLockedError: When a promotion or review holds the stack past the lock's wait.
         DeployError: When the update failed (after the rollback, if one was due).
         CommandError: When pulumi failed otherwise.
         Interrupted: On a stop signal, once pulumi has exited.
@@ -81,8 +83,13 @@ def run(
     config_file = write_stack_copy(work_dir, request.stack)
     engine = Engine(work_dir)
     with engine.runner.stopping_on_signals():
-        stack = engine.stack(request.stack, create=True)
-        _store_local_password(engine, stack, work_dir, settings, config_file, environ)
+        try:
+            stack = engine.stack(request.stack, create=True)
+            _store_local_password(engine, stack, work_dir, settings, config_file, environ)
+        except CommandError as error:
+            raise DeployRefusedError(
+                f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}"
+            ) from error
         if request.reviewed is not None:
             hold_to_review(engine, request.stack, request.reviewed, work_dir, say)
         # A stop signal cancels pulumi, which is waited for; then the run ends there, and nothing is rolled back.
@@ -90,8 +97,14 @@ def run(
         engine.runner.stop_detail = f"{cancelled}; not rolling back" if request.action is Action.UP else cancelled
         color = "always" if sys.stdout.isatty() else "never"
         output = {"on_output": say, "on_error": _to_stderr, "color": color, "config_file": str(config_file)}
-        # The pack is the one beside this code, whichever project copy it deploys.
-        with policy_run(PROJECT_DIR, request.stack) as policy:
+        # The pack is the one beside this code, whichever project copy it deploys. The stack's lock keeps a
+        # promotion from writing its file meanwhile; the engine's reads of the stack without this machine's
+        # copy (its outputs, its history) write a missing salt into the tracked file, which is put back.
+        with (
+            locked(work_dir, request.stack, purpose=f"make {request.action.value}"),
+            restoring(work_dir, request.stack),
+            policy_run(PROJECT_DIR, request.stack) as policy,
+        ):
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
             if request.action is Action.PREVIEW:
                 stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]
@@ -203,7 +216,7 @@ def store_secret(stack_name: str, key: str, value: str | None, *, work_dir: Path
     read_known_settings(work_dir, stack_name)
     config_file = write_stack_copy(work_dir, stack_name)
     engine = Engine(work_dir)
-    with engine.runner.stopping_on_signals():
+    with engine.runner.stopping_on_signals(), locked(work_dir, stack_name, purpose="make secret"):
         stack = engine.stack(stack_name, create=True)
         if value is None:
             engine.remove_setting(stack, key, config_file=config_file)

@@ -29,7 +29,8 @@ from pulumi.automation.errors import CommandError as CommandError  # raised to e
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
-from ops import PROJECT_DIR
+from ops import PROJECT_DIR, backend
+from settings.stack_files import restoring
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop an operation the way Ctrl-C does: pulumi cancels, then the operation cleans up."""
@@ -270,9 +271,10 @@ class Engine:
         Raises:
             CommandError: When pulumi cannot select (or create) the stack.
         """
+        self._prepared_backend()
         options = self.workspace_options(name)
         try:
-            return auto.select_stack(name, work_dir=str(self.work_dir), opts=options)
+            return self._select(name, options)
         except CommandError:
             if not create:
                 raise
@@ -282,10 +284,17 @@ class Engine:
                 work_dir=scratch, pulumi_command=options.pulumi_command, env_vars=options.env_vars
             )
             workspace.create_stack(name)
-        return auto.select_stack(name, work_dir=str(self.work_dir), opts=options)
+        return self._select(name, options)
+
+    def _select(self, name: str, options: auto.LocalWorkspaceOptions) -> auto.Stack:
+        # `pulumi stack select` writes a missing encryption salt into the tracked stack file: it is put back.
+        # The salt reaches this machine's copy instead, when a command runs with `--config-file`.
+        with restoring(self.work_dir, name.split("/")[-1]):
+            return auto.select_stack(name, work_dir=str(self.work_dir), opts=options)
 
     def throwaway_stack(self, name: str, program_dir: Path) -> auto.Stack:
         """A new stack of the program copy in ``program_dir`` (its own backend comes through ``env``)."""
+        self._prepared_backend()
         return auto.create_stack(name, work_dir=str(program_dir), opts=self.workspace_options(name))
 
     def set_secret(self, stack: auto.Stack, key: str, value: str, *, config_file: Path | None = None) -> None:
@@ -310,6 +319,9 @@ class Engine:
         args += ["--config-file", str(config_file)] if config_file else []
         result = self.runner.run(args, stack.workspace.work_dir, stack.workspace.env_vars)
         return str(json.loads(result.stdout)["value"])
+
+    def _prepared_backend(self) -> None:
+        backend.prepare({**os.environ, **self.env})
 
     def workspace_options(self, name: str) -> auto.LocalWorkspaceOptions:
         """How the stack ``name`` is opened: through our runner, with its own passphrase if the environment has one."""

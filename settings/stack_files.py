@@ -142,7 +142,7 @@ def restoring(directory: Path, stack: str, *, unless_success: bool = False) -> I
 def _restore(path: Path, before: bytes | None) -> None:
     if before is None:
         path.unlink(missing_ok=True)
-    else:
+    elif not path.exists() or path.read_bytes() != before:
         write_atomically(path, before)
 
 

@@ -3,7 +3,7 @@
 Each test runs the project's Makefile with GNU make in a scratch copy of the tree whose commands record
 their arguments instead of acting: PY (so `python -m ops`) is a recorder, `pulumi` is a stub that
 does nothing, and the prerequisites (venv, tools, plan, platform) are taken as done (`make -o`). The real
-tooling/platform/env.sh, tooling/toolchain/env.sh and tooling/scripts/backend.sh are sourced, with every
+tooling/platform/env.sh and tooling/toolchain/env.sh are sourced, with every
 location under tmp_path.
 """
 
@@ -54,7 +54,6 @@ class Project:
             folder.mkdir(parents=True)
         for name in ("platform", "toolchain"):
             (self.dir / "tooling" / name).symlink_to(ROOT / "tooling" / name)
-        (scripts / "backend.sh").symlink_to(ROOT / "tooling" / "scripts" / "backend.sh")
         self.recorder = bin_dir / "record"
         self.recorder.write_text(RECORDER)
         (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 0\n")

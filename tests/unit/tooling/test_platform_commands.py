@@ -144,7 +144,6 @@ class StackProject:
         (self.dir / "tooling" / "toolchain").symlink_to(ROOT / "tooling" / "toolchain")
         for name in ("settings", "ops", "image_ref.py", ".venv", "requirements.txt", "requirements-dev.txt"):
             (self.dir / name).symlink_to(ROOT / name)
-        (scripts / "backend.sh").symlink_to(ROOT / "tooling" / "scripts" / "backend.sh")
         self.python = tmp_path / "python"
         self.python.write_text(OPS_RECORDER)
         self.python.chmod(0o755)
