@@ -56,8 +56,12 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# The mock tests share nothing but the read-only checkout: one worker a core. The engine and platform tests
+# share the cluster and their timings, and run one at a time.
+UNIT_TESTS := $(VENV)/bin/pytest -n auto -m "not engine and not platform"
+
 unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
-	$(VENV)/bin/pytest -m "not engine and not platform"
+	$(UNIT_TESTS)
 
 plan: ## Say which long first-run builds `make up`/`make test` will do, with rough durations
 	@tooling/platform/plan.sh
@@ -73,7 +77,8 @@ platform-down: ## Stop everything `make platform` started
 	tooling/platform/down.sh
 
 test: plan venv tools platform lint ## The test command: unit, real-engine and end-to-end tests
-	$(ENV) $(VENV)/bin/pytest
+	$(UNIT_TESTS)
+	$(ENV) $(VENV)/bin/pytest -m "engine or platform"
 
 engine-test: venv tools ## Only the tests that run the real Pulumi engine
 	$(ENV) $(VENV)/bin/pytest -m "engine and not platform"

@@ -272,6 +272,7 @@ elif args[0] == "up":
         record(signal=signal.Signals(signum).name, stack_file=stack_file().read_text())
         time.sleep(1)  # cancelling takes a while
         record(exited=True, stack_file=stack_file().read_text())
+        events("up")  # the engine ends its event log, as the Automation API waits for it to
         sys.exit(255)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
