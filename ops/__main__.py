@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 the operation failed (pulumi, a check, a deployment); 2 ba
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops import PROJECT_DIR
-from ops.locking import LOCK_WAIT_SECONDS
+from ops.locking import LOCK_WAIT_SECONDS, WAIT_EXPECTATION, wait_in_bounds
 from settings.stack_files import StackFileError
 
 if TYPE_CHECKING:
@@ -28,6 +29,17 @@ EXIT_REVIEW_DIFFERS = 3
 def project_dir() -> Path:
     """The project the commands work on: ``HELLO_PROJECT_DIR`` (a throwaway copy, in tests), else this one."""
     return Path(os.environ.get("HELLO_PROJECT_DIR") or PROJECT_DIR)
+
+
+def wait_seconds(text: str) -> float:
+    """``--wait``'s value: seconds from 0 to MAX_WAIT_SECONDS; NaN, infinities and negatives would wait forever."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not wait_in_bounds(seconds):
+        raise argparse.ArgumentTypeError(f"--wait must be {WAIT_EXPECTATION}, got {text!r}")
+    return seconds
 
 
 def _error(message: object) -> None:
@@ -110,7 +122,7 @@ def _needs_platform(args: argparse.Namespace) -> int:
 
 def _review(args: argparse.Namespace) -> int:
     from ops.review_gate import fingerprint, review_file, save
-    from ops.review_summary import ReviewError, app_changes, preview_stack, summarize
+    from ops.review_summary import ReviewError, app_changes, code, preview_stack, summarize
     from settings.stack_files import stack_names
 
     work_dir = project_dir()
@@ -128,7 +140,7 @@ def _review(args: argparse.Namespace) -> int:
         try:
             preview, events = preview_stack(stack, work_dir)
         except ReviewError as error:
-            print(f"### Stack `{stack}`\n\n⛔ preview failed; see the job log.\n")
+            print(f"### Stack {code(stack)}\n\n⛔ preview failed; see the job log.\n")
             _error(error)
             failed = True
             continue
@@ -137,7 +149,7 @@ def _review(args: argparse.Namespace) -> int:
         if args.save is not None:
             reviewed = fingerprint(stack, preview, work_dir)
             save(review_file(args.save, stack), reviewed, summary)
-            print(f"Saved as `{review_file(args.save, stack).name}` (fingerprint `{reviewed.digest()[:12]}`).\n")
+            print(f"Saved as {code(review_file(args.save, stack).name)} (fingerprint `{reviewed.digest()[:12]}`).\n")
     return EXIT_FAILED if failed else 0
 
 
@@ -244,7 +256,7 @@ def parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--wait",
         dest="wait_seconds",
-        type=float,
+        type=wait_seconds,
         default=LOCK_WAIT_SECONDS,
         metavar="SECONDS",
         help=f"how long to wait for another promotion or review of the target (default {LOCK_WAIT_SECONDS:g})",

@@ -22,7 +22,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from ops import PROJECT_DIR
-from ops.engine import CommandError, Engine, EventLog
+from ops.engine import CommandError, Engine, EventLog, require_pulumi
 from ops.locking import locked
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
@@ -80,8 +80,9 @@ def run(
     if request.reviewed is not None and request.action is not Action.UP:
         raise DeployRefusedError(f"REVIEWED holds only an up to a review, got {request.action.value!r}")
     settings = read_known_settings(work_dir, request.stack)
-    config_file = write_stack_copy(work_dir, request.stack)
     engine = Engine(work_dir)
+    require_pulumi(engine.runner.command)  # before the copy, the lock or the backend is made
+    config_file = write_stack_copy(work_dir, request.stack)
     with engine.runner.stopping_on_signals():
         try:
             stack = engine.stack(request.stack, create=True)
@@ -214,8 +215,9 @@ def store_secret(stack_name: str, key: str, value: str | None, *, work_dir: Path
     if not SETTING_KEY.fullmatch(key):
         raise StackFileError(f"KEY must be a setting's name such as imagePullPassword, got {key!r}")
     read_known_settings(work_dir, stack_name)
-    config_file = write_stack_copy(work_dir, stack_name)
     engine = Engine(work_dir)
+    require_pulumi(engine.runner.command)  # before the copy, the lock or the backend is made
+    config_file = write_stack_copy(work_dir, stack_name)
     with engine.runner.stopping_on_signals(), locked(work_dir, stack_name, purpose="make secret"):
         stack = engine.stack(stack_name, create=True)
         if value is None:

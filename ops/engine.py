@@ -63,6 +63,20 @@ class PulumiMissingError(Exception):
     """The pulumi CLI is not where it is looked for."""
 
 
+def require_pulumi(command: str = "pulumi") -> None:
+    """Checks that the pulumi CLI is there before anything runs (a lock, a backend, a stack file copy).
+
+    Raises:
+        PulumiMissingError: When ``command`` is not an executable on PATH (or, with a slash, at that path).
+    """
+    if shutil.which(command) is None:
+        raise PulumiMissingError(_missing(command))
+
+
+def _missing(command: str) -> str:
+    return f"the pulumi CLI must be on PATH (`make tools` builds it), got no {command!r}"
+
+
 class PulumiRunner(auto.PulumiCommand):
     """The pulumi CLI, run so that a stop signal (SIGINT, SIGTERM, SIGHUP) cancels it and is waited for.
 
@@ -105,9 +119,7 @@ class PulumiRunner(auto.PulumiCommand):
                     check=True,
                 ).stdout
             except FileNotFoundError:
-                raise PulumiMissingError(
-                    f"the pulumi CLI must be on PATH (`make tools` builds it), got no {self.command!r}"
-                ) from None
+                raise PulumiMissingError(_missing(self.command)) from None
             self._version = VersionInfo.parse(found.strip().removeprefix("v"))
         return self._version
 

@@ -15,6 +15,16 @@ LOCK_DIR = Path(".state") / "locks"
 """Where, under the project, the stacks' lock files live (``.state/`` is ignored by git)."""
 LOCK_WAIT_SECONDS = 30.0
 """How long :func:`locked` waits for another holder by default."""
+MAX_WAIT_SECONDS = 3600.0
+"""The longest wait :func:`locked` accepts: a wait must end (filelock waits forever for a negative one)."""
+WAIT_EXPECTATION = f"a number of seconds from 0 to {MAX_WAIT_SECONDS:g}"
+
+
+def wait_in_bounds(seconds: float) -> bool:
+    """Whether a wait ends, and in time: NaN, infinities and negatives do not."""
+    return 0 <= seconds <= MAX_WAIT_SECONDS
+
+
 LOCK_POLL_SECONDS = 0.1
 
 
@@ -50,7 +60,10 @@ def locked(
 
     Raises:
         StackLockedError: Naming the holder, when it keeps the lock past ``wait_seconds``.
+        ValueError: When ``wait_seconds`` is not from 0 to MAX_WAIT_SECONDS (nothing is written then).
     """
+    if not wait_in_bounds(wait_seconds):
+        raise ValueError(f"wait_seconds must be {WAIT_EXPECTATION}, got {wait_seconds!r}")
     path = lock_file(directory, stack)
     path.parent.mkdir(parents=True, exist_ok=True)
     # filelock empties the lock file on every try, so who holds it is told in a file of its own.

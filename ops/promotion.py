@@ -22,7 +22,7 @@ from pulumi import automation as auto
 
 from image_ref import DIGEST, ImageRef, parse_image_ref
 from ops import PROJECT_DIR
-from ops.engine import CommandError, Engine, EventLog, Interrupted
+from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
 from ops.locking import LOCK_WAIT_SECONDS, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError
@@ -288,6 +288,7 @@ def promote(
             f"({', '.join(known)}), got {request.target!r}"
         )
     engine = Engine(work_dir)
+    require_pulumi(engine.runner.command)  # before the lock or the backend is made
     runner = engine.runner
     runner.stop_detail = "nothing was deployed; the target's settings are as they were"
     purpose = f"promotion {source_stack.name} -> {target_stack.name}"

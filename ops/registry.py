@@ -115,13 +115,18 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Registry:
     """A registry at ``address`` (host[:port]), with optional basic-auth credentials."""
 
     address: str
     username: str | None = None
     password: str | None = None
+
+    def __repr__(self) -> str:
+        # A repr reaches logs and tracebacks: it says whether there are credentials, never what they are.
+        credentials = "<set>" if self.username is not None or self.password is not None else "None"
+        return f"Registry(address={self.address!r}, credentials={credentials})"
 
     @property
     def base_url(self) -> str:

@@ -6,37 +6,115 @@ the stack's own state is never touched; the policy pack runs with the stack's en
 Stacks that build still build and push their image: the manifests name it by digest.
 
 OUT is written whole or not at all: the manifests go to a fresh folder beside it, which then
-takes OUT's place. Render only ever replaces a folder it made itself (it leaves a marker file
-naming the stack) or an empty one; it refuses the project, its ancestors, $HOME and /.
+takes OUT's place. Render only ever replaces an empty folder or one that holds nothing but what
+an earlier render wrote (its marker file lists those files), and deletes only those files; it
+refuses the project, its ancestors, $HOME and /.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pulumi import automation as auto
 
 from ops import PROJECT_DIR
-from ops.engine import Engine
+from ops.engine import Engine, require_pulumi
 from ops.policy_config import policy_run
 from ops.program_copy import copy_program
 from settings import PROJECT
 from settings.stack_files import as_engine_values, plain_config, stack_names
 
 MARKER = ".hello-world-render"
-"""The file render leaves in OUT, naming the stack; only a folder holding it is ever replaced."""
+"""The file render leaves in OUT, naming the stack and listing every file it wrote there: the only files it deletes."""
+MAX_MARKER_BYTES = 1 << 20
+"""A larger marker is not render's: its folder is treated as one render did not write."""
+MAX_NAMED = 5
+"""How many of the files render did not write a refusal names."""
 
 
 class RenderError(Exception):
     """Render refused to start; nothing was written or deleted."""
 
 
-def marker_text(stack: str) -> str:
-    return f"Manifests of stack {stack!r}, written by `make render`; the next render replaces this folder.\n"
+def marker_text(stack: str, files: Iterable[str], folders: Iterable[str] = ()) -> str:
+    """The marker's JSON: the stack, and the files and folders (relative to OUT, ``/``-separated) render wrote."""
+    record = {
+        "writtenBy": "make render",
+        "stack": stack,
+        "note": "the next render deletes only these, and refuses this folder if it holds anything else",
+        "files": sorted(files),
+        "folders": sorted(folders),
+    }
+    return json.dumps(record, indent=2) + "\n"
+
+
+def _listed(folder: Path) -> tuple[set[str], set[str]]:
+    """The files and folders the marker in ``folder`` lists; none when there is no readable marker of render's."""
+    marker = folder / MARKER
+    try:
+        if marker.is_symlink() or not marker.is_file() or marker.stat().st_size > MAX_MARKER_BYTES:
+            return set(), set()
+        record = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return set(), set()
+
+    def names(key: str) -> set[str]:
+        found = record.get(key) if isinstance(record, dict) else None
+        return {name for name in found if isinstance(name, str)} if isinstance(found, list) else set()
+
+    return names("files"), names("folders")
+
+
+def _walk(folder: Path, listed: set[str], folders: set[str]) -> tuple[list[str], list[str]]:
+    """What ``folder`` holds, split into what render did not write and the listed files (with the marker).
+
+    Symlinks are never followed; a folder neither listed nor holding a listed file is named whole, with a slash.
+    """
+    parents = {parent.as_posix() for name in listed | folders for parent in PurePosixPath(name).parents}
+    parents |= folders
+    unlisted: list[str] = []
+    owned: list[str] = []
+    pending = [PurePosixPath()]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(folder / relative) as entries:
+            for entry in entries:
+                name = (relative / entry.name).as_posix()
+                if entry.is_dir(follow_symlinks=False):
+                    if name in parents:
+                        pending.append(relative / entry.name)
+                    else:
+                        unlisted.append(f"{name}/")
+                elif name in listed or name == MARKER:
+                    owned.append(name)
+                else:
+                    unlisted.append(name)
+    return sorted(unlisted), sorted(owned)
+
+
+def _named(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_NAMED])
+    return shown if len(names) <= MAX_NAMED else f"{shown} and {len(names) - MAX_NAMED} more"
+
+
+def _contents_problem(folder: Path) -> tuple[str, str] | None:
+    """Why render may not replace the existing folder ``folder`` and what it found there, or None when it may."""
+    if not any(folder.iterdir()):
+        return None
+    if not (folder / MARKER).is_file():
+        problem = "must be a new or empty folder, or one that render wrote (it holds {}), not a folder it did not make"
+        return problem.format(MARKER), ""
+    unlisted, _ = _walk(folder, *_listed(folder))
+    if unlisted:
+        return f"must hold only the files render wrote (listed in its {MARKER})", f" holding {_named(unlisted)}"
+    return None
 
 
 def check_stack(stack: str, work_dir: Path) -> None:
@@ -61,13 +139,14 @@ def check_out(out: Path, protected: Iterable[Path] = (PROJECT_DIR,), home: Path 
         home: The home folder, likewise protected with its ancestors. Default: ``Path.home()``.
 
     Raises:
-        RenderError: When ``out`` is /, $HOME, a project folder or an ancestor of one, a file,
-            or a non-empty folder without render's marker file.
+        RenderError: When ``out`` is /, $HOME, a project folder or an ancestor of one, a file, or a
+            non-empty folder holding anything but render's marker and the files it lists (naming them).
     """
     resolved = out.expanduser().resolve()
     home = (home or Path.home()).resolve()
     given = f"{str(out)!r}" if str(out) == str(resolved) else f"{str(out)!r} ({resolved})"
-    problem = None
+    problem: str | None = None
+    holding = ""
     if resolved == Path(resolved.anchor):
         problem = "must not be the root folder"
     elif any(project.resolve().is_relative_to(resolved) for project in protected):
@@ -76,17 +155,15 @@ def check_out(out: Path, protected: Iterable[Path] = (PROJECT_DIR,), home: Path 
         problem = "must not be your home folder or one of its ancestors"
     elif resolved.exists() and not resolved.is_dir():
         problem = "must be a folder, not a file"
-    elif resolved.is_dir() and any(resolved.iterdir()) and not (resolved / MARKER).is_file():
-        problem = (
-            f"must be a new or empty folder, or one that render wrote (it holds {MARKER}), not a folder it did not make"
-        )
+    elif resolved.is_dir() and (found := _contents_problem(resolved)):
+        problem, holding = found
     if problem:
-        raise RenderError(f"OUT {problem}, got {given}; nothing was deleted")
+        raise RenderError(f"OUT {problem}, got {given}{holding}; nothing was deleted")
     return resolved
 
 
 def render(stack: str, out: Path, work_dir: Path = PROJECT_DIR, registry_password: str | None = None) -> list[Path]:
-    """Writes the stack's manifests to ``out``, replacing only a folder render made, and returns the files written.
+    """Writes the stack's manifests to ``out``, replacing only a render's own files, and returns the manifests.
 
     Raises:
         RenderError: Before anything runs, when the stack has no stack file or ``out`` is not a folder
@@ -96,17 +173,31 @@ def render(stack: str, out: Path, work_dir: Path = PROJECT_DIR, registry_passwor
     check_stack(stack, work_dir)
     protected = {PROJECT_DIR, work_dir}
     out = check_out(out, protected)
+    require_pulumi()  # before anything is written beside OUT
     out.parent.mkdir(parents=True, exist_ok=True)
     # Beside OUT, on its file system, so that it takes OUT's place in one rename.
     fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
     try:
         _render_into(stack, fresh, work_dir, registry_password)
-        (fresh / MARKER).write_text(marker_text(stack))
+        files, folders = _contents(fresh)
+        (fresh / MARKER).write_text(marker_text(stack, files, folders))
         check_out(out, protected)  # again: the folder may have changed during the render
-        _replace(out, fresh)
+        replace_render(out, fresh)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
-    return sorted(path for path in out.rglob("*.yaml") if path.is_file())
+    return sorted(out / name for name in files if name.endswith(".yaml"))
+
+
+def _contents(folder: Path) -> tuple[set[str], set[str]]:
+    """Every file and every folder under ``folder``, symlinks not followed, relative and ``/``-separated."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    for root, dirs, names in os.walk(folder):
+        relative = PurePosixPath(Path(root).relative_to(folder).as_posix())
+        links = {name for name in dirs if (Path(root) / name).is_symlink()}
+        files |= {(relative / name).as_posix() for name in [*names, *links]}
+        folders |= {(relative / name).as_posix() for name in dirs if name not in links}
+    return files, folders
 
 
 def _render_into(stack_name: str, folder: Path, work_dir: Path, registry_password: str | None) -> None:
@@ -134,12 +225,30 @@ def _render_into(stack_name: str, folder: Path, work_dir: Path, registry_passwor
         )
 
 
-def _replace(out: Path, fresh: Path) -> None:
-    """Puts ``fresh`` in ``out``'s place; the folder it replaces (checked by the caller) is deleted last."""
+def replace_render(out: Path, fresh: Path) -> None:
+    """Puts ``fresh`` in ``out``'s place; of the render it replaces, only the files its marker lists are deleted.
+
+    Raises:
+        RenderError: When ``out`` holds anything render did not write (it may have changed since it was
+            checked); ``out`` is put back as it was and ``fresh`` is left to the caller.
+    """
     if not out.exists():
         fresh.rename(out)
         return
     old = out.with_name(f".{out.name}.replaced-{secrets.token_hex(4)}")
     out.rename(old)
+    # Checked once more where nobody else writes: a file added to OUT during the render is never deleted.
+    found = _contents_problem(old)
+    if found:
+        old.rename(out)
+        problem, holding = found
+        raise RenderError(f"OUT {problem}, got {str(out)!r}{holding}; nothing was deleted")
+    _, owned = _walk(old, *_listed(old))
     fresh.rename(out)
-    shutil.rmtree(old)
+    for name in owned:
+        (old / name).unlink()
+    try:
+        for root, _dirs, _files in os.walk(old, topdown=False):
+            Path(root).rmdir()
+    except OSError:
+        print(f"render left {old}: it holds files render did not write", file=sys.stderr)

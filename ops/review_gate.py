@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ BINDING_VERSION = 1
 IMAGE_BUILD_TYPE = "docker-build:index:Image"
 # Stands for the random suffix of an auto-named resource, which no two previews share.
 AUTONAME_MARK = "(random suffix)"
+MAX_SHOWN_CHARS = 80
+"""Longest piece of a review file that an error message quotes."""
+MAX_REVIEW_BYTES = 16 << 20
+"""The largest review file read: a review of this project's few resources takes kilobytes."""
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class ReviewGateError(Exception):
@@ -121,21 +127,61 @@ def load(path: Path, stack: str) -> Fingerprint:
     Raises:
         ReviewGateError: When the file is missing, not a review file of this version, or of another stack.
     """
+    not_one = f"REVIEWED must be a review file saved by `make review SAVE=<dir>`, got {path}"
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReviewGateError(
-            f"REVIEWED must be a review file saved by `make review SAVE=<dir>`, got {path}: {error}"
-        ) from error
+        with path.open("rb") as handle:
+            data = handle.read(MAX_REVIEW_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+        if len(data) > MAX_REVIEW_BYTES:
+            raise ReviewGateError(f"REVIEWED must be at most {MAX_REVIEW_BYTES} bytes, got {max(size, len(data))}")
+        record = json.loads(data)
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise ReviewGateError(f"{not_one}: {error}") from error
+    except RecursionError:
+        raise ReviewGateError(f"{not_one}: it nests deeper than JSON may here") from None
     if not isinstance(record, dict) or not isinstance(record.get("changes"), dict):
-        raise ReviewGateError(f"REVIEWED must be a review file saved by `make review SAVE=<dir>`, got {path}")
-    if record.get("version") != BINDING_VERSION:
-        raise ReviewGateError(
-            f"REVIEWED must be a review file of version {BINDING_VERSION}, got {record.get('version')!r}"
-        )
+        raise ReviewGateError(not_one)
+    version = record.get("version")
+    # True == 1 in Python: a version is an int, never a bool or a float.
+    if type(version) is not int or version != BINDING_VERSION:
+        raise ReviewGateError(f"REVIEWED must be a review file of version {BINDING_VERSION}, got {version!r}")
     if record.get("stack") != stack:
         raise ReviewGateError(f"REVIEWED must be a review of stack {stack!r}, got one of {record.get('stack')!r}")
-    return Fingerprint(stack=stack, changes=record["changes"], build_context=record.get("buildContext"))
+    problems = [problem for key, change in record["changes"].items() for problem in _change_problems(key, change)]
+    context = record.get("buildContext")
+    if context is not None and not (isinstance(context, str) and SHA256_HEX.fullmatch(context)):
+        problems.append(f"buildContext must be a sha256 in hex or null, got {_shown(context)}")
+    if problems:
+        raise ReviewGateError(f"{not_one}: {'; '.join(problems)}")
+    return Fingerprint(stack=stack, changes=record["changes"], build_context=context)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
+
+
+def _change_problems(key: str, change: Any) -> list[str]:
+    """What is wrong with one change of a review file, in the shape :func:`fingerprint` writes it."""
+    where = f"changes[{_shown(key)}]"
+    if not isinstance(change, dict) or not {"op", "fields", "replaceReasons"} <= change.keys():
+        return [f"{where} must be a mapping of op, fields and replaceReasons, got {_shown(change)}"]
+    problems = []
+    if not isinstance(change["op"], str):
+        problems.append(f"{where}.op must be text, got {_shown(change['op'])}")
+    fields = change["fields"]
+    if not isinstance(fields, dict):
+        problems.append(f"{where}.fields must be a mapping of path to [old, new], got {_shown(fields)}")
+    else:
+        problems += [
+            f"{where}.fields[{_shown(path)}] must be [old, new] of text, got {_shown(pair)}"
+            for path, pair in fields.items()
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(value, str) for value in pair))
+        ]
+    reasons = change["replaceReasons"]
+    if not (isinstance(reasons, list) and all(isinstance(reason, str) for reason in reasons)):
+        problems.append(f"{where}.replaceReasons must be a list of text, got {_shown(reasons)}")
+    return problems
 
 
 def _describe(change: Mapping[str, Any] | None) -> str:

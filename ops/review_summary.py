@@ -8,6 +8,7 @@ summary, the diagnostics), which :func:`summarize` reads and ops/review_gate.py 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from ops import PROJECT_DIR
-from ops.engine import CommandError, Engine, EventLog
+from ops.engine import CommandError, Engine, EventLog, require_pulumi
 from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_run
 from ops.stack_copy import write_stack_copy
@@ -34,6 +35,16 @@ DEFERRED_MARK = "can't be known during preview"
 # The engine's own last word on a preview that a mandatory policy (or anything else) failed.
 PREVIEW_FAILED = "preview failed"
 MAX_VALUE_CHARS = 100
+SECRET_SHOWN = "[secret]"
+NONE_SHOWN = "(none)"
+MARKERS = frozenset({SECRET_SHOWN, NONE_SHOWN, COMPUTED})
+"""What the summary writes in a value's place; shown as they are, they are no value's text."""
+LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+"""Everything that ends a line for Markdown or for Python: a value never gets a line of its own."""
+SHOWN_LINE_BREAK = "⏎"
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<&~])")
+"""Characters that start Markdown or HTML inside a line (emphasis, code, links, tags, comments, entities)."""
+BACKTICKS = re.compile(r"`+")
 REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
 REPLACEMENT_HALVES = ("create-replacement", "delete-replaced")
 """The steps around a ``replace`` step, which carries what the replacement changes and why."""
@@ -84,17 +95,38 @@ class Violation:
 
 def display(value: Any, limit: int | None = MAX_VALUE_CHARS) -> str:
     if isinstance(value, dict) and SECRET_SIG_KEY in value:
-        return "[secret]"
+        return SECRET_SHOWN
     if value is None:
-        return "(none)"
+        return NONE_SHOWN
     if value == UNKNOWN_SENTINEL:
         return COMPUTED
     if not isinstance(value, dict | list):
         return str(value)  # scalars in full: an image reference must show its whole digest
     text = json.dumps(value, sort_keys=True)
-    if "[secret]" in text or SECRET_SIG_KEY in text:
-        return "[secret]"
+    if SECRET_SHOWN in text or SECRET_SIG_KEY in text:
+        return SECRET_SHOWN
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def code(value: object) -> str:
+    """A value as a Markdown code span that nothing in it can end: the fence is longer than its longest backtick run.
+
+    Line breaks are shown as ⏎; inside a code span, ``<!--`` and every other character are literal.
+    """
+    text = LINE_BREAK.sub(SHOWN_LINE_BREAK, str(value)) or " "
+    fence = "`" * (max(map(len, BACKTICKS.findall(text)), default=0) + 1)
+    # Markdown strips one space from each end of a code span that has them: padding keeps the value's own.
+    if text.startswith("`") or text.endswith("`") or (text[0] == text[-1] == " " and text.strip(" ")):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
+
+
+def plain(value: object) -> str:
+    """A value as Markdown text that shows it as it is: on one line, every character that starts markup escaped."""
+    text = str(value)
+    if text in MARKERS:
+        return text
+    return MARKDOWN_SPECIAL.sub(r"\\\1", LINE_BREAK.sub(SHOWN_LINE_BREAK, text))
 
 
 def _lookup(document: Any, path: str) -> Any:
@@ -186,7 +218,7 @@ def _counts(preview: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _digest(reference: str) -> str:
-    return f"`{reference.rsplit('@', 1)[-1]}`" if "@sha256:" in reference else f"{reference} (a new build)"
+    return code(reference.rsplit("@", 1)[-1]) if "@sha256:" in reference else f"{plain(reference)} (a new build)"
 
 
 def summarize(
@@ -198,7 +230,7 @@ def summarize(
     """The Markdown section of one stack's preview; ``app_changes`` are the files git sees changed under app/."""
     counts = _counts(preview)
     lines = [
-        f"### Stack `{stack}`",
+        f"### Stack {code(stack)}",
         "",
         " · ".join(f"{count} to {op}" for op, count in counts.items()),
         "",
@@ -207,20 +239,21 @@ def summarize(
     if not found:
         lines += ["No changes.", ""]
     for change in found:
-        lines.append(f"- **{change.op}** `{change.type}` `{change.name}`")
+        lines.append(f"- **{plain(change.op)}** {code(change.type)} {code(change.name)}")
         for path, old, new in change.fields:
             if path == "contextHash":
                 # A hash of the build context means nothing to a reviewer; what it stands for does.
-                files = f" ({', '.join(f'`{name}`' for name in app_changes)})" if app_changes else ""
+                files = f" ({', '.join(code(name) for name in app_changes)})" if app_changes else ""
                 lines.append(f"  - app/ changed{files}: a new image will be built")
                 continue
-            lines.append(f"  - `{path}`: {new}" if change.op == "create" else f"  - `{path}`: {old} → {new}")
+            shown = plain(new) if change.op == "create" else f"{plain(old)} → {plain(new)}"
+            lines.append(f"  - {code(path)}: {shown}")
             if path.endswith(".image") and "@sha256:" in old + new and change.op != "create":
                 lines.append(f"  - image digest: {_digest(old)} → {_digest(new)}")
         if change.op in REPLACE_OPS or change.replace_reasons:
             for reason in change.replace_reasons or ["(not reported)"]:
                 impact = _impact(reason)
-                lines.append(f"  - ⚠️ **replacement** forced by `{reason}`: {impact}")
+                lines.append(f"  - ⚠️ **replacement** forced by {code(reason)}: {impact}")
     found_violations = violations(events)
     # A rule about a value that only the update computes (a new image's digest) cannot run in a
     # preview: that is not a violation, the rule runs again when the stack is deployed.
@@ -231,7 +264,7 @@ def summarize(
     ):
         if group:
             lines += ["", title, ""]
-            lines += [f"- `{v.policy}` ({v.level}) on `{v.resource}`: {v.message}" for v in group]
+            lines += [f"- {code(v.policy)} ({plain(v.level)}) on {code(v.resource)}: {plain(v.message)}" for v in group]
     lines.append("")
     return "\n".join(lines)
 
@@ -248,7 +281,9 @@ def preview_stack(
     Raises:
         ReviewError: When the preview fails or another promotion or review holds the stack.
     """
-    engine = engine or Engine(work_dir)
+    if engine is None:
+        engine = Engine(work_dir)
+        require_pulumi(engine.runner.command)  # before the lock or the backend is made
     log = EventLog()
     failed: CommandError | None = None
     try:

@@ -21,7 +21,7 @@ import yaml
 
 from ops.policy_config import PolicyRun
 from settings import PROJECT
-from settings.stack_files import write_atomically
+from settings.stack_files import load_yaml, write_atomically
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
@@ -142,7 +142,7 @@ def rollback_config_file(source: Path, verified: str) -> Iterator[Path]:
         source: The config file the failed update ran with: this machine's copy (which holds its secrets
             and salt) or the stack file.
     """
-    document = yaml.safe_load(source.read_text()) or {}
+    document = load_yaml(source) or {}
     with tempfile.TemporaryDirectory(prefix="rollback-") as scratch:
         path = Path(scratch) / source.name
         content = yaml.safe_dump(rollback_document(document, verified), sort_keys=False)

@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from settings.stack_files import (
     SECRETS_KEYS,
+    StackFileError,
+    dump_yaml,
     is_encrypted,
+    load_yaml,
     read_engine_config,
     stack_file,
     write_atomically,
@@ -48,13 +49,13 @@ def write_stack_copy(directory: Path, stack: str) -> Path:
         StackFileError: When the tracked file is missing or broken.
     """
     tracked_config = read_engine_config(directory, stack)
-    tracked = yaml.safe_load(stack_file(directory, stack).read_text()) or {}
+    tracked = load_yaml(stack_file(directory, stack)) or {}
     path = stack_copy_file(directory, stack)
     machine: dict[str, Any] = {}
     if path.exists():
         try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError:
+            loaded = load_yaml(path)
+        except StackFileError:
             loaded = None  # a broken copy is only this machine's: it is written anew
         machine = loaded if isinstance(loaded, dict) else {}
     machine_setup = {key: machine[key] for key in SECRETS_KEYS if key in machine}
@@ -69,7 +70,7 @@ def write_stack_copy(directory: Path, stack: str) -> Path:
     document = {key: value for key, value in tracked.items() if key not in SECRETS_KEYS and key != "config"}
     document["config"] = {**tracked_config, **own_secrets}
     document.update({**(machine_setup if same_key else {}), **tracked_setup})
-    body = yaml.safe_dump(document, sort_keys=False, width=2**16, allow_unicode=True)
+    body = dump_yaml(document)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(stat.S_IRWXU)
     write_atomically(path, body.encode(), private=True)
@@ -89,8 +90,9 @@ def _stored_state(config_file: Path, password_file: Path) -> dict[str, object] |
     The ciphertext changes whenever the password is set again; the password file's identity and times
     change whenever the platform writes a new one. ``None`` when the copy holds no password.
     """
-    document = yaml.safe_load(config_file.read_text()) or {}
-    stored = (document.get("config") or {}).get(PASSWORD_KEY)
+    document = load_yaml(config_file) or {}
+    config = document.get("config") if isinstance(document, dict) else None
+    stored = config.get(PASSWORD_KEY) if isinstance(config, dict) else None
     if not isinstance(stored, dict) or not isinstance(stored.get("secure"), str):
         return None
     status = password_file.stat()

@@ -1,8 +1,9 @@
 """The stack files, ``Pulumi.<stack>.yaml``: the one module that finds, reads and writes them.
 
 Read by the program (the cross-stack checks) and by the operations core (ops/); light on purpose.
-Reading uses PyYAML's safe loader; writing goes through ruamel.yaml's round trip, so that a rewritten
-file keeps its comments, order and quoting, and differs only where a value changed.
+Reading uses PyYAML's safe loader without aliases, on at most MAX_STACK_FILE_BYTES; writing goes through
+ruamel.yaml's round trip, so that a rewritten file keeps its comments, order and quoting, and differs only
+where a value changed.
 """
 
 from __future__ import annotations
@@ -25,10 +26,67 @@ STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 """A stack's own name, as Pulumi allows it (the last part of ``org/project/stack``)."""
 SECRETS_KEYS = ("encryptionsalt", "encryptedkey", "secretsprovider")
 """A stack file's top-level keys that say how its secrets are encrypted."""
+MAX_STACK_FILE_BYTES = 1 << 20
+"""The largest stack file read: a stack's settings take a few kilobytes."""
 
 
 class StackFileError(Exception):
     """A stack file is missing, is not YAML, or does not hold a ``config`` mapping."""
+
+
+class _AliasFound(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__("alias")
+        self.problem_mark = mark
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: ``*name`` repeats a node, and a few nest to billions of them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasFound(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that never writes an alias, so that :func:`load_yaml` reads what it writes."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def load_yaml(path: Path) -> Any:
+    """A stack file's (or its machine copy's) YAML document: at most MAX_STACK_FILE_BYTES, without aliases.
+
+    Raises:
+        StackFileError: Naming the file and what is wrong with it.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_STACK_FILE_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as error:
+        raise StackFileError(f"{path.name} cannot be read: {error.strerror}") from None
+    if len(data) > MAX_STACK_FILE_BYTES:
+        raise StackFileError(f"{path.name} must be at most {MAX_STACK_FILE_BYTES} bytes, got {max(size, len(data))}")
+    try:
+        return yaml.load(data.decode(), Loader=_PlainLoader)
+    except UnicodeDecodeError as error:
+        raise StackFileError(
+            f"{path.name} must be UTF-8 text, got a byte that is not UTF-8 at offset {error.start}"
+        ) from None
+    except _AliasFound as error:
+        raise StackFileError(f"{path.name} must be YAML without aliases (*name), got one {_where(error)}") from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name} must be YAML, got an error {_where(error)}") from None
+    except RecursionError:
+        raise StackFileError(f"{path.name} must be YAML nested a few levels deep, got one nested too deep") from None
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML that :func:`load_yaml` reads back: no aliases, keys in their order, lines unbroken."""
+    return yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, width=2**16, allow_unicode=True)
 
 
 def stack_file(directory: Path, stack: str) -> Path:
@@ -47,12 +105,7 @@ def read_engine_config(directory: Path, stack: str) -> dict[str, Any]:
         StackFileError: Naming the file and what is wrong with it.
     """
     path = stack_file(directory, stack)
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except OSError as error:
-        raise StackFileError(f"{path.name} cannot be read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{path.name} must be YAML, got an error {_where(error)}") from None
+    document = load_yaml(path) or {}
     if not isinstance(document, dict):
         raise StackFileError(f"{path.name} must be a mapping with a config key, got a {type(document).__name__}")
     config = document.get("config", {})
@@ -171,6 +224,9 @@ def set_settings(directory: Path, stack: str, settings: Mapping[str, Any]) -> No
     read_engine_config(directory, stack)  # names the file and its problem when it cannot be used
     path = stack_file(directory, stack)
     document = _round_trip().load(path.read_text())
+    if document is None:
+        # Comments alone (or nothing) hold no mapping to set a key in, and a new one would drop the comments.
+        raise StackFileError(f"{path.name} must be a mapping with a config key to set settings in, got no document")
     if document.get("config") is None:
         document["config"] = {}
     for key, value in settings.items():
@@ -203,8 +259,8 @@ def _quoted(value: Any) -> Any:
 
 def _reads_otherwise(text: str) -> bool:
     try:
-        return bool(yaml.safe_load(text) != text)
-    except yaml.YAMLError:
+        return bool(yaml.load(text, Loader=_PlainLoader) != text)
+    except (yaml.YAMLError, RecursionError):
         return True
 
 

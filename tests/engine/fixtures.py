@@ -10,7 +10,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class LocalRegistry:
 
     client: Registry
     username: str
-    password: str
+    password: str = field(repr=False)
 
 
 def local_registry() -> LocalRegistry:

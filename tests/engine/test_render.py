@@ -4,7 +4,9 @@ secrets absent; an earlier render replaced whole, a failed one leaving OUT as it
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import yaml
 from pulumi import automation as auto
 
 from ops.program_copy import copy_program
-from ops.render import MARKER, marker_text, render
+from ops.render import MARKER, RenderError, marker_text, render
 from settings.stack_files import set_settings
 from tests.conftest import ROOT, stack_config
 from tests.engine.fixtures import LocalRegistry
@@ -97,15 +99,31 @@ def test_render_of_a_building_stack_never_writes_the_registry_password(
 
 def test_render_again_replaces_its_own_earlier_render_whole(pulumi_cli: str, tmp_path: Path) -> None:
     out = tmp_path / "rendered"
-    render("staging", out)
-    (out / "stale.yaml").write_text("kind: Stale\n")
+    earlier = render("staging", out)
+    (earlier[0]).write_text("kind: Edited\n")  # a file render wrote, edited since: still render's to replace
 
     written = render("prod", out)
 
-    assert (out / MARKER).read_text() == marker_text("prod")
-    assert not (out / "stale.yaml").exists()
+    listed = sorted(path.relative_to(out).as_posix() for path in written)
+    marker = json.loads((out / MARKER).read_text())
+    assert (marker["stack"], marker["files"]) == ("prod", listed)
+    assert sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()) == sorted(
+        [MARKER, *listed]
+    )
     assert "Ingress" in objects(written)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["rendered"], "no scratch folder is left beside OUT"
+
+
+def test_render_again_refuses_a_render_that_gained_a_file_and_deletes_nothing(pulumi_cli: str, tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    render("staging", out)
+    (out / "stale.yaml").write_text("kind: Stale\n")
+    before = sorted(path.relative_to(out).as_posix() for path in out.rglob("*"))
+
+    with pytest.raises(RenderError, match=re.escape(f"got '{out}' holding stale.yaml; nothing was deleted")):
+        render("prod", out)
+
+    assert sorted(path.relative_to(out).as_posix() for path in out.rglob("*")) == before
 
 
 def test_render_of_a_stack_that_breaks_a_mandatory_rule_fails_and_leaves_out_as_it_was(
@@ -116,7 +134,7 @@ def test_render_of_a_stack_that_breaks_a_mandatory_rule_fails_and_leaves_out_as_
     set_settings(project, "prod", {"replicas": "2"})
     out = tmp_path / "rendered"
     out.mkdir()
-    (out / MARKER).write_text(marker_text("prod"))
+    (out / MARKER).write_text(marker_text("prod", ["earlier.yaml"]))
     (out / "earlier.yaml").write_text("kind: Namespace\n")
 
     with pytest.raises(auto.errors.CommandError, match=r"spec\.replicas is 2, expected at least 3"):

@@ -303,3 +303,18 @@ def test_registry_reads_a_bounded_answer_and_refuses_the_rest(
         Registry(address).served_digest(REPOSITORY, DIGEST)
 
     assert str(refused.value) == f"registry {address} answered what is not HTTP: {reason}"
+
+
+@pytest.mark.parametrize("show", [repr, str], ids=["repr", "str"])
+def test_registry_repr_and_str_name_the_address_but_never_the_credentials(show: Callable[[object], str]) -> None:
+    username = "robot$ci+token-c0ffee"
+    registry = Registry("registry.example.com", username, PASSWORD)
+
+    shown = show(registry)
+
+    assert "registry.example.com" in shown
+    assert PASSWORD not in shown
+    assert "c0ffee" not in shown
+    assert "robot" not in shown
+    assert shown == "Registry(address='registry.example.com', credentials=<set>)"
+    assert show(Registry("registry.example.com")) == "Registry(address='registry.example.com', credentials=None)"

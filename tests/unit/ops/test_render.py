@@ -7,6 +7,7 @@ only ever given to the pure check, never to render itself.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ops.program_copy import copy_program
-from ops.render import MARKER, RenderError, check_out, marker_text, render
+from ops.render import MARKER, RenderError, check_out, marker_text, render, replace_render
 from tests.conftest import ROOT
 
 
@@ -45,7 +46,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 def test_render_refuses_a_stack_without_a_stack_file_before_touching_out(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "rendered"
     out.mkdir()
-    (out / MARKER).write_text(marker_text("prod"))
+    (out / MARKER).write_text(marker_text("prod", ["prod.yaml"]))
     (out / "prod.yaml").write_text("kind: Namespace\n")
     before = tree(out)
 
@@ -138,7 +139,7 @@ def test_out_check_refuses_the_real_project_by_default() -> None:
 
 @pytest.mark.parametrize(
     "contents",
-    [None, {}, {MARKER: marker_text("staging"), "1-manifest/ns.yaml": "kind: Namespace\n"}],
+    [None, {}, {MARKER: marker_text("staging", ["1-manifest/ns.yaml"]), "1-manifest/ns.yaml": "kind: Namespace\n"}],
     ids=["missing", "empty", "rendered-before"],
 )
 def test_out_check_allows_a_new_an_empty_or_a_rendered_folder(tmp_path: Path, contents: dict[str, str] | None) -> None:
@@ -158,3 +159,133 @@ def test_out_check_resolves_a_symlink_to_the_folder_it_names(project: Path, tmp_
 
     with pytest.raises(RenderError, match=re.escape("OUT must not be the project folder or one of its ancestors")):
         check_out(link, protected=(project,), home=tmp_path / "home")
+
+
+def rendered_folder(out: Path, files: dict[str, str], stack: str = "staging") -> None:
+    """``out`` as a render leaves it: its files, and a marker that lists them."""
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    (out / MARKER).write_text(marker_text(stack, files))
+
+
+@pytest.mark.parametrize(
+    ("later", "named"),
+    [
+        ({".git/HEAD": "ref: refs/heads/main\n"}, ".git/"),
+        ({"notes.md": "mine\n"}, "notes.md"),
+        ({"1-manifest/extra.yaml": "kind: Mine\n"}, "1-manifest/extra.yaml"),
+    ],
+    ids=["git-folder", "file-added-later", "file-beside-render-files"],
+)
+def test_render_refuses_a_rendered_folder_that_holds_what_render_did_not_write_and_deletes_nothing(
+    project: Path, tmp_path: Path, later: dict[str, str], named: str
+) -> None:
+    out = tmp_path / "rendered"
+    rendered_folder(out, {"1-manifest/ns.yaml": "kind: Namespace\n"})
+    for name, text in later.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    before = tree(out)
+
+    with pytest.raises(
+        RenderError,
+        match=re.escape(
+            f"OUT must hold only the files render wrote (listed in its {MARKER}), got '{out}' holding {named}; "
+            "nothing was deleted"
+        ),
+    ):
+        render("prod", out, work_dir=project)
+
+    assert tree(out) == before
+
+
+def test_render_refuses_a_marker_that_lists_no_files_and_names_what_it_found(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    out.mkdir()
+    (out / MARKER).write_text("Manifests of stack 'prod', written by `make render`\n")
+    (out / "ns.yaml").write_text("kind: Namespace\n")
+    before = tree(out)
+
+    with pytest.raises(
+        RenderError,
+        match=re.escape(
+            f"OUT must hold only the files render wrote (listed in its {MARKER}), got '{out}' holding ns.yaml; "
+            "nothing was deleted"
+        ),
+    ):
+        render("prod", out, work_dir=project)
+
+    assert tree(out) == before
+
+
+def test_out_check_names_at_most_a_few_of_the_unlisted_files(tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    rendered_folder(out, {})
+    for number in range(12):
+        (out / f"mine-{number:02}.txt").write_text("mine\n")
+
+    with pytest.raises(
+        RenderError, match=r"holding mine-00\.txt, mine-01\.txt, mine-02\.txt, mine-03\.txt, mine-04\.txt and 7 more; "
+    ):
+        check_out(out, protected=(ROOT,), home=tmp_path / "home")
+
+
+def test_out_check_never_follows_a_listed_path_out_of_the_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    out = tmp_path / "rendered"
+    rendered_folder(out, {"ns.yaml": "kind: Namespace\n"})
+    (out / MARKER).write_text(marker_text("staging", ["ns.yaml", "../outside.txt"]))
+    (out / "link.yaml").symlink_to(outside)
+
+    with pytest.raises(RenderError, match=re.escape("holding link.yaml; nothing was deleted")):
+        check_out(out, protected=(ROOT,), home=tmp_path / "home")
+
+
+def test_marker_lists_the_files_render_wrote() -> None:
+    assert json.loads(marker_text("prod", ["b/2.yaml", "a.yaml"]))["files"] == ["a.yaml", "b/2.yaml"]
+
+
+def test_replacing_a_render_deletes_only_its_listed_files(tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    rendered_folder(out, {"1-manifest/ns.yaml": "kind: Namespace\n", "0-crd/x.yaml": "kind: X\n"})
+    fresh = tmp_path / ".rendered.render-1"
+    fresh.mkdir()
+    (fresh / "1-manifest").mkdir()
+    (fresh / "1-manifest" / "ns.yaml").write_text("kind: Namespace\nmetadata: {}\n")
+    (fresh / MARKER).write_text(marker_text("prod", ["1-manifest/ns.yaml"]))
+
+    replace_render(out, fresh)
+
+    assert tree(out) == {
+        MARKER: marker_text("prod", ["1-manifest/ns.yaml"]).encode(),
+        "1-manifest/ns.yaml": b"kind: Namespace\nmetadata: {}\n",
+    }
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["rendered"], "nothing is left beside OUT"
+
+
+def test_replacing_a_render_that_gained_a_file_meanwhile_refuses_and_puts_it_back(tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    rendered_folder(out, {"ns.yaml": "kind: Namespace\n"})
+    (out / "during-render.txt").write_text("mine\n")
+    before = tree(out)
+    fresh = tmp_path / ".rendered.render-1"
+    fresh.mkdir()
+    (fresh / MARKER).write_text(marker_text("prod", []))
+
+    with pytest.raises(RenderError, match=re.escape(f"got '{out}' holding during-render.txt; nothing was deleted")):
+        replace_render(out, fresh)
+
+    assert tree(out) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".rendered.render-1", "rendered"]
+
+
+def test_out_check_allows_the_empty_folders_a_render_listed(tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    rendered_folder(out, {"1-manifest/ns.yaml": "kind: Namespace\n"})
+    (out / "0-crd").mkdir()
+    (out / MARKER).write_text(marker_text("staging", ["1-manifest/ns.yaml"], ["0-crd", "1-manifest"]))
+
+    assert check_out(out, protected=(ROOT,), home=tmp_path / "home") == out.resolve()

@@ -227,3 +227,63 @@ def test_make_up_runs_nothing_from_reviewed(tmp_path: Path) -> None:
         recorded = project.make("up", REVIEWED=value)
 
         assert ["record", "-m", "ops", "up", "dev", f"--reviewed={value}"] in recorded
+
+
+CHANGE = {"op": "update", "fields": {"spec.replicas": ["2", "3"]}, "replaceReasons": []}
+
+
+def review_record(**changed: Any) -> str:
+    record = {"version": 1, "stack": "qa", "changes": {"kubernetes:apps/v1:Deployment d": CHANGE}, "buildContext": None}
+    return json.dumps({**record, **changed})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (review_record(version=True), r"^REVIEWED must be a review file of version 1, got True$"),
+        (review_record(version=1.0), r"^REVIEWED must be a review file of version 1, got 1\.0$"),
+        (
+            review_record(changes={"d": "update"}),
+            r"REVIEWED must be a review file saved by `make review SAVE=<dir>`, got .*qa\.review\.json: "
+            r"changes\['d'\] must be a mapping of op, fields and replaceReasons, got 'update'$",
+        ),
+        (
+            review_record(changes={"d": {**CHANGE, "op": 3}}),
+            r": changes\['d'\]\.op must be text, got 3$",
+        ),
+        (
+            review_record(changes={"d": {**CHANGE, "fields": {"spec.replicas": "2"}}}),
+            r": changes\['d'\]\.fields\['spec\.replicas'\] must be \[old, new\] of text, got '2'$",
+        ),
+        (
+            review_record(changes={"d": {**CHANGE, "replaceReasons": "spec"}}),
+            r": changes\['d'\]\.replaceReasons must be a list of text, got 'spec'$",
+        ),
+        (review_record(buildContext=7), r": buildContext must be a sha256 in hex or null, got 7$"),
+        ("[" * 100_000 + "]" * 100_000, r"got .*qa\.review\.json: it nests deeper than JSON may here$"),
+    ],
+    ids=["version-true", "version-float", "change-not-mapping", "op", "field-pair", "reasons", "context", "deep"],
+)
+def test_load_refuses_a_malformed_review_file_with_a_named_error(tmp_path: Path, content: str, message: str) -> None:
+    path = review_file(tmp_path, "qa")
+    path.write_text(content)
+
+    with pytest.raises(ReviewGateError, match=message):
+        load(path, "qa")
+
+
+def test_load_refuses_a_review_file_too_large_to_be_one_without_reading_it_whole(tmp_path: Path) -> None:
+    path = review_file(tmp_path, "qa")
+    limit = review_gate.MAX_REVIEW_BYTES
+    with path.open("wb") as handle:
+        handle.truncate(limit + 1)
+
+    with pytest.raises(ReviewGateError, match=rf"^REVIEWED must be at most {limit} bytes, got {limit + 1}$"):
+        load(path, "qa")
+
+
+def test_load_reads_a_well_formed_review(tmp_path: Path) -> None:
+    path = review_file(tmp_path, "qa")
+    path.write_text(review_record())
+
+    assert load(path, "qa").changes == {"kubernetes:apps/v1:Deployment d": CHANGE}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pulumi import automation as auto
 from ops.review_summary import (
     UNKNOWN_SENTINEL,
     changes,
+    code,
+    plain,
     policy_events,
     preview_document,
     preview_stack,
@@ -285,3 +288,102 @@ def test_summary_of_a_create_shows_what_a_reviewer_needs_and_not_every_input() -
     assert "  - `spec.ports[0].nodePort`: 31641\n" in summary
     assert "livenessProbe" not in summary
     assert "image digest:" not in summary  # the image line of a create already names its digest
+
+
+HOSTILE = "ok\r\n<!-- hidden\n### Stack `prod`\n``` **bold** [link](http://x) <b>&amp; ~~gone~~ -->"
+"""A value that would end its line, open an HTML comment, close a code span and start markup."""
+JOB = "hello-world:index:WebService$kubernetes:batch/v1:Job"
+
+
+def preview_with(value: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A preview whose every shown value, name, path, reason and policy field is ``value``."""
+    preview = {
+        "changeSummary": {"update": 1, "replace": 1},
+        "steps": [
+            {
+                "op": "replace",
+                "urn": f"urn:pulumi:dev::hello-world::{JOB}::{value}",
+                "oldState": {"inputs": {"body": "Hello World", value: value}},
+                "newState": {"inputs": {"body": value, value: "new"}},
+                "detailedDiff": {"body": {"kind": "update"}, value: {"kind": "update"}},
+                "replaceReasons": [value],
+            },
+            {
+                "op": "update",
+                "urn": f"urn:pulumi:dev::hello-world::{IMAGE_TYPE}::app-image",
+                "oldState": {"inputs": {"contextHash": "0" * 64}},
+                "newState": {"inputs": {}},
+                "detailedDiff": {"contextHash": {"kind": "update"}},
+            },
+        ],
+    }
+    urn = f"urn:pulumi:dev::hello-world::{JOB}::{value}"
+    events = [{"policyEvent": {"policyName": value, "enforcementLevel": value, "message": value, "resourceUrn": urn}}]
+    return preview, events
+
+
+def outside_code_spans(line: str) -> str:
+    """What Markdown reads as markup on a line: code spans (CommonMark's rule) and backslash escapes left out."""
+    kept, at = [], 0
+    while at < len(line):
+        if line[at] == "\\" and at + 1 < len(line):
+            at += 2
+            continue
+        run = re.match(r"`+", line[at:])
+        if run is None:
+            kept.append(line[at])
+            at += 1
+            continue
+        closer = re.compile(rf"(?<!`){run.group()}(?!`)").search(line, at + len(run.group()))
+        kept.append("" if closer else run.group())
+        at = closer.end() if closer else at + len(run.group())
+    return "".join(kept)
+
+
+def test_summary_keeps_hostile_values_inside_their_place() -> None:
+    ordinary = summarize("dev", *preview_with("ok"), app_changes=["app/ok.js"]).splitlines()
+
+    hostile = summarize("dev", *preview_with(HOSTILE), app_changes=[HOSTILE]).splitlines()
+
+    # No value starts a line of its own: the summary has the lines it has for ordinary values, in order.
+    assert [line[:3] for line in hostile] == [line[:3] for line in ordinary]
+    assert "  - ⚠️ **replacement** forced by " in "\n".join(hostile)
+    for mine, theirs in zip(ordinary, hostile, strict=True):
+        markup = outside_code_spans(theirs)
+        # Outside code spans, no comment opener, tag, code fence, link or emphasis survives unescaped.
+        assert not set(markup.replace("**", "")) & set("<`[]*_~&"), theirs
+        assert markup.count("**") == outside_code_spans(mine).count("**"), theirs
+    assert "ok⏎\\<!-- hidden⏎### Stack \\`prod\\`⏎" in "\n".join(hostile)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("a`b", "``a`b``"),
+        ("`start", "`` `start ``"),
+        ("end``", "``` end`` ```"),
+        (" padded ", "`  padded  `"),
+        ("   ", "`   `"),
+        ("", "` `"),
+        ("one\ntwo\r\nthree", "`one⏎two⏎three`"),
+        ("<!-- x", "`<!-- x`"),
+    ],
+    ids=["inner-backtick", "leading-backtick", "trailing-run", "padded", "only-spaces", "empty", "newlines", "comment"],
+)
+def test_code_span_fence_outlasts_the_values_own_backticks(value: str, shown: str) -> None:
+    assert code(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("review-staging", "review-staging"),
+        ("a\nb", "a⏎b"),
+        ("<!-- x -->", "\\<!-- x -->"),
+        ("**x** [y](z) `c` ~~d~~ _e_ &amp; \\", "\\*\\*x\\*\\* \\[y\\](z) \\`c\\` \\~\\~d\\~\\~ \\_e\\_ \\&amp; \\\\"),
+        ("[secret]", "[secret]"),
+    ],
+    ids=["ordinary", "newline", "comment", "markup", "secret-marker"],
+)
+def test_plain_value_escapes_what_would_start_markup(value: str, shown: str) -> None:
+    assert plain(value) == shown

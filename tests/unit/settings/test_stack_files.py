@@ -7,6 +7,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,19 @@ import pytest
 import yaml
 
 from ops.stack_copy import write_stack_copy
-from settings.local_platform import Platform, platform_uses
-from settings.stack_files import StackFileError, plain_config, replace_plain_config, restoring, stack_file, stack_names
+from settings.local_platform import Platform, platform_uses, uses_local_platform
+from settings.stack_files import (
+    MAX_STACK_FILE_BYTES,
+    StackFileError,
+    plain_config,
+    read_engine_config,
+    read_known_settings,
+    replace_plain_config,
+    restoring,
+    set_settings,
+    stack_file,
+    stack_names,
+)
 from tests.conftest import ROOT
 
 
@@ -212,3 +225,78 @@ def test_needs_platform_of_an_unknown_stack_is_an_error_naming_the_stacks(tmp_pa
 
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "error: STACK must be one of dev, got 'nope'\n"
+
+
+ALIAS_BOMB = "\n".join(
+    ["config:", '  hello-world:a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    + [f"  hello-world:{chr(98 + n)}: &{chr(98 + n)} [{', '.join([f'*{chr(97 + n)}'] * 10)}]" for n in range(9)]
+)
+"""About 600 bytes that expand to 10^10 strings: a billion laughs."""
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda d: read_engine_config(d, "qa"),
+        lambda d: read_known_settings(d, "qa"),
+        lambda d: plain_config(d, "qa"),
+        lambda d: write_stack_copy(d, "qa"),
+        lambda d: set_settings(d, "qa", {"replicas": "3"}),
+        lambda d: uses_local_platform(d, "qa"),
+    ],
+    ids=["engine-config", "known-settings", "plain-config", "machine-copy", "set-settings", "needs-platform"],
+)
+def test_a_yaml_alias_bomb_is_refused_quickly_naming_the_file_and_changes_nothing(
+    tmp_path: Path, read: Callable[[Path], object]
+) -> None:
+    stack_file(tmp_path, "qa").write_text(ALIAS_BOMB)
+    started = time.monotonic()
+
+    with pytest.raises(
+        StackFileError, match=r"^Pulumi\.qa\.yaml must be YAML without aliases \(\*name\), got one at line 3, column"
+    ):
+        read(tmp_path)
+
+    assert time.monotonic() - started < 2
+    assert stack_file(tmp_path, "qa").read_text() == ALIAS_BOMB
+    assert not (tmp_path / ".state").exists()
+
+
+def test_a_stack_file_too_large_to_be_one_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = stack_file(tmp_path, "qa")
+    path.write_text("config:\n  hello-world:replicas: '2'\n" + "#" * MAX_STACK_FILE_BYTES)
+
+    with pytest.raises(
+        StackFileError,
+        match=rf"^Pulumi\.qa\.yaml must be at most {MAX_STACK_FILE_BYTES} bytes, got {path.stat().st_size}$",
+    ):
+        read_engine_config(tmp_path, "qa")
+
+
+@pytest.mark.parametrize(
+    "content", ["# only a comment\n", "", "---\n# nothing else\n"], ids=["comment", "empty", "bare-document"]
+)
+def test_a_stack_file_with_no_settings_reads_as_none_and_refuses_a_write_naming_the_file(
+    tmp_path: Path, content: str
+) -> None:
+    path = stack_file(tmp_path, "qa")
+    path.write_text(content)
+
+    assert read_engine_config(tmp_path, "qa") == {}
+    assert plain_config(tmp_path, "qa") == {}
+    assert yaml.safe_load(write_stack_copy(tmp_path, "qa").read_text()) == {"config": {}}
+    with pytest.raises(
+        StackFileError,
+        match=r"^Pulumi\.qa\.yaml must be a mapping with a config key to set settings in, got no document$",
+    ):
+        set_settings(tmp_path, "qa", {"replicas": "3"})
+    assert path.read_text() == content
+
+
+def test_a_stack_file_that_is_not_utf8_is_refused_naming_the_offset(tmp_path: Path) -> None:
+    stack_file(tmp_path, "qa").write_bytes(b"config:\n  hello-world:replicas: \xff\n")
+
+    with pytest.raises(
+        StackFileError, match=r"^Pulumi\.qa\.yaml must be UTF-8 text, got a byte that is not UTF-8 at offset 32$"
+    ):
+        read_engine_config(tmp_path, "qa")
