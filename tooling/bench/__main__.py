@@ -1,8 +1,9 @@
-"""python -m tooling.bench [--quick] [--runs N] [--out FOLDER] [--commit REF]: time every step a user waits for."""
+"""python -m tooling.bench [--quick | --tiny] [--runs N] [--out DIR] [--commit REF]: time each step a user waits for."""
 
 from __future__ import annotations
 
 import argparse
+import enum
 import os
 import platform
 import signal
@@ -15,13 +16,34 @@ from typing import Any
 
 from tooling.bench.project import BenchError, Project
 from tooling.bench.report import plot, table, write_json
-from tooling.bench.steps import Bench
+from tooling.bench.steps import Bench, Plan
 
 DEFAULT_RUNS = 5
 SIZES = (1, 10, 50, 100)
 QUICK_SIZES = (1, 10)
 """The smallest sizes that still fix a slope."""
+TINY_SIZES = (1, 2)
+"""The smallest sizes that still fix a line: a tiny run checks the bench, not the slope."""
+TINY_MOCK_TESTS = ("tests/unit/test_stacks.py",)
+"""A file of the mock suite that fails unless the step hands the suite the project's own stack files."""
 DEFAULT_OUT = Path(".state/bench")
+
+
+class Mode(enum.Enum):
+    """How much of the bench runs: all of it, a quick look, or a tiny run that checks the bench itself."""
+
+    FULL = "full"
+    QUICK = "quick"
+    TINY = "tiny"
+
+
+def plan(mode: Mode, runs: int) -> Plan:
+    """What ``mode`` runs; ``runs`` counts only for a full bench."""
+    if mode is Mode.QUICK:
+        return Plan(runs=1, sizes=QUICK_SIZES)
+    if mode is Mode.TINY:
+        return Plan(runs=1, sizes=TINY_SIZES, warm_ups=False, mock_tests=TINY_MOCK_TESTS)
+    return Plan(runs=runs, sizes=SIZES)
 
 
 def _runs(text: str) -> int:
@@ -50,7 +72,19 @@ def machine() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tooling.bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one run per step, sizes 1 and 10 (what `make test` runs)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick", dest="mode", action="store_const", const=Mode.QUICK, help="one run per step, sizes 1 and 10"
+    )
+    mode.add_argument(
+        "--tiny",
+        dest="mode",
+        action="store_const",
+        const=Mode.TINY,
+        help="one run per step, sizes 1 and 2, no untimed warm-ups, one file of the mock suite: checks that every "
+        "step runs and is reported (what `make test` runs); its times are not figures",
+    )
+    parser.set_defaults(mode=Mode.FULL)
     parser.add_argument("--runs", type=_runs, default=DEFAULT_RUNS, help=f"runs per step (default {DEFAULT_RUNS})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the outputs (default {DEFAULT_OUT})")
     parser.add_argument(
@@ -62,17 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # Stopped with SIGTERM, the bench still destroys what it deployed (the `finally` below runs).
     signal.signal(signal.SIGTERM, lambda number, _: sys.exit(128 + number))
-    runs, sizes = (1, QUICK_SIZES) if args.quick else (args.runs, SIZES)
+    chosen = plan(args.mode, args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    details = {**machine(), "runs": runs, "load_before": _load()}
+    details = {**machine(), "runs": chosen.runs, "load_before": _load()}
     try:
         project = Project.create(commit=args.commit)
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        results = Bench(project, runs, sizes).all()
+        results = Bench(project, chosen).all()
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -89,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results.scaling is not None:
         caption = f"{details['cores']} cores, {details['cpu']}, pulumi {details['pulumi']}, {details['date']}"
         print(f"{plot(results.scaling, args.out, caption)} written")
-    print(f"{runs} run(s) a step; load {details['load_before']} before, {details['load_after']} after")
+    print(f"{chosen.runs} run(s) a step; load {details['load_before']} before, {details['load_after']} after")
     return 0
 
 

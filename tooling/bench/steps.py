@@ -6,7 +6,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from settings import DEFAULT_BUILD_CONTEXT
@@ -41,6 +41,21 @@ class Scaling:
     line: Line
 
 
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """How much of the bench runs."""
+
+    runs: int
+    """Timed runs of every step."""
+    sizes: tuple[int, ...]
+    """Service counts the scaling curve previews."""
+    warm_ups: bool = True
+    """Also run the untimed deploys that only steady later figures: dev brought back after the edit, a first
+    promotion before the timed ones. Default ``True``; without them every step still runs and is reported."""
+    mock_tests: tuple[str, ...] = ()
+    """Test files the mock-tests step runs. Default: none named, the whole mock suite."""
+
+
 @dataclass
 class Results:
     steps: list[Step] = field(default_factory=list)
@@ -52,12 +67,11 @@ def say(text: str) -> None:
 
 
 class Bench:
-    """Runs every step ``runs`` times on ``project``; the scaling curve at ``sizes``."""
+    """Runs every step ``plan.runs`` times on ``project``; the scaling curve at ``plan.sizes``."""
 
-    def __init__(self, project: Project, runs: int, sizes: Sequence[int]) -> None:
+    def __init__(self, project: Project, plan: Plan) -> None:
         self.project = project
-        self.runs = runs
-        self.sizes = tuple(sizes)
+        self.plan = plan
         self.floor_dir = project.directory / "tooling" / "bench" / "floor"
         self.scaling_dir = project.directory / "tooling" / "bench" / "scaling"
         self.results = Results()
@@ -72,12 +86,14 @@ class Bench:
         self.single("review", "`make review` of dev, staging, prod", lambda _: self.project.make("review"))
         self.single("render", "`make render` of dev", self.render)
         self.promotions(digests)
-        self.single("mock-tests", "the mock test suite", self.mock_tests)
+        only = f", only {' '.join(self.plan.mock_tests)}" if self.plan.mock_tests else ""
+        self.single("mock-tests", f"the mock test suite{only}", self.mock_tests)
         self.scale()
         return self.results
 
     def prepare(self) -> None:
         """The floor's stack and dev are deployed once, untimed: every timed run after is warm."""
+        say(f"setup: the copy's stacks run in namespaces {', '.join(self.project.namespaces.values())}")
         say("setup: the floor's stack and a first `make up` of the copy's dev (builds the image)")
         self.project.run("pulumi", "stack", "init", "floor", "--non-interactive", cwd=self.floor_dir)
         self.project.pulumi("up", "--yes", "--skip-preview", stack="floor", cwd=self.floor_dir)
@@ -109,10 +125,10 @@ class Bench:
         for key, label, floor, step in steps:
             times: list[float] = []
             floors: list[float] = []
-            for run in range(self.runs):
+            for run in range(self.plan.runs):
                 times.append(step())
                 floors.append(self.floor(floor))
-                say(f"{key} {run + 1}/{self.runs}: {times[-1]:.2f} s, floor {floors[-1]:.2f} s")
+                say(f"{key} {run + 1}/{self.plan.runs}: {times[-1]:.2f} s, floor {floors[-1]:.2f} s")
             self.results.steps.append(
                 Step(
                     key=key,
@@ -126,15 +142,15 @@ class Bench:
 
     def single(self, key: str, label: str, step: Callable[[int], float]) -> None:
         times = []
-        for run in range(self.runs):
+        for run in range(self.plan.runs):
             times.append(step(run))
-            say(f"{key} {run + 1}/{self.runs}: {times[-1]:.2f} s")
+            say(f"{key} {run + 1}/{self.plan.runs}: {times[-1]:.2f} s")
         self.results.steps.append(Step(key=key, label=label, seconds=summarize(times)))
 
     def edit_to_served(self) -> list[str]:
         """Times `make up` after an edit of app/server.js until the new text is served; returns dev's digests.
 
-        The file is put back afterwards, whatever happens, and dev is brought back to it.
+        The file is put back afterwards, whatever happens, and dev is brought back to it (a warm-up).
         """
         server = self.project.directory / DEFAULT_BUILD_CONTEXT / "server.js"
         original = server.read_text()
@@ -157,16 +173,21 @@ class Bench:
             self.single("edit-to-served", "`make up` after editing app/server.js, until the new text is served", edit)
         finally:
             server.write_text(original)
-        self.project.make("up", "STACK=dev")
+        if self.plan.warm_ups:
+            self.project.make("up", "STACK=dev")
         return digests
 
     def render(self, run: int) -> float:
         return self.project.make("render", "STACK=dev", f"OUT={self.project.root / 'render' / str(run)}")
 
     def promotions(self, digests: list[str]) -> None:
-        """A promotion to staging that rolls out a new image each time (A B A B ...), after one untimed first."""
-        say("setup: a first, untimed promotion creates the copy's staging")
-        self.project.make("promote", "FROM=dev", "TO=staging", "ARGS=--yes")
+        """A promotion to staging that rolls out a new image each time (A B A B ...), after one untimed first.
+
+        Without warm-ups, the first timed promotion creates staging.
+        """
+        if self.plan.warm_ups:
+            say("setup: a first, untimed promotion creates the copy's staging")
+            self.project.make("promote", "FROM=dev", "TO=staging", "ARGS=--yes")
         older, newer = digests[0].split("@")[1], digests[1].split("@")[1]
 
         def promote(run: int) -> float:
@@ -182,7 +203,13 @@ class Bench:
             for path in isolated:
                 path.write_bytes(self.project.tracked(path.name))
             seconds, result = self.project.timed(
-                ".venv/bin/pytest", "-m", "not engine and not platform", "-q", "-p", "no:cacheprovider"
+                ".venv/bin/pytest",
+                "-m",
+                "not engine and not platform",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *self.plan.mock_tests,
             )
         finally:
             for path, content in isolated.items():
@@ -200,10 +227,10 @@ class Bench:
 
     def scale(self) -> None:
         """Each run previews a fresh stack of every size, each beside an empty program's preview."""
-        times: dict[int, list[float]] = {size: [] for size in self.sizes}
+        times: dict[int, list[float]] = {size: [] for size in self.plan.sizes}
         floors: list[float] = []
-        for run in range(self.runs):
-            for size in self.sizes:
+        for run in range(self.plan.runs):
+            for size in self.plan.sizes:
                 stack = f"scale-{size}-{run}"
                 self.project.run("pulumi", "stack", "init", stack, "--non-interactive", cwd=self.scaling_dir)
                 try:
@@ -212,10 +239,12 @@ class Bench:
                 finally:
                     self.project.pulumi("stack", "rm", "--yes", "--force", stack=stack, cwd=self.scaling_dir)
                 floors.append(self.floor("preview"))
-                say(f"scaling {size} services, run {run + 1}/{self.runs}: {times[size][-1]:.2f} s")
-        summaries = tuple(summarize(times[size]) for size in self.sizes)
-        line = least_squares(self.sizes, [summary.median for summary in summaries])
-        self.results.scaling = Scaling(sizes=self.sizes, seconds=summaries, floor_seconds=summarize(floors), line=line)
+                say(f"scaling {size} services, run {run + 1}/{self.plan.runs}: {times[size][-1]:.2f} s")
+        summaries = tuple(summarize(times[size]) for size in self.plan.sizes)
+        line = least_squares(self.plan.sizes, [summary.median for summary in summaries])
+        self.results.scaling = Scaling(
+            sizes=self.plan.sizes, seconds=summaries, floor_seconds=summarize(floors), line=line
+        )
 
 
 def wait_until_served(url: str, text: str) -> None:
