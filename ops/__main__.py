@@ -47,7 +47,7 @@ def _error(message: object) -> None:
 
 
 def _stack_action(args: argparse.Namespace) -> int:
-    from ops.deploy import Action, DeployRefusedError, Request, run
+    from ops.deploy import Action, DeployRefusedError, Request, StackOpenError, run
     from ops.engine import CommandError, Interrupted
     from ops.locking import StackLockedError
     from ops.review_gate import ReviewGateError
@@ -64,7 +64,7 @@ def _stack_action(args: argparse.Namespace) -> int:
     except (StackFileError, ReviewGateError) as error:
         _error(error)
         return EXIT_BAD_INPUT
-    except StackLockedError as error:
+    except (StackLockedError, StackOpenError) as error:
         _error(error)
         return EXIT_FAILED
     except DeployRefusedError as error:

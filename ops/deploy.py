@@ -56,6 +56,10 @@ class Request:
     """A review file saved by ``make review SAVE=<dir>`` that the update must match. Default none."""
 
 
+class StackOpenError(Exception):
+    """pulumi could not select or create the stack, or store its local password; nothing ran."""
+
+
 class DeployRefusedError(Exception):
     """The request cannot run; nothing was changed."""
 
@@ -72,6 +76,7 @@ def run(
     Raises:
         StackFileError: When the stack has no file or its file is broken; nothing ran.
         DeployRefusedError: When ``reviewed`` is given to another action than ``up``, or the changes differ.
+        StackOpenError: When pulumi cannot open the stack (its backend, its passphrase); nothing ran.
         StackLockedError: When a promotion or review holds the stack past the lock's wait.
         DeployError: When the update failed (after the rollback, if one was due).
         CommandError: When pulumi failed otherwise.
@@ -88,9 +93,7 @@ def run(
             stack = engine.stack(request.stack, create=True)
             _store_local_password(engine, stack, work_dir, settings, config_file, environ)
         except CommandError as error:
-            raise DeployRefusedError(
-                f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}"
-            ) from error
+            raise StackOpenError(f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}") from error
         if request.reviewed is not None:
             hold_to_review(engine, request.stack, request.reviewed, work_dir, say)
         # A stop signal cancels pulumi, which is waited for; then the run ends there, and nothing is rolled back.

@@ -47,11 +47,6 @@ class PolicyRun:
     pack: Path
     config: Path
 
-    @property
-    def flags(self) -> list[str]:
-        """The ``pulumi preview``/``up`` flags."""
-        return ["--policy-pack", str(self.pack), "--policy-pack-config", str(self.config)]
-
 
 @contextmanager
 def policy_run(project: Path, stack: str) -> Iterator[PolicyRun]:

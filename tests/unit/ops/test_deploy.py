@@ -171,6 +171,9 @@ config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-co
 entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
 with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
+if os.environ.get("FAKE_OPEN_FAILS") and args[:2] in (["stack", "select"], ["stack", "init"]):
+    print("error: unable to open state directory", file=sys.stderr)
+    sys.exit(1)
 if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
     summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
     with open(args[args.index("--event-log") + 1], "a") as events:
@@ -238,3 +241,21 @@ def test_a_stop_signal_during_an_up_cancels_pulumi_once_waits_for_it_and_does_no
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert [entry["signal"] for entry in entries if entry["args"] == ["signal"]] == ["SIGINT"]
     assert not [entry for entry in entries if entry["args"][:2] == ["stack", "export"]], "no rollback was looked at"
+
+
+def test_a_stack_pulumi_cannot_open_is_a_failure_quoting_pulumi_and_nothing_runs(tmp_path: Path) -> None:
+    _, env, log = ops_project(tmp_path, "qa")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "preview", "qa"],
+        env={**env, "FAKE_OPEN_FAILS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: pulumi could not open stack 'qa', so nothing ran:\n")
+    assert "unable to open state directory" in result.stderr
+    assert "preview" not in [json.loads(line)["args"][0] for line in log.read_text().splitlines()]
