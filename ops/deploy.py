@@ -26,7 +26,7 @@ from ops.engine import CommandError, Engine, EventLog, require_pulumi
 from ops.locking import locked
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
-from ops.stack_copy import local_password_to_set, remember_password, write_stack_copy
+from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import Platform, platform_uses
 from settings.stack_files import StackFileError, read_known_settings, restoring
 
@@ -87,13 +87,8 @@ def run(
     settings = read_known_settings(work_dir, request.stack)
     engine = Engine(work_dir)
     require_pulumi(engine.runner.command)  # before the copy, the lock or the backend is made
-    config_file = write_stack_copy(work_dir, request.stack)
+    config_file = stack_copy_file(work_dir, request.stack)
     with engine.runner.stopping_on_signals():
-        try:
-            stack = engine.stack(request.stack, create=True)
-            _store_local_password(engine, stack, work_dir, settings, config_file, environ)
-        except CommandError as error:
-            raise StackOpenError(f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}") from error
         if request.reviewed is not None:
             hold_to_review(engine, request.stack, request.reviewed, work_dir, say)
         # A stop signal cancels pulumi, which is waited for; then the run ends there, and nothing is rolled back.
@@ -102,13 +97,23 @@ def run(
         color = "always" if sys.stdout.isatty() else "never"
         output = {"on_output": say, "on_error": _to_stderr, "color": color, "config_file": str(config_file)}
         # The pack is the one beside this code, whichever project copy it deploys. The stack's lock keeps a
-        # promotion from writing its file meanwhile; the engine's reads of the stack without this machine's
-        # copy (its outputs, its history) write a missing salt into the tracked file, which is put back.
+        # promotion from writing its file meanwhile (the review gate above takes it for its own preview); the
+        # engine's reads of the stack without this machine's copy (select, its outputs, its history) write a
+        # missing salt into the tracked file, which is put back.
         with (
             locked(work_dir, request.stack, purpose=f"make {request.action.value}"),
             restoring(work_dir, request.stack),
             policy_run(PROJECT_DIR, request.stack) as policy,
         ):
+            # Written under the lock: a promotion that finished while this run waited for it has pinned a new
+            # image in the tracked file, and the copy must carry it (the machine's secrets stay).
+            write_stack_copy(work_dir, request.stack)
+            try:
+                stack = engine.stack(request.stack, create=True)
+                _store_local_password(engine, stack, work_dir, settings, config_file, environ)
+            except CommandError as error:
+                message = f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}"
+                raise StackOpenError(message) from error
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
             if request.action is Action.PREVIEW:
                 stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]

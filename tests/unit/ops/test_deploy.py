@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -169,6 +170,8 @@ if args == ["version"]:
     sys.exit(0)
 config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-config" in args else None
 entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
+if "--config-file" in args:
+    entry["config_file"] = Path(args[args.index("--config-file") + 1]).read_text()
 with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
 if os.environ.get("FAKE_OPEN_FAILS") and args[:2] in (["stack", "select"], ["stack", "init"]):
@@ -259,3 +262,46 @@ def test_a_stack_pulumi_cannot_open_is_a_failure_quoting_pulumi_and_nothing_runs
     assert result.stderr.startswith("error: pulumi could not open stack 'qa', so nothing ran:\n")
     assert "unable to open state directory" in result.stderr
     assert "preview" not in [json.loads(line)["args"][0] for line in log.read_text().splitlines()]
+
+
+def test_a_preview_that_waited_for_a_promotion_s_lock_runs_with_what_the_promotion_pinned(tmp_path: Path) -> None:
+    project, env, log = ops_project(tmp_path, "qa")
+    tracked = project / "Pulumi.qa.yaml"
+    pinned = "127.0.0.1:5000/hello-world@sha256:" + "7" * 64
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ops.locking import locked\n"
+            f"with locked(Path({str(project)!r}), 'qa', purpose='promotion dev -> qa'):\n"
+            "    print('held', flush=True); sys.stdin.readline()\n"
+            f"    from settings.stack_files import set_settings; set_settings(Path({str(project)!r}), 'qa', "
+            f"{{'image': {pinned!r}}})",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline() == "held\n"
+        preview = subprocess.Popen(
+            [sys.executable, "-m", "ops", "preview", "qa"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        # The preview waits for the promotion's lock before it writes its copy; the promotion pins and lets go.
+        time.sleep(1.5)
+        assert preview.poll() is None, "the preview must wait for the promotion's lock"
+        assert not stack_copy_file(project, "qa").exists(), "nothing is written before the lock is held"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.wait(30) == 0
+        _, stderr = preview.communicate(timeout=60)
+    finally:
+        holder.kill()
+
+    assert preview.returncode == 0, stderr
+    assert pinned in tracked.read_text()
+    (ran,) = [json.loads(line) for line in log.read_text().splitlines() if json.loads(line)["args"][0] == "preview"]
+    assert pinned in ran["config_file"]
