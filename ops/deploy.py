@@ -21,12 +21,16 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+from image_ref import ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
 from ops.locking import locked
 from ops.policy_config import policy_run
+from ops.registry import RegistryError
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
+from ops.stack_registry import stack_registry
+from settings import PROJECT
 from settings.local_platform import Platform, platform_uses
 from settings.stack_files import StackFileError, read_known_settings, restoring
 
@@ -64,6 +68,14 @@ class DeployRefusedError(Exception):
     """The request cannot run; nothing was changed."""
 
 
+class ImageNotServedError(StackFileError):
+    """The stack pins an image its registry does not serve; nothing ran (exit 2, as other bad settings)."""
+
+
+class ImageCheckError(StackOpenError):
+    """The registry of the stack's pinned image could not say whether it serves it; nothing ran (exit 1)."""
+
+
 def run(
     request: Request,
     *,
@@ -75,6 +87,8 @@ def run(
 
     Raises:
         StackFileError: When the stack has no file or its file is broken; nothing ran.
+        ImageNotServedError: When a preview or up would run an image its registry does not serve; nothing ran.
+        ImageCheckError: When that registry cannot be asked (down, refusing the credentials); nothing ran.
         DeployRefusedError: When ``reviewed`` is given to another action than ``up``, or the changes differ.
         StackOpenError: When pulumi cannot open the stack (its backend, its passphrase); nothing ran.
         StackLockedError: When a promotion or review holds the stack past the lock's wait.
@@ -114,6 +128,8 @@ def run(
             except CommandError as error:
                 message = f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}"
                 raise StackOpenError(message) from error
+            if request.action in (Action.PREVIEW, Action.UP):
+                check_pinned_image(engine, stack, work_dir, config_file, environ)
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
             if request.action is Action.PREVIEW:
                 stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]
@@ -133,6 +149,54 @@ def run(
                     ) from error
                 node_port = result.outputs.get("nodePort")
                 _show_answer(None if node_port is None else node_port.value, settings, work_dir, environ, say)
+
+
+def check_pinned_image(
+    engine: Engine, stack: auto.Stack, work_dir: Path, config_file: Path, environ: Mapping[str, str]
+) -> None:
+    """A stack that pins an ``image`` runs only a digest its registry serves, asked as its pods will pull it.
+
+    Read under the stack's lock, so that an image a promotion pinned meanwhile is the one asked about. A pod
+    that cannot pull never starts, and pulumi would wait out the rollout's timeout to say so.
+
+    Raises:
+        ImageNotServedError: When the registry does not serve the digest.
+        ImageCheckError: When the registry cannot say, or the stack's pull credentials cannot be read.
+    """
+    name = stack.name.split("/")[-1]
+    image = parse_image_ref(str(read_known_settings(work_dir, name).get("image", "")))
+    if not isinstance(image, ImageRef):
+        return  # a stack that builds its image; a malformed one is the program's settings error
+
+    def pull_password() -> str:
+        try:
+            return engine.get_secret(stack, f"{PROJECT}:imagePullPassword", config_file=config_file)
+        except CommandError as error:
+            raise ImageCheckError(
+                f"stack {name!r} sets imagePull, so imagePullPassword must be set too, got none; "
+                f"set it with `make secret STACK={name} KEY=imagePullPassword <file`"
+            ) from error
+
+    try:
+        served = stack_registry(image, work_dir, name, pull_password, environ).served_digest(
+            image.repository, image.digest
+        )
+    except RegistryError as error:
+        raise ImageCheckError(f"cannot check the image stack {name!r} pins, so nothing ran: {error}") from error
+    if served != image.digest:
+        raise ImageNotServedError(
+            f"stack {name!r} pins image {image}, which its registry must serve, got nothing; nothing ran. "
+            f"Give the stack an image that passed the stack before it: {promote_hint(name)}"
+        )
+
+
+def promote_hint(stack: str) -> str:
+    """The promotion that gives a stack a real image: from the stack before it in the chain."""
+    from ops.promotion import CHAIN
+
+    if stack in CHAIN[1:]:
+        return f"`make promote FROM={CHAIN[CHAIN.index(stack) - 1]} TO={stack}`"
+    return f"`make promote FROM=<stack> TO={stack} ARGS=--out-of-chain`"
 
 
 def _to_stderr(line: str) -> None:

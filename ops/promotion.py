@@ -10,7 +10,6 @@ also on SIGINT, SIGTERM or SIGHUP (after pulumi has stopped).
 from __future__ import annotations
 
 import datetime
-import os
 import select
 import subprocess
 import sys
@@ -26,9 +25,9 @@ from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulu
 from ops.locking import LOCK_WAIT_SECONDS, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError
-from ops.registry import from_environment as registry_from_environment
 from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
+from ops.stack_registry import pull_user, stack_registry
 from settings import PROJECT
 from settings.stack_files import STACK_NAME, plain_config, restoring, set_settings, stack_file, stack_names
 
@@ -193,12 +192,6 @@ def pinned_for(image: ImageRef, pulls_from: ImageRef | None) -> ImageRef:
     return pulls_from.with_digest(image.digest)
 
 
-def pull_user(work_dir: Path, stack: str) -> str | None:
-    """The user of a stack's image pull secret (its ``imagePull.username``), if it has one."""
-    pull = plain_config(work_dir, stack).get(f"{PROJECT}:imagePull")
-    return str(pull["username"]) if isinstance(pull, dict) and pull.get("username") else None
-
-
 def pulls_from(work_dir: Path, stack: str) -> ImageRef | None:
     """The image a stack with an image pull secret runs now: its credentials are for that image's registry."""
     if pull_user(work_dir, stack) is None:
@@ -208,28 +201,30 @@ def pulls_from(work_dir: Path, stack: str) -> ImageRef | None:
 
 
 def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack, engine: Engine) -> Registry:
-    """The target's registry, asked with the credentials its pods pull with.
-
-    A target with an image pull secret (``imagePull`` and the secret ``imagePullPassword``) is asked with
-    those; any other with the environment's credentials, if they were configured for that registry.
+    """The target's registry, asked with the credentials its pods pull with (ops/stack_registry.py says the order).
 
     Raises:
-        PromotionError: When the target's pull settings are incomplete or the environment's address is malformed.
+        PromotionError: When the target's pull settings are incomplete, the environment's address is malformed
+            or the Docker config is broken.
     """
-    username = pull_user(work_dir, target.name.split("/")[-1])
-    if username is None:
-        return registry_for(image)
-    # Read through the engine, which decrypts it, from this machine's copy of the stack file, where the
-    # secrets set on this machine live; it travels on a pipe, never on a command line.
-    config_file = write_stack_copy(work_dir, target.name.split("/")[-1])
+    name = target.name.split("/")[-1]
+
+    def pull_password() -> str:
+        # Read through the engine, which decrypts it, from this machine's copy of the stack file, where the
+        # secrets set on this machine live; it travels on a pipe, never on a command line.
+        config_file = write_stack_copy(work_dir, name)
+        try:
+            return engine.get_secret(target, f"{PROJECT}:imagePullPassword", config_file=config_file)
+        except CommandError as error:
+            raise PromotionError(
+                f"stack {target.name!r} sets imagePull, so imagePullPassword must be set too, got none; "
+                "set it with `pulumi config set --secret imagePullPassword`"
+            ) from error
+
     try:
-        password = engine.get_secret(target, f"{PROJECT}:imagePullPassword", config_file=config_file)
-    except CommandError as error:
-        raise PromotionError(
-            f"stack {target.name!r} sets imagePull, so imagePullPassword must be set too, got none; "
-            "set it with `pulumi config set --secret imagePullPassword`"
-        ) from error
-    return Registry(image.registry, username, password)
+        return stack_registry(image, work_dir, name, pull_password)
+    except RegistryError as error:
+        raise PromotionError(str(error)) from error
 
 
 def git_commit(directory: Path) -> str:
@@ -237,18 +232,6 @@ def git_commit(directory: Path) -> str:
         ["git", "rev-parse", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
     )
     return result.stdout.strip() or "unknown"
-
-
-def registry_for(image: ImageRef) -> Registry:
-    """The image's registry, with the environment's credentials only if they were configured for it.
-
-    Raises:
-        PromotionError: When ``REGISTRY_ADDRESS`` is not a registry host[:port].
-    """
-    try:
-        return registry_from_environment(image.registry, os.environ)
-    except RegistryError as error:
-        raise PromotionError(str(error)) from error
 
 
 def promote(

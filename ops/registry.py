@@ -1,18 +1,35 @@
-"""A minimal client of the Docker Registry HTTP API v2: does a registry still serve a digest?"""
+"""Asks a registry, through the oras client, which digest it serves for a tag or digest.
+
+oras (``oras.provider.Registry``) speaks the registry API and its token flow (``WWW-Authenticate: Bearer``,
+as Docker Hub, GHCR, GitLab, Harbor, Quay and ECR answer); requests carries it. What this module adds is
+policy, hooked into the session oras uses: where credentials come from, that they go to no other host,
+timeouts, a bound on every answer, one token refresh, and a named error for each way a registry fails.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import http.client
+import inspect
 import ipaddress
-import urllib.error
+import json
+import re
+import subprocess
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO
+from pathlib import Path
+from typing import Any
+
+import oras.auth.utils  # type: ignore[import-untyped]
+import oras.provider  # type: ignore[import-untyped]
+import requests
+import requests.adapters
+import requests.utils
 
 from image_ref import DIGEST, REGISTRY
+from ops.image_names import DOCKER_HUB, TAG, api_host, is_docker_hub, normalised
 from settings.local_platform import LOCAL_REGISTRY as DEFAULT_ADDRESS
 
 MANIFEST_TYPES = ", ".join(
@@ -24,26 +41,443 @@ MANIFEST_TYPES = ", ".join(
     ]
 )
 TIMEOUT_SECONDS = 10
+"""Longest wait to connect to, or for the next bytes from, a registry or its token issuer."""
 MAX_REDIRECTS = 5
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+"""Largest manifest (as the Content-Length of its HEAD says) or other answer read: containerd and the
+distribution registry refuse manifests over 4 MiB, and a token is a few KiB."""
 MAX_SHOWN_CHARS = 80
 """Longest piece of a registry's answer that an error message quotes."""
-DEFAULT_PORTS = {"http": 80, "https": 443}
-CREDENTIALS = "REGISTRY_USERNAME and REGISTRY_PASSWORD go only to the registry REGISTRY_ADDRESS names"
+HELPER_TIMEOUT_SECONDS = 30
+"""Longest wait for a Docker credential helper (it may ask a keychain or a cloud)."""
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+"""The key under which ``docker login`` stores Docker Hub's credentials, and what its helpers are asked for."""
+CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
+WHERE_CREDENTIALS_GO = (
+    "set the stack's imagePull.username and its secret imagePullPassword, or REGISTRY_ADDRESS={address} with "
+    "REGISTRY_USERNAME and REGISTRY_PASSWORD, or `docker login {address}`"
+)
+
+# oras retries every failure five times, sleeping 3 s to 83 s between tries (131 s in all): a wrong
+# password or a registry that is down would hold a `make up` for two minutes before saying so. This is
+# its request without that decorator; a named error here is final.
+_request = inspect.unwrap(oras.provider.Registry.do_request)
 
 
 class RegistryError(Exception):
-    """The registry could not be asked, refused the credentials, or answered nonsense."""
+    """The registry could not be asked, refused, or answered nonsense; nothing was changed."""
 
 
-def from_environment(address: str, environ: Mapping[str, str]) -> Registry:
-    """The registry at ``address``, with the environment's credentials only if they were configured for it.
+class RegistryUnreachableError(RegistryError):
+    """The registry or its token issuer cannot be reached in time."""
+
+
+class CredentialsRequiredError(RegistryError):
+    """The registry refuses anonymous pulls, and no credentials were found for it."""
+
+
+class CredentialsRefusedError(RegistryError):
+    """The registry or its token issuer refused the credentials (a wrong user or password)."""
+
+
+class TokenIssuerError(RegistryError):
+    """The registry's token issuer is down or answered something that is not a token."""
+
+
+class TokenRefusedError(RegistryError):
+    """The registry refused its issuer's token again after one refresh."""
+
+
+class PullDeniedError(RegistryError):
+    """The credentials are good but may not pull the repository (or it does not exist)."""
+
+
+class NotARegistryError(RegistryError):
+    """The answer is not a registry's: HTML, garbage, no digest, a redirect to another scheme."""
+
+
+class RedirectLoopError(RegistryError):
+    """The registry redirected more than MAX_REDIRECTS times."""
+
+
+class AnswerTooLargeError(RegistryError):
+    """An answer larger than any real manifest or token."""
+
+
+class CredentialsWouldLeakError(RegistryError):
+    """Another host than the registry asked for credentials, or a token issuer would get them in clear."""
+
+
+class DockerConfigError(RegistryError):
+    """The Docker config or its credential helper is broken."""
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """A user and password for one registry, and where they were found (for messages, never the values)."""
+
+    username: str
+    password: str
+    source: str
+    """Where they came from: ``the stack's imagePullPassword``, ``REGISTRY_USERNAME and ...``, a Docker config."""
+
+    def __repr__(self) -> str:
+        return f"Credentials(source={self.source!r})"
+
+
+def _shown(text: object) -> str:
+    """Text a registry sent, safe to print: printable ASCII only, cut at MAX_SHOWN_CHARS."""
+    printable = "".join(char if " " <= char <= "~" else "?" for char in str(text))
+    return printable if len(printable) <= MAX_SHOWN_CHARS else printable[: MAX_SHOWN_CHARS - 1] + "…"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host (no port) is this machine: ``localhost`` or a loopback address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host(address: str) -> str:
+    """The host of a host[:port]."""
+    return urllib.parse.urlsplit(f"//{address}").hostname or address
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or ""), port
+
+
+class _BoundedBody:
+    """A response's raw stream that refuses to read past MAX_ANSWER_BYTES (requests reads through ``read``)."""
+
+    def __init__(self, raw: Any, too_large: Callable[[], RegistryError]) -> None:
+        self.raw, self.too_large, self.read_bytes = raw, too_large, 0
+
+    def read(self, amount: int | None = None, decode_content: bool = True, **_: object) -> bytes:
+        chunk: bytes = self.raw.read(
+            MAX_ANSWER_BYTES + 1 - self.read_bytes if amount is None else amount, decode_content=decode_content
+        )
+        self.read_bytes += len(chunk)
+        if self.read_bytes > MAX_ANSWER_BYTES:
+            self.raw.close()
+            raise self.too_large()
+        return chunk
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def release_conn(self) -> None:
+        self.raw.release_conn()
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """Every connection: a timeout, no retry, no proxy to loopback, and a named error when it fails."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(max_retries=0)
+        self.address = address
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        host = urllib.parse.urlsplit(request.url or "").hostname or ""
+        if is_loopback(host):
+            kwargs["proxies"] = {}  # a proxy has no business with this machine's registry
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = TIMEOUT_SECONDS
+        own = host == _host(api_host(self.address))
+        who = f"registry {self.address}" if own else f"{host}, for registry {self.address},"
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.exceptions.ConnectionError as error:
+            cause = _innermost(error)
+            if isinstance(cause, http.client.HTTPException):  # a status line or headers that are not HTTP
+                raise NotARegistryError(f"{who} answered what is not HTTP: {_shown(cause)}") from error
+            raise RegistryUnreachableError(f"{who} cannot be reached: {_shown(cause)}") from error
+        except requests.exceptions.Timeout as error:
+            raise RegistryUnreachableError(f"{who} did not answer within {TIMEOUT_SECONDS} s") from error
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The exception urllib3 and requests wrapped, for a message that says what happened."""
+    while True:
+        inner = getattr(error, "reason", None) or next(
+            (arg for arg in reversed(error.args) if isinstance(arg, BaseException)), None
+        )
+        if not isinstance(inner, BaseException) or inner is error:
+            return error
+        error = inner
+
+
+class _Watch:
+    """Sees every answer the session gets (redirects and token issuer's too) and refuses what must not go on."""
+
+    def __init__(self, registry: Registry, origin: tuple[str, str, int | None]) -> None:
+        self.registry, self.origin = registry, origin
+        self.realm: tuple[str, str, int | None, str] | None = None
+        self.challenge: dict[str, str] = {}
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        address = self.registry.address
+        origin = _origin(response.url)
+        who = f"registry {address}" if origin == self.origin else f"{origin[1]}, for registry {address},"
+        response.raw = _BoundedBody(
+            response.raw, lambda: AnswerTooLargeError(f"{who} answered more than {MAX_ANSWER_BYTES} bytes")
+        )
+        if response.is_redirect:
+            target = urllib.parse.urljoin(response.url, response.headers["Location"])
+            if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
+                raise NotARegistryError(
+                    f"{who} must redirect to http or https, got {response.status_code} to {_shown(target)!r}"
+                )
+            return response
+        if origin == self.origin:
+            return self.registry_answer(response)
+        parts = urllib.parse.urlsplit(response.url)
+        if self.realm is not None and (*origin, parts.path) == self.realm:
+            return self.issuer_answer(response)
+        if response.status_code in (401, 403):
+            raise CredentialsWouldLeakError(
+                f"registry {address} redirected to {origin[1]}, which asks for credentials "
+                f"({response.status_code}); they go only to {address}, and none were sent"
+            )
+        return response
+
+    def registry_answer(self, response: requests.Response) -> requests.Response:
+        address, code = self.registry.address, response.status_code
+        sent = str(response.request.headers.get("Authorization", ""))
+        if code == 200:
+            size = response.headers.get("Content-Length", "0")
+            if response.request.method == "HEAD" and size.isdigit() and int(size) > MAX_ANSWER_BYTES:
+                raise AnswerTooLargeError(
+                    f"registry {address} says the manifest is {size} bytes; no real manifest is over "
+                    f"{MAX_ANSWER_BYTES} bytes"
+                )
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind.startswith("text/"):
+                raise NotARegistryError(
+                    f"registry {address} answered {_shown(kind)}, not a manifest: is {address} a registry?"
+                )
+        if code == 403:
+            raise PullDeniedError(self.denied(f"answered 403 {_shown(response.reason)}"))
+        if code != 401:
+            return response
+        raw = response.headers.get("WWW-Authenticate", "")
+        scheme = raw.split(" ", 1)[0].lower()
+        if scheme == "bearer":
+            self.bearer(raw, sent)
+            return response
+        if sent or self.registry.credentials is not None:
+            raise CredentialsRefusedError(
+                f"registry {address} answered 401 {_shown(response.reason)} to the credentials from "
+                f"{self.registry.source}: the user or password is wrong"
+            )
+        raise CredentialsRequiredError(self.missing(f"registry {address} answered 401 {_shown(response.reason)}"))
+
+    def bearer(self, raw: str, sent: str) -> None:
+        """A token challenge: its issuer must be a web address, https unless the registry itself is plain http."""
+        address = self.registry.address
+        # The realm as oras will ask it (its own parse of the header); the error oras does not keep.
+        realm = oras.auth.utils.parse_auth_header(raw).realm or ""
+        self.challenge = {"realm": realm, "error": dict(_challenge_params(raw)).get("error", "")}
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NotARegistryError(
+                f"registry {address} names a token issuer that is not a web address: {_shown(realm)!r}"
+            )
+        if parts.scheme == "http" and self.origin[0] == "https":
+            raise CredentialsWouldLeakError(
+                f"registry {address} names token issuer {_shown(realm)}, which is not https: "
+                "credentials are not sent in clear"
+            )
+        self.realm = (*_origin(realm), parts.path)
+        if sent.startswith("Bearer ") and self.challenge["error"] == "insufficient_scope":
+            raise PullDeniedError(self.denied("refused the token for it (insufficient_scope)"))
+
+    def issuer_answer(self, response: requests.Response) -> requests.Response:
+        address, code = self.registry.address, response.status_code
+        issuer = _shown(self.challenge.get("realm"))
+        if code in (401, 403):
+            if self.registry.credentials is None:
+                raise CredentialsRequiredError(
+                    self.missing(f"token issuer {issuer} of registry {address} refused an anonymous token ({code})")
+                )
+            raise CredentialsRefusedError(
+                f"token issuer {issuer} of registry {address} answered {code} to the credentials from "
+                f"{self.registry.source}: the user or password (or access token) is wrong"
+            )
+        if code != 200:
+            raise TokenIssuerError(
+                f"token issuer {issuer} of registry {address} answered {code} {_shown(response.reason)}; "
+                "try again later"
+            )
+        try:
+            answer = response.json()
+        except ValueError as error:
+            raise TokenIssuerError(
+                f"token issuer {issuer} of registry {address} answered what is not a token: "
+                f"{_shown(response.text[:MAX_SHOWN_CHARS])!r}"
+            ) from error
+        token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise TokenIssuerError(f"token issuer {issuer} of registry {address} answered JSON without a token")
+        return response
+
+    def denied(self, what: str) -> str:
+        who = "anonymous pulls" if self.registry.credentials is None else f"the credentials from {self.registry.source}"
+        return f"registry {self.registry.address} {what}: {who} may not pull this repository, or it does not exist"
+
+    def missing(self, what: str) -> str:
+        return f"{what}, and no credentials were found for it: " + WHERE_CREDENTIALS_GO.format(
+            address=self.registry.address
+        )
+
+
+def _challenge_params(raw: str) -> list[tuple[str, str]]:
+    """The ``key="value"`` pairs of a WWW-Authenticate challenge (oras keeps only realm, service and scope)."""
+    return [(key.lower(), value) for key, value in CHALLENGE_PARAM.findall(raw)]
+
+
+class Registry:
+    """A registry at ``address`` (host[:port]), asked with optional credentials; keeps its token between questions.
+
+    Args:
+        address: The registry's host[:port] as image references name it; ``docker.io`` is Docker Hub.
+        username: The user to ask as. Default: anonymous.
+        password: Its password or access token. Default: anonymous.
+        source: Where the credentials came from, for error messages. Default: ``the credentials given``.
+    """
+
+    def __init__(
+        self, address: str, username: str | None = None, password: str | None = None, source: str | None = None
+    ) -> None:
+        self.address = address
+        self.credentials = (
+            None
+            if username is None or password is None
+            else Credentials(username, password, source or "the credentials given")
+        )
+        self.source = self.credentials.source if self.credentials else "nowhere (anonymous)"
+        self._client: Any = None
+
+    @property
+    def username(self) -> str | None:
+        return None if self.credentials is None else self.credentials.username
+
+    @property
+    def password(self) -> str | None:
+        return None if self.credentials is None else self.credentials.password
+
+    def __repr__(self) -> str:
+        # A repr reaches logs and tracebacks: it says whether there are credentials, never what they are.
+        credentials = "<set>" if self.credentials is not None else "None"
+        return f"Registry(address={self.address!r}, credentials={credentials})"
+
+    @property
+    def plain_http(self) -> bool:
+        """Registries on loopback (the local platform's) speak plain HTTP, as Docker assumes."""
+        return is_loopback(_host(self.address))
+
+    def _oras(self) -> Any:
+        if self._client is not None:
+            return self._client
+        host = api_host(self.address)
+        client = oras.provider.Registry(hostname=host, insecure=self.plain_http, auth_backend="token")
+        session: requests.Session = client.session
+        # No netrc, no environment proxy for loopback: credentials and proxies are this module's choice.
+        session.trust_env = False
+        if not self.plain_http:
+            session.proxies = requests.utils.get_environ_proxies(f"https://{host}/v2/")
+        session.max_redirects = MAX_REDIRECTS
+        adapter = _Adapter(self.address)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        scheme = "http" if self.plain_http else "https"
+        session.hooks["response"].append(_Watch(self, _origin(f"{scheme}://{host}/")))
+        if self.credentials is not None:
+            client.auth.set_basic_auth(self.credentials.username, self.credentials.password)
+        self._client = client
+        return client
+
+    def served_digest(self, repository: str, reference: str) -> str | None:
+        """The digest served for a tag or digest, or None when the registry has no such manifest.
+
+        Only the status line and headers are read (a HEAD request, which Docker Hub's pull limit does not count).
+        A token that stops working mid-run is fetched anew once.
+
+        Raises:
+            RegistryError: One of its subclasses, for each way the registry can fail to answer (see above).
+        """
+        if not (DIGEST.fullmatch(reference) or TAG.fullmatch(reference)):
+            raise RegistryError(f"reference must be a tag or sha256:<64 hex digits>, got {_shown(reference)!r}")
+        registry, repository = normalised(self.address, repository)
+        scheme = "http" if self.plain_http else "https"
+        url = f"{scheme}://{api_host(registry)}/v2/{repository}/manifests/{reference}"
+        client = self._oras()
+        for refreshed in (False, True):
+            headers = {"Accept": MANIFEST_TYPES}
+            if self.credentials is not None:
+                # Sent to the registry itself at once (requests drops it on a redirect to another host),
+                # so that a basic-auth registry answers the first request.
+                token = f"{self.credentials.username}:{self.credentials.password}".encode()
+                headers["Authorization"] = f"Basic {base64.b64encode(token).decode()}"
+            try:
+                response: requests.Response = _request(client, url, "HEAD", headers=headers)
+            except requests.exceptions.TooManyRedirects as error:
+                raise RedirectLoopError(
+                    f"registry {self.address} redirected more than {MAX_REDIRECTS} times for {repository}"
+                ) from error
+            except requests.exceptions.RequestException as error:
+                raise NotARegistryError(f"registry {self.address} cannot be asked: {_shown(error)}") from error
+            except ValueError as error:  # oras: a 401 it could not answer; the watch names the usual ones first
+                raise CredentialsRefusedError(f"registry {self.address}: {_shown(error)}") from error
+            if response.status_code != 401:
+                break
+            if refreshed:
+                error_text = _shown(dict(_challenge_params(response.headers.get("WWW-Authenticate", ""))).get("error"))
+                raise TokenRefusedError(
+                    f"registry {self.address} refused its token issuer's token for {repository} again after one "
+                    f"refresh ({error_text}); try again, and check the registry's clock and token lifetime"
+                )
+            client.auth.token = None  # expired, or revoked: one fresh token
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryError(f"registry {self.address} answered {response.status_code} {_shown(response.reason)}")
+        digests = [value.strip() for value in response.headers.get("Docker-Content-Digest", "").split(",") if value]
+        if len(digests) != 1 or not DIGEST.fullmatch(digests[0]):
+            got = repr(_shown(response.headers["Docker-Content-Digest"])) if digests else "none"
+            raise NotARegistryError(
+                f"registry {self.address} must answer one Docker-Content-Digest of sha256:<64 hex digits>, got {got}"
+            )
+        return digests[0]
+
+
+def same_registry(first: str, second: str) -> bool:
+    """Whether two host[:port] name the same registry (Docker Hub by any of its names)."""
+    return normalised(first.lower(), "x")[0] == normalised(second.lower(), "x")[0]
+
+
+def from_environment(
+    address: str, environ: Mapping[str, str], run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+) -> Registry:
+    """The registry at ``address``, with the environment's credentials if configured for it, else Docker's.
 
     ``REGISTRY_USERNAME`` and ``REGISTRY_PASSWORD`` belong to one registry host[:port]: ``REGISTRY_ADDRESS``,
-    else ``HELLO_REGISTRY``, else ``127.0.0.1:5000``. Any other registry is asked without credentials, so an
-    image reference cannot send them elsewhere.
+    else ``HELLO_REGISTRY``, else ``127.0.0.1:5000``. Otherwise a registry is asked with what the Docker config
+    (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``) and its credential helpers hold for it,
+    then, for the local platform's own registry, with the password `make platform` generated, or without
+    credentials; an image reference cannot send credentials elsewhere.
 
     Raises:
         RegistryError: When the configured address is not a registry host[:port].
+        DockerConfigError: When the Docker config or its helper is broken.
     """
     variable = next((name for name in ("REGISTRY_ADDRESS", "HELLO_REGISTRY") if environ.get(name)), None)
     configured = environ[variable] if variable else DEFAULT_ADDRESS
@@ -51,124 +485,115 @@ def from_environment(address: str, environ: Mapping[str, str]) -> Registry:
         raise RegistryError(
             f"{variable} must be a registry host[:port] such as {DEFAULT_ADDRESS}, got {_shown(configured)!r}"
         )
-    if address.lower() != configured.lower():
+    username, password = environ.get("REGISTRY_USERNAME"), environ.get("REGISTRY_PASSWORD")
+    if same_registry(address, configured) and username is not None and password is not None:
+        return Registry(address, username, password, f"REGISTRY_USERNAME and REGISTRY_PASSWORD (for {configured})")
+    found = docker_credentials(address, environ, run) or local_platform_credentials(address, environ)
+    if found is None:
         return Registry(address)
-    return Registry(address, environ.get("REGISTRY_USERNAME"), environ.get("REGISTRY_PASSWORD"))
+    return Registry(address, found.username, found.password, found.source)
 
 
-def _is_local(address: str) -> bool:
-    host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _shown(text: str) -> str:
-    """Text a registry sent, safe to print: printable ASCII only, cut at MAX_SHOWN_CHARS."""
-    printable = "".join(char if " " <= char <= "~" else "?" for char in text)
-    return printable if len(printable) <= MAX_SHOWN_CHARS else printable[: MAX_SHOWN_CHARS - 1] + "…"
-
-
-def _origin(url: str) -> tuple[str, str, int] | None:
-    """Scheme, host and port of a URL, or None when it has none that can be compared."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:
+def local_platform_credentials(address: str, environ: Mapping[str, str]) -> Credentials | None:
+    """The local platform's registry, asked as `make platform` set it up: ``HELLO_REGISTRY_USER`` and the
+    password in ``HELLO_REGISTRY_PASSWORD_FILE`` (tooling/platform/env.sh), for that one registry only."""
+    platform, user, password_file = (
+        environ.get(name) for name in ("HELLO_REGISTRY", "HELLO_REGISTRY_USER", "HELLO_REGISTRY_PASSWORD_FILE")
+    )
+    if not (platform and user and password_file) or not same_registry(address, platform):
         return None
-    if not parts.hostname or port is None:
+    try:
+        password = Path(password_file).read_text().strip()
+    except OSError:
+        return None  # the platform has not started: the registry will say that no credentials came
+    return Credentials(user, password, f"the local platform's registry password ({password_file})")
+
+
+def docker_config_path(environ: Mapping[str, str]) -> Path:
+    """Where Docker keeps its config: ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    if environ.get("DOCKER_CONFIG"):
+        return Path(environ["DOCKER_CONFIG"]) / "config.json"
+    home = environ.get("HOME")
+    return (Path(home) if home else Path.home()) / ".docker" / "config.json"
+
+
+def _config_keys(address: str) -> list[str]:
+    """The keys a Docker config may hold a registry's entry under, as ``docker login`` writes them."""
+    if is_docker_hub(address):
+        return [DOCKER_HUB_CONFIG_KEY, DOCKER_HUB, "index.docker.io", "registry-1.docker.io"]
+    return [address, f"https://{address}", f"http://{address}"]
+
+
+def docker_credentials(
+    address: str, environ: Mapping[str, str], run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+) -> Credentials | None:
+    """What the Docker config holds for a registry, as Docker reads it: its credHelper, else credsStore, else auths.
+
+    Raises:
+        DockerConfigError: When the config is not JSON, holds a malformed entry, or its helper fails.
+    """
+    path = docker_config_path(environ)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    return parts.scheme, parts.hostname, port
+    except (OSError, ValueError) as error:
+        raise DockerConfigError(f"{path} must be readable JSON, got {_shown(error)}") from error
+    if not isinstance(config, dict):
+        raise DockerConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    helpers = config.get("credHelpers") or {}
+    keys = _config_keys(address)
+    helper = next((helpers[key] for key in keys if isinstance(helpers, dict) and helpers.get(key)), None)
+    helper = helper or config.get("credsStore")
+    if helper:
+        return _from_helper(str(helper), keys[0], path, run)
+    auths = config.get("auths") or {}
+    entry = next((auths[key] for key in keys if isinstance(auths, dict) and isinstance(auths.get(key), dict)), None)
+    if entry is None:
+        return None
+    if entry.get("identitytoken"):
+        raise DockerConfigError(
+            f"{path} holds an identity token for {address}, which only Docker's own client can use; "
+            f"log in with a password or access token: `docker login {address}`"
+        )
+    if entry.get("username") and entry.get("password"):
+        return Credentials(str(entry["username"]), str(entry["password"]), f"{path} (auths)")
+    if not entry.get("auth"):
+        return None
+    try:
+        username, colon, password = base64.b64decode(str(entry["auth"]), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise DockerConfigError(f"{path}: the auth of {address} must be base64 of user:password") from error
+    if not colon:
+        raise DockerConfigError(f"{path}: the auth of {address} must be base64 of user:password")
+    return Credentials(username, password, f"{path} (auths)")
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follows a registry's redirects over HTTP(S) only; credentials never go to another origin."""
-
-    max_redirections = MAX_REDIRECTS
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: http.client.HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme not in DEFAULT_PORTS:
-            raise RegistryError(
-                f"registry {self.address} must redirect to http or https, got {code} to {_shown(newurl)!r}"
-            )
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is None:
+def _from_helper(
+    helper: str, key: str, path: Path, run: Callable[..., subprocess.CompletedProcess[str]]
+) -> Credentials | None:
+    """Asks ``docker-credential-<helper> get`` for a registry's credentials, as Docker does."""
+    command = f"docker-credential-{helper}"
+    try:
+        result = run(
+            [command, "get"], input=key, capture_output=True, text=True, timeout=HELPER_TIMEOUT_SECONDS, check=False
+        )
+    except FileNotFoundError as error:
+        raise DockerConfigError(f"{path} names credential helper {command}, which is not on PATH") from error
+    except subprocess.TimeoutExpired as error:
+        raise DockerConfigError(f"{command} did not answer within {HELPER_TIMEOUT_SECONDS} s") from error
+    if result.returncode != 0:
+        if "credentials not found" in result.stdout + result.stderr:
             return None
-        origin = _origin(req.full_url)
-        if origin is None or _origin(new.full_url) != origin:
-            new.remove_header("Authorization")
-        new.method = req.get_method()  # urllib would turn a HEAD into a GET
-        return new
-
-
-@dataclass(frozen=True, repr=False)
-class Registry:
-    """A registry at ``address`` (host[:port]), with optional basic-auth credentials."""
-
-    address: str
-    username: str | None = None
-    password: str | None = None
-
-    def __repr__(self) -> str:
-        # A repr reaches logs and tracebacks: it says whether there are credentials, never what they are.
-        credentials = "<set>" if self.username is not None or self.password is not None else "None"
-        return f"Registry(address={self.address!r}, credentials={credentials})"
-
-    @property
-    def base_url(self) -> str:
-        # Registries on loopback (the local platform's) speak plain HTTP, as Docker assumes.
-        scheme = "http" if _is_local(self.address) else "https"
-        return f"{scheme}://{self.address}"
-
-    def served_digest(self, repository: str, reference: str) -> str | None:
-        """The digest served for a tag or digest, or None when the registry has no such manifest.
-
-        Only the status line and headers are read (a HEAD request), which http.client bounds.
-
-        Raises:
-            RegistryError: When the registry cannot be reached, refuses the credentials or answers
-                without a well-formed ``Docker-Content-Digest``.
-        """
-        request = urllib.request.Request(f"{self.base_url}/v2/{repository}/manifests/{reference}", method="HEAD")
-        request.add_header("Accept", MANIFEST_TYPES)
-        with_credentials = self.username is not None and self.password is not None
-        if with_credentials:
-            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        opener = urllib.request.build_opener(_Redirects(self.address))
-        try:
-            with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-                digests: list[str] = response.headers.get_all("Docker-Content-Digest") or []
-        except urllib.error.HTTPError as error:
-            error.close()
-            if error.code == 404:
-                return None
-            unsent = "" if with_credentials or error.code != 401 else f" and was sent no credentials ({CREDENTIALS})"
-            raise RegistryError(
-                f"registry {self.address} answered {error.code} {_shown(str(error.reason))}{unsent}"
-            ) from error
-        except (urllib.error.URLError, OSError) as error:
-            raise RegistryError(f"registry {self.address} cannot be reached: {_shown(str(error))}") from error
-        except (http.client.HTTPException, ValueError) as error:
-            # http.client stops at 100 header lines of 64 KiB each; more is not a registry's answer.
-            raise RegistryError(f"registry {self.address} answered what is not HTTP: {_shown(str(error))}") from error
-        if len(digests) != 1 or not DIGEST.fullmatch(digests[0]):
-            got = repr(_shown(", ".join(digests))) if digests else "none"
-            raise RegistryError(
-                f"registry {self.address} must answer one Docker-Content-Digest of sha256:<64 hex digits>, got {got}"
-            )
-        return digests[0]
+        raise DockerConfigError(f"{command} get failed ({result.returncode}): {_shown(result.stderr.strip())}")
+    try:
+        answer = json.loads(result.stdout)
+        username, secret = str(answer["Username"]), str(answer["Secret"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise DockerConfigError(f"{command} must answer JSON with Username and Secret") from error
+    if username == "<token>":
+        raise DockerConfigError(
+            f"{command} holds an identity token for {key}, which only Docker's own client can use; "
+            "log in with a password or access token"
+        )
+    return Credentials(username, secret, command)

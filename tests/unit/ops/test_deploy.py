@@ -20,6 +20,7 @@ from ops.program_copy import copy_program
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import uses_local_platform
 from tests.conftest import ROOT
+from tests.unit.ops.test_promotion import fake_registry  # noqa: F401 - a fixture
 
 LOCAL_REGISTRY = "127.0.0.1:5000"
 BUILDS_LOCALLY = {"hello-world:build": {"registry": LOCAL_REGISTRY, "username": "hello"}}
@@ -200,11 +201,17 @@ elif args[:2] == ["stack", "history"]:
 """
 
 
-def ops_project(tmp_path: Path, stack: str, service_port: int = 0) -> tuple[Path, dict[str, str], Path]:
-    """A project copy whose `python -m ops` runs a stand-in pulumi: the project, the environment, the log."""
+def ops_project(
+    tmp_path: Path, stack: str, service_port: int = 0, registry: str = "127.0.0.1:5000"
+) -> tuple[Path, dict[str, str], Path]:
+    """A project copy whose `python -m ops` runs a stand-in pulumi: the project, the environment, the log.
+
+    Its stack runs prod's image, in ``registry`` (a preview or up asks that registry for it first).
+    """
     project = copy_program(tmp_path / "project", ROOT)
     shutil.copytree(ROOT / "policy", project / "policy", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / f"Pulumi.{stack}.yaml")
+    prod = (ROOT / "Pulumi.prod.yaml").read_text()
+    (project / f"Pulumi.{stack}.yaml").write_text(prod.replace("127.0.0.1:5000/", f"{registry}/"))
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
     fake.write_text(f"#!{sys.executable}\n{OPS_FAKE_PULUMI}")
@@ -225,8 +232,11 @@ def ops_project(tmp_path: Path, stack: str, service_port: int = 0) -> tuple[Path
     return project, env, log
 
 
-def test_a_stop_signal_during_an_up_cancels_pulumi_once_waits_for_it_and_does_not_roll_back(tmp_path: Path) -> None:
-    _, env, log = ops_project(tmp_path, "qa")
+def test_a_stop_signal_during_an_up_cancels_pulumi_once_waits_for_it_and_does_not_roll_back(
+    tmp_path: Path,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    _, env, log = ops_project(tmp_path, "qa", registry=fake_registry)
     with subprocess.Popen(
         [sys.executable, "-m", "ops", "up", "qa"],
         env={**env, "FAKE_UP_SECONDS": "30"},
@@ -264,10 +274,13 @@ def test_a_stack_pulumi_cannot_open_is_a_failure_quoting_pulumi_and_nothing_runs
     assert "preview" not in [json.loads(line)["args"][0] for line in log.read_text().splitlines()]
 
 
-def test_a_preview_that_waited_for_a_promotion_s_lock_runs_with_what_the_promotion_pinned(tmp_path: Path) -> None:
-    project, env, log = ops_project(tmp_path, "qa")
+def test_a_preview_that_waited_for_a_promotion_s_lock_runs_with_what_the_promotion_pinned(
+    tmp_path: Path,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    project, env, log = ops_project(tmp_path, "qa", registry=fake_registry)
     tracked = project / "Pulumi.qa.yaml"
-    pinned = "127.0.0.1:5000/hello-world@sha256:" + "7" * 64
+    pinned = f"{fake_registry}/hello-world@sha256:" + "7" * 64
     holder = subprocess.Popen(
         [
             sys.executable,

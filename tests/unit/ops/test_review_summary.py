@@ -31,6 +31,7 @@ from ops.review_summary import (
 )
 from tests.conftest import ROOT
 from tests.unit.ops.test_deploy import ops_project
+from tests.unit.ops.test_promotion import fake_registry  # noqa: F401 - a fixture
 from tests.unit.tooling.test_make_inputs import Project
 
 RECORDINGS = ROOT / "tests" / "recordings"
@@ -189,9 +190,13 @@ def test_review_previews_every_stack_with_the_policy_pack_at_its_enforcement(
     ids=["own-config", "no-config-all-mandatory"],
 )
 def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
-    tmp_path: Path, stack: str, expected: dict[str, Any], service_port: int
+    tmp_path: Path,
+    stack: str,
+    expected: dict[str, Any],
+    service_port: int,
+    fake_registry: str,  # noqa: F811 - the fixture
 ) -> None:
-    _, env, log = ops_project(tmp_path, stack, service_port)
+    _, env, log = ops_project(tmp_path, stack, service_port, registry=fake_registry)
     for command in ("preview", "up"):
         result = subprocess.run(
             [sys.executable, "-m", "ops", command, stack],
