@@ -26,7 +26,7 @@ from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
 from ops.locking import locked
 from ops.policy_config import policy_run
-from ops.registry import RegistryError
+from ops.registry import CredentialsRequiredError, RegistryError
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from ops.stack_registry import stack_registry
@@ -129,7 +129,7 @@ def run(
                 message = f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}"
                 raise StackOpenError(message) from error
             if request.action in (Action.PREVIEW, Action.UP):
-                check_pinned_image(engine, stack, work_dir, config_file, environ)
+                check_pinned_image(engine, stack, work_dir, config_file, environ, say=_to_stderr)
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
             if request.action is Action.PREVIEW:
                 stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]
@@ -152,12 +152,20 @@ def run(
 
 
 def check_pinned_image(
-    engine: Engine, stack: auto.Stack, work_dir: Path, config_file: Path, environ: Mapping[str, str]
+    engine: Engine,
+    stack: auto.Stack,
+    work_dir: Path,
+    config_file: Path,
+    environ: Mapping[str, str],
+    say: Callable[[str], None],
 ) -> None:
     """A stack that pins an ``image`` runs only a digest its registry serves, asked as its pods will pull it.
 
     Read under the stack's lock, so that an image a promotion pinned meanwhile is the one asked about. A pod
     that cannot pull never starts, and pulumi would wait out the rollout's timeout to say so.
+
+    A registry that wants credentials this machine does not have is said, not refused: nodes often pull with
+    their own (an ECR node role, a containerd mirror), and the rollout then shows whether they can.
 
     Raises:
         ImageNotServedError: When the registry does not serve the digest.
@@ -181,6 +189,9 @@ def check_pinned_image(
         served = stack_registry(image, work_dir, name, pull_password, environ).served_digest(
             image.repository, image.digest
         )
+    except CredentialsRequiredError as error:
+        say(f"warning: the image stack {name!r} pins was not checked: {error}")
+        return
     except RegistryError as error:
         raise ImageCheckError(f"cannot check the image stack {name!r} pins, so nothing ran: {error}") from error
     if served != image.digest:

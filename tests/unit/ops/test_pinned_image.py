@@ -7,6 +7,7 @@ loopback; no engine, no platform.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import subprocess
@@ -23,7 +24,10 @@ from tests.unit.ops.test_deploy import ops_project
 PLACEHOLDER = "sha256:" + "0" * 64
 
 
-def registry_answering(code: int) -> type[http.server.BaseHTTPRequestHandler]:
+@contextlib.contextmanager
+def registry_answering(code: int) -> Iterator[str]:
+    """A stand-in registry on loopback that answers every manifest question with ``code``; yields its address."""
+
     class Manifests(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self) -> None:
             self.send_response(code)
@@ -32,45 +36,71 @@ def registry_answering(code: int) -> type[http.server.BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    return Manifests
-
-
-@pytest.fixture(params=[404, 401], ids=["serves-nothing", "wants-credentials"])
-def registry(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), registry_answering(request.param))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Manifests)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}", request.param
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_ops(
+    tmp_path: Path, address: str, action: str, **credentials: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`python -m ops ACTION prod` for prod pinning the placeholder digest at ``address``; returns what pulumi ran."""
+    _, env, log = ops_project(tmp_path, "prod", registry=address)
+    env = {key: value for key, value in env.items() if not key.startswith("REGISTRY_")}
+    env.update(DOCKER_CONFIG=str(tmp_path / "docker"), **credentials)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", action, "prod"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    return result, [json.loads(line)["args"][0] for line in log.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("action", ["preview", "up"])
 def test_a_stack_pinning_an_image_its_registry_does_not_serve_runs_nothing_and_says_how_to_get_one(
-    tmp_path: Path, registry: tuple[str, int], action: str
+    tmp_path: Path, action: str
 ) -> None:
-    address, code = registry
-    _, env, log = ops_project(tmp_path, "prod", registry=address)
-    env = {key: value for key, value in env.items() if not key.startswith("REGISTRY_")}
-    env["DOCKER_CONFIG"] = str(tmp_path / "docker")
+    with registry_answering(404) as address:
+        result, ran = run_ops(tmp_path, address, action)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", action, "prod"], env=env, capture_output=True, text=True, timeout=60, check=False
+    assert action not in ran
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: stack 'prod' pins image {address}/hello-world@{PLACEHOLDER}, which its registry must serve, got "
+        "nothing; nothing ran. Give the stack an image that passed the stack before it: "
+        "`make promote FROM=staging TO=prod`\n"
     )
 
-    image = f"{address}/hello-world@{PLACEHOLDER}"
-    ran = [json.loads(line)["args"][0] for line in log.read_text().splitlines()]
-    assert action not in ran
-    if code == 404:
-        assert result.returncode == 2, result.stderr
-        assert result.stderr == (
-            f"error: stack 'prod' pins image {image}, which its registry must serve, got nothing; nothing ran. "
-            "Give the stack an image that passed the stack before it: `make promote FROM=staging TO=prod`\n"
+
+def test_a_registry_that_refuses_the_credentials_runs_nothing(tmp_path: Path) -> None:
+    with registry_answering(401) as address:
+        result, ran = run_ops(
+            tmp_path,
+            address,
+            "up",
+            REGISTRY_ADDRESS=address,
+            REGISTRY_USERNAME="me",
+            REGISTRY_PASSWORD="not-the-password",
         )
-    else:
-        assert result.returncode == 1, result.stderr
-        assert result.stderr.startswith(
-            f"error: cannot check the image stack 'prod' pins, so nothing ran: registry {address} answered 401"
-        )
+
+    assert "up" not in ran
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(
+        f"error: cannot check the image stack 'prod' pins, so nothing ran: registry {address} answered 401"
+    )
+    assert "not-the-password" not in result.stderr
+
+
+def test_a_registry_that_wants_credentials_this_machine_lacks_is_said_and_the_preview_runs(tmp_path: Path) -> None:
+    """Nodes may pull with their own credentials (an ECR node role): an up's rollout shows whether they can."""
+    with registry_answering(401) as address:
+        result, ran = run_ops(tmp_path, address, "preview")
+
+    assert "preview" in ran
+    assert result.returncode == 0, result.stderr
+    assert f"warning: the image stack 'prod' pins was not checked: registry {address} answered 401" in result.stderr
 
 
 @pytest.mark.parametrize(
