@@ -1,4 +1,4 @@
-"""The check every deploy must pass: a Job, inside the cluster, that calls the Service and reads its answer."""
+"""The check every deploy must pass: a Job, inside the cluster, that asks the new pods' Service and reads the answer."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class VerificationArgs:
     """What a healthy deploy answers."""
 
     path: str = DEFAULT_PATH
-    """Path requested through the Service. Default ``/``."""
+    """Path requested from the pods of the image under test. Default ``/``."""
     status: int = DEFAULT_STATUS
     """Expected HTTP status. Default 200."""
     body: str = DEFAULT_BODY

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import pulumi
@@ -32,8 +33,11 @@ SHUTDOWN_DRAIN_SECONDS = 5
 """server.js keeps serving this long after SIGTERM, then closes."""
 TERMINATION_GRACE_SECONDS = 30
 """Covers the pause, the drain and in-flight requests (keep-alive 5 s), with room to spare."""
-MIN_READY_SECONDS = 5
-"""A new pod counts as available only after staying ready this long."""
+MIN_READY_SECONDS = 2
+"""A new pod counts as available only after staying ready this long: two readiness probes in a row."""
+READINESS_PERIOD_SECONDS = 1
+VERSION_LABEL = "app.kubernetes.io/version"
+"""On the pods: the image they run, so the check reaches the new version's pods only."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,10 +159,11 @@ class WebService(pulumi.ComponentResource):
         )
         pulls_with = [credentials] if credentials is not None else []
         pod = _pod_spec(args, labels, hardening)
+        version = pulumi.Output.from_input(args.image).apply(image_version)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=in_namespace,
-            spec=_deployment_spec(args, labels, pod),
+            spec=_deployment_spec(args, labels, version, pod),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
@@ -222,6 +227,24 @@ class WebService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         checker = AppLabels(name=f"{args.name}-verify", instance=args.instance, component="verify")
+        # The check asks this Service, which selects the pods of the image under test only: through the app's
+        # Service it could be answered by an old pod that is still draining, and pass an image that fails.
+        under_test = k8s.core.v1.Service(
+            f"{name}-verify-target",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.name}-verify-target",
+                namespace=namespace_name,
+                labels=labels.all,
+                # Not awaited: its pods are the rollout's, which the Deployment's await already reports on
+                # (a rollout that never gets ready must be named as such, not as a Service without endpoints).
+                annotations={"pulumi.com/skipAwait": "true"},
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=version.apply(lambda v: {**labels.selector, VERSION_LABEL: v}),
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         verification_network_policy(
             name,
             k8s.meta.v1.ObjectMetaArgs(name=f"{args.name}-verify", namespace=namespace_name, labels=checker.all),
@@ -239,10 +262,10 @@ class WebService(pulumi.ComponentResource):
             # differ from the Service's selector, so no traffic is ever sent to it.
             k8s.meta.v1.ObjectMetaArgs(namespace=namespace_name, labels=checker.all),
             # A Service that does not exist yet (a preview) has no address: the target is then unknown.
-            service.spec.cluster_ip.apply(
+            under_test.spec.cluster_ip.apply(
                 lambda ip: f"http://{ip}:{SERVICE_PORT}{args.verification.path}" if ip else unknown()
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, *pulls_with]),
+            pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, under_test, *pulls_with]),
         )
         # No status when nothing ran the Job (render mode): then nothing was verified.
         ran = job.status.apply(lambda status: status is not None)
@@ -333,9 +356,12 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
                     k8s.core.v1.EnvVarArgs(name="PORT", value=str(CONTAINER_PORT)),
                     k8s.core.v1.EnvVarArgs(name="SHUTDOWN_DRAIN_SECONDS", value=str(SHUTDOWN_DRAIN_SECONDS)),
                 ],
-                # Readiness reacts within seconds; liveness has more slack, so a slow moment
-                # takes a pod out of the Service without killing it.
-                readiness_probe=k8s.core.v1.ProbeArgs(http_get=http_get, period_seconds=5, failure_threshold=3),
+                # Readiness is asked every second: a new pod joins the Service, and its rollout moves on, as
+                # soon as it answers. Liveness has more slack, so a slow moment takes a pod out of the Service
+                # without killing it.
+                readiness_probe=k8s.core.v1.ProbeArgs(
+                    http_get=http_get, period_seconds=READINESS_PERIOD_SECONDS, failure_threshold=3
+                ),
                 liveness_probe=k8s.core.v1.ProbeArgs(
                     http_get=http_get, period_seconds=10, failure_threshold=6, timeout_seconds=3
                 ),
@@ -353,20 +379,24 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
 
 
 def _deployment_spec(
-    args: WebServiceArgs, labels: AppLabels, pod: k8s.core.v1.PodSpecArgs
+    args: WebServiceArgs, labels: AppLabels, version: pulumi.Output[str], pod: k8s.core.v1.PodSpecArgs
 ) -> k8s.apps.v1.DeploymentSpecArgs:
     return k8s.apps.v1.DeploymentSpecArgs(
         replicas=args.replicas,
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
         min_ready_seconds=MIN_READY_SECONDS,
         progress_deadline_seconds=args.rollout_timeout_seconds,
-        # Surge one new pod at a time and never go below the desired count: no capacity
-        # is lost during a rollout, and a pod that never becomes ready stops it.
+        # Start every new pod at once and never go below the desired count: a rollout takes one pod's start
+        # instead of one per replica, no capacity is lost, and new pods that never become ready stop it while
+        # the old ones keep serving.
         strategy=k8s.apps.v1.DeploymentStrategyArgs(
             type="RollingUpdate",
-            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge="100%"),
         ),
-        template=k8s.core.v1.PodTemplateSpecArgs(metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels.all), spec=pod),
+        template=k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=version.apply(lambda v: {**labels.all, VERSION_LABEL: v})),
+            spec=pod,
+        ),
     )
 
 
@@ -416,3 +446,9 @@ def _ingress(
         ),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[service]),
     )
+
+
+def image_version(image: str) -> str:
+    """A label value naming an image: its digest's first 12 hex digits (as Docker shortens IDs), else a hash."""
+    digest = image.rsplit("@sha256:", 1)[1] if "@sha256:" in image else hashlib.sha256(image.encode()).hexdigest()
+    return digest[:12]

@@ -24,7 +24,8 @@ from settings import DEFAULT_BUILD_CONTEXT, PROJECT
 from settings.local_platform import LOCAL_KUBECONFIG
 
 MAX_REPLICAS = 50
-ROLLOUT_TIMEOUT_RANGE = (30, 3600)
+ROLLOUT_TIMEOUT_RANGE = (15, 3600)
+"""From 15 s: a healthy rollout (all new pods at once, ready within seconds, then MIN_READY_SECONDS) fits."""
 DEFAULT_REPOSITORY = "hello-world"
 
 T = TypeVar("T")
@@ -210,7 +211,7 @@ class ImagePullSettings(Section):
 
 
 class VerificationSettings(Section):
-    """The check every deploy runs inside the cluster, through the Service, before it counts as done."""
+    """The check every deploy runs inside the cluster, on the new image's pods, before it counts as done."""
 
     path: str = _expect("a path starting with '/'", default=VerificationArgs.path, pattern=r"^/")
     """Path to request. Default ``/``."""

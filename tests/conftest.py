@@ -29,6 +29,8 @@ pytest_plugins = ["tests.engine.fixtures"]
 FAKE_DIGEST = "sha256:" + "ab" * 32
 CLUSTER_CHOSEN_NODE_PORT = 30999
 CLUSTER_IP = "10.215.0.99"
+CHECK_TARGET_IP = "10.215.0.98"
+"""The address the cluster gives the Service the verification Job asks (each Service gets its own)."""
 VERIFIED_AT = "2026-11-27T10:00:00Z"
 # Pulumi's marker for a secret value on the wire (sdk/go/common/resource/sig).
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -62,6 +64,11 @@ class Deployed:
         assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
         return found[0]
 
+    def named(self, type_: str, name: str) -> Registered:
+        found = [r for r in self.of_type(type_) if r.name == name]
+        assert len(found) == 1, f"expected one {type_} named {name}, got {[r.name for r in self.of_type(type_)]}"
+        return found[0]
+
 
 class _Mocks(pulumi.runtime.Mocks):
     """Fills the outputs that providers compute, the way they would."""
@@ -74,7 +81,8 @@ class _Mocks(pulumi.runtime.Mocks):
         elif args.typ == "docker-build:index:Image":
             outputs["digest"] = FAKE_DIGEST
         elif args.typ == "kubernetes:core/v1:Service":
-            outputs["spec"] = {**outputs["spec"], "clusterIP": CLUSTER_IP}
+            address = CHECK_TARGET_IP if args.name.endswith("-verify-target") else CLUSTER_IP
+            outputs["spec"] = {**outputs["spec"], "clusterIP": address}
             for port in outputs["spec"]["ports"]:
                 port.setdefault("nodePort", CLUSTER_CHOSEN_NODE_PORT)
         elif args.typ == "kubernetes:batch/v1:Job":
@@ -166,13 +174,21 @@ def deploy() -> Iterator[Deploy]:
 
 
 FIGURES: list[str] = []
-"""Measurements the tests take (rollout times, request counts), printed after the run."""
+"""Measurements the tests took (rollout times, request counts), gathered from every worker for the run's summary."""
+FIGURE = "figure"
+"""The name under which a test's report carries a figure: pytest-xdist sends reports, not module globals."""
 
 
 @pytest.fixture
-def figure() -> Callable[[str], None]:
+def figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Records a measured figure for the run's closing summary."""
-    return FIGURES.append
+    return lambda text: request.node.user_properties.append((FIGURE, text))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Every phase's report carries the test's properties so far; the teardown's has them all.
+    if report.when == "teardown":
+        FIGURES.extend(str(text) for name, text in report.user_properties if name == FIGURE)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -18,6 +18,7 @@ KUBERNETES = {
     ("kubernetes:core/v1:Namespace", "hello-world-namespace"),
     ("kubernetes:apps/v1:Deployment", "hello-world-deployment"),
     ("kubernetes:core/v1:Service", "hello-world-service"),
+    ("kubernetes:core/v1:Service", "hello-world-verify-target"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-network-policy"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-deny-egress"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "hello-world-verify-network-policy"),

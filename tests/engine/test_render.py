@@ -31,8 +31,9 @@ SCAN = ROOT / "tooling" / "scan" / "run.sh"
 
 
 def objects(files: list[Path]) -> dict[str, dict[str, Any]]:
+    """The rendered objects by kind, and by kind/name where a kind has several (the two Services)."""
     loaded = [yaml.safe_load(path.read_text()) for path in files]
-    return {obj["kind"]: obj for obj in loaded}
+    return {obj["kind"]: obj for obj in loaded} | {f"{obj['kind']}/{obj['metadata']['name']}": obj for obj in loaded}
 
 
 def test_render_writes_every_object_of_prod_and_applies_nothing(pulumi_cli: str, tmp_path: Path) -> None:
@@ -40,7 +41,7 @@ def test_render_writes_every_object_of_prod_and_applies_nothing(pulumi_cli: str,
     written = render("prod", tmp_path / "prod", registry_password="unused-password")
 
     rendered = objects(written)
-    assert set(rendered) == {
+    assert {key for key in rendered if "/" not in key} == {
         "Namespace",
         "Deployment",
         "Service",
@@ -49,9 +50,10 @@ def test_render_writes_every_object_of_prod_and_applies_nothing(pulumi_cli: str,
         "PodDisruptionBudget",
         "Job",
     }
+    assert {"Service/hello-world", "Service/hello-world-verify-target"} <= set(rendered)
     container = rendered["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == stack_config("prod")["hello-world:image"]
-    assert rendered["Service"]["spec"]["ports"][0]["nodePort"] == 31613
+    assert rendered["Service/hello-world"]["spec"]["ports"][0]["nodePort"] == 31613
     assert all(path.is_relative_to(tmp_path / "prod") for path in written)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from components.web_service import image_version
 from tests.conftest import (
     CLUSTER_CHOSEN_NODE_PORT,
     FAKE_DIGEST,
@@ -51,8 +52,8 @@ def test_stack_deploys_replicas_on_its_node_port(deploy: Deploy, stack: str, rep
     deployed = run_stack(deploy, stack)
 
     assert deployed.one(DEPLOYMENT).inputs["spec"]["replicas"] == replicas
-    ports = deployed.one(SERVICE).inputs["spec"]["ports"]
-    assert deployed.one(SERVICE).inputs["spec"]["type"] == "NodePort"
+    ports = deployed.named(SERVICE, "hello-world-service").inputs["spec"]["ports"]
+    assert deployed.named(SERVICE, "hello-world-service").inputs["spec"]["type"] == "NodePort"
     assert ports == [{"name": "http", "port": 80, "targetPort": "http", "nodePort": node_port}]
     assert container(deployed)["ports"] == [{"name": "http", "containerPort": 8080}]
     assert deployed.outputs["nodePort"] == node_port
@@ -64,8 +65,8 @@ def test_stack_lives_in_its_own_namespace(deploy: Deploy, stack: str) -> None:
 
     namespace = deployed.one(NAMESPACE).inputs["metadata"]["name"]
     assert namespace == f"hello-world-{stack}"
-    for type_ in (DEPLOYMENT, SERVICE):
-        assert deployed.one(type_).inputs["metadata"]["namespace"] == namespace
+    for resource in (deployed.one(DEPLOYMENT), *deployed.of_type(SERVICE)):
+        assert resource.inputs["metadata"]["namespace"] == namespace
     assert deployed.outputs["namespace"] == namespace
     assert deployed.outputs["serviceName"] == "hello-world"
     assert deployed.outputs["clusterUrl"] == f"http://hello-world.{namespace}.svc.cluster.local"
@@ -78,26 +79,31 @@ def test_stack_selectors_match_template_labels(deploy: Deploy, stack: str) -> No
     spec = deployed.one(DEPLOYMENT).inputs["spec"]
     selector = spec["selector"]["matchLabels"]
     template_labels = spec["template"]["metadata"]["labels"]
-    service_selector = deployed.one(SERVICE).inputs["spec"]["selector"]
+    service_selector = deployed.named(SERVICE, "hello-world-service").inputs["spec"]["selector"]
     assert selector == {"app.kubernetes.io/name": "hello-world", "app.kubernetes.io/instance": stack}
     assert service_selector == selector
     assert selector.items() <= template_labels.items()
     assert template_labels["app.kubernetes.io/managed-by"] == "pulumi"
-    for type_ in (DEPLOYMENT, SERVICE):
-        assert deployed.one(type_).inputs["metadata"]["labels"] == template_labels
+    # Pods also carry the version of the image they run; the objects around them carry the app's labels.
+    app_labels = {key: value for key, value in template_labels.items() if key != "app.kubernetes.io/version"}
+    assert template_labels["app.kubernetes.io/version"] == image_version(
+        deployed.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    for resource in (deployed.one(DEPLOYMENT), *deployed.of_type(SERVICE)):
+        assert resource.inputs["metadata"]["labels"] == app_labels
     # The Namespace adds its Pod Security labels to the app's.
-    assert template_labels.items() <= deployed.one(NAMESPACE).inputs["metadata"]["labels"].items()
+    assert app_labels.items() <= deployed.one(NAMESPACE).inputs["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_stack_probes_health_and_rolls_without_losing_capacity(deploy: Deploy, stack: str) -> None:
+def test_stack_probes_health_and_rolls_all_new_pods_at_once_without_losing_capacity(deploy: Deploy, stack: str) -> None:
     deployed = run_stack(deploy, stack)
 
     app = container(deployed)
     for probe in ("readinessProbe", "livenessProbe"):
         assert app[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     strategy = deployed.one(DEPLOYMENT).inputs["spec"]["strategy"]
-    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}}
     assert set(app["resources"]) == {"requests", "limits"}
     assert set(app["resources"]["requests"]) == set(app["resources"]["limits"]) == {"cpu", "memory"}
 
@@ -188,7 +194,8 @@ def test_stack_admits_only_http_to_its_pods_and_no_egress(deploy: Deploy, stack:
 
     (policy,) = [p.inputs for p in deployed.of_type(NETWORK_POLICY) if p.name == "hello-world-network-policy"]
     assert policy["metadata"]["namespace"] == f"hello-world-{stack}"
-    assert policy["spec"]["podSelector"] == {"matchLabels": deployed.one(SERVICE).inputs["spec"]["selector"]}
+    service = deployed.named(SERVICE, "hello-world-service")
+    assert policy["spec"]["podSelector"] == {"matchLabels": service.inputs["spec"]["selector"]}
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
     (egress,) = [p.inputs["spec"] for p in deployed.of_type(NETWORK_POLICY) if p.name == "hello-world-deny-egress"]
@@ -207,7 +214,7 @@ def test_node_port_left_out_is_chosen_by_the_cluster(deploy: Deploy) -> None:
 
     deployed = deploy("staging", config)
 
-    assert "nodePort" not in deployed.one(SERVICE).inputs["spec"]["ports"][0]
+    assert "nodePort" not in deployed.named(SERVICE, "hello-world-service").inputs["spec"]["ports"][0]
     assert deployed.outputs["nodePort"] == CLUSTER_CHOSEN_NODE_PORT
 
 

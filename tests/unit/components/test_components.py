@@ -19,9 +19,9 @@ from components import (
     WebServiceArgs,
 )
 from components.verification import VerificationArgs
-from components.web_service import NODE_PORTS
+from components.web_service import NODE_PORTS, image_version
 from policy.rules import NODE_PORT_RANGE
-from tests.conftest import CLUSTER_IP, FAKE_DIGEST, PASSWORD, SECRET_SIG, VERIFIED_AT, Deployed
+from tests.conftest import CHECK_TARGET_IP, FAKE_DIGEST, PASSWORD, SECRET_SIG, VERIFIED_AT, Deployed
 
 IMAGE = f"registry.example.com/hello@{FAKE_DIGEST}"
 
@@ -58,7 +58,7 @@ def test_web_service_runs_its_replicas_of_the_image_behind_the_node_port(recorde
     deployment = recorded.one("kubernetes:apps/v1:Deployment").inputs
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
-    ports = recorded.one("kubernetes:core/v1:Service").inputs["spec"]["ports"]
+    ports = recorded.named("kubernetes:core/v1:Service", "web-service").inputs["spec"]["ports"]
     assert ports == [{"name": "http", "nodePort": 30111, "port": 80, "targetPort": "http"}]
     assert recorded.of_type("kubernetes:networking.k8s.io/v1:Ingress") == []
 
@@ -77,6 +77,7 @@ def test_web_service_children_are_named_from_the_component(recorded: Deployed) -
         "shop-service",
         "shop-verify",
         "shop-verify-network-policy",
+        "shop-verify-target",
     ]
 
 
@@ -133,7 +134,7 @@ def test_web_service_rolls_and_stops_pods_without_dropping_requests(recorded: De
     spec = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
-    assert (spec["minReadySeconds"], spec["progressDeadlineSeconds"]) == (5, 120)
+    assert (spec["minReadySeconds"], spec["progressDeadlineSeconds"]) == (2, 120)
     assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert pod["terminationGracePeriodSeconds"] >= 5 + 5 + 5
     readiness, liveness = container["readinessProbe"], container["livenessProbe"]
@@ -167,14 +168,42 @@ def test_web_service_verifies_its_image_through_the_service_inside_the_cluster(r
     (checker,) = pod["containers"]
     env = {item["name"]: item["value"] for item in checker["env"]}
     assert checker["image"] == IMAGE
-    assert env == {"TARGET": f"http://{CLUSTER_IP}:80/hello", "EXPECT_STATUS": "201", "EXPECT_BODY": "Hi"}
+    assert env == {"TARGET": f"http://{CHECK_TARGET_IP}:80/hello", "EXPECT_STATUS": "201", "EXPECT_BODY": "Hi"}
     assert "name" not in job["metadata"]  # a new Job, with a new name, for every new image
     assert job["spec"]["backoffLimit"] == 0
     app = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
     assert checker["securityContext"] == app["containers"][0]["securityContext"]
     assert pod["securityContext"] == app["securityContext"]
-    service_selector = recorded.one("kubernetes:core/v1:Service").inputs["spec"]["selector"]
+    service_selector = recorded.named("kubernetes:core/v1:Service", "web-service").inputs["spec"]["selector"]
     assert not service_selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_web_service_checks_only_the_pods_that_run_the_image_under_test(recorded: Deployed) -> None:
+    """Through the app's Service, an old pod still draining could answer the check and pass a bad image."""
+    settle(lambda: WebService("web", web_service_args()))
+
+    template = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["metadata"]["labels"]
+    target_service = recorded.named("kubernetes:core/v1:Service", "web-verify-target").inputs
+    target = target_service["spec"]
+    app = recorded.named("kubernetes:core/v1:Service", "web-service").inputs["spec"]
+    assert template["app.kubernetes.io/version"] == FAKE_DIGEST.removeprefix("sha256:")[:12]
+    assert target["selector"] == {**app["selector"], "app.kubernetes.io/version": template["app.kubernetes.io/version"]}
+    assert "type" not in target  # a ClusterIP: inside the cluster only
+    # Its pods are the rollout's: a rollout that never gets ready is the Deployment's failure to report.
+    assert target_service["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert target["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("registry.example.com/hello@sha256:" + "0123456789ab" + "f" * 52, "0123456789ab"),
+        ("registry.example.com/hello:1.0", "59d5b30768c7"),
+    ],
+    ids=["pinned", "tagged"],
+)
+def test_image_version_is_the_digest_s_short_form_or_else_a_hash_of_the_name(image: str, version: str) -> None:
+    assert image_version(image) == version
 
 
 @pulumi.runtime.test
@@ -193,7 +222,7 @@ def test_web_service_lets_the_check_reach_only_the_apps_http_port(recorded: Depl
     policies = {p.name: p.inputs["spec"] for p in recorded.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
     check = policies["web-verify-network-policy"]
     job_labels = recorded.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["metadata"]["labels"]
-    app_selector = recorded.one("kubernetes:core/v1:Service").inputs["spec"]["selector"]
+    app_selector = recorded.named("kubernetes:core/v1:Service", "web-service").inputs["spec"]["selector"]
     assert check["podSelector"]["matchLabels"].items() <= job_labels.items()
     assert check["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in check

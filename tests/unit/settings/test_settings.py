@@ -189,7 +189,7 @@ def test_settings_ingress_disabled_is_none() -> None:
         ),
         (
             {"image": PINNED, "rolloutTimeoutSeconds": "5"},
-            "rolloutTimeoutSeconds must be an integer from 30 to 3600, got '5'",
+            "rolloutTimeoutSeconds must be an integer from 15 to 3600, got '5'",
         ),
         ({"image": PINNED, "cluster": "[]"}, "cluster must be an object, got '[]'"),
         (
