@@ -57,8 +57,10 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy .
 
 # The mock tests share nothing but the read-only checkout: one worker a core. The engine and platform tests
-# share the cluster and their timings, and run one at a time.
+# mostly wait (for rollouts, pods, the engine), so three workers share two cores; each test file keeps to one
+# worker, since a file's tests share its stacks, and no two files share a namespace, node port or repository.
 UNIT_TESTS := $(VENV)/bin/pytest -n auto -m "not engine and not platform"
+REAL_TESTS := $(VENV)/bin/pytest -n 3 --dist loadfile
 
 unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 	$(UNIT_TESTS)
@@ -78,13 +80,13 @@ platform-down: ## Stop everything `make platform` started
 
 test: plan venv tools platform lint ## The test command: unit, real-engine and end-to-end tests
 	$(UNIT_TESTS)
-	$(ENV) $(VENV)/bin/pytest -m "engine or platform"
+	$(ENV) $(REAL_TESTS) -m "engine or platform"
 
 engine-test: venv tools ## Only the tests that run the real Pulumi engine
-	$(ENV) $(VENV)/bin/pytest -m "engine and not platform"
+	$(ENV) $(REAL_TESTS) -m "engine and not platform"
 
 e2e: venv tools platform ## Only the end-to-end tests on the local platform
-	$(ENV) $(VENV)/bin/pytest -m platform
+	$(ENV) $(REAL_TESTS) -m platform
 
 preview: venv tools ## pulumi preview of STACK (default dev)
 	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) preview "$$STACK"
@@ -106,8 +108,6 @@ refresh: venv tools ## Refresh STACK's state from its cluster
 
 promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
 	$(ENV) read -ra args <<<"$${ARGS//$$'\n'/ }" && \
-	  REGISTRY_USERNAME=$${REGISTRY_USERNAME:-$$HELLO_REGISTRY_USER} \
-	  REGISTRY_PASSWORD=$${REGISTRY_PASSWORD:-$$(cat "$$HELLO_REGISTRY_PASSWORD_FILE" 2>/dev/null || true)} \
 	  $(OPS) promote --from "$${FROM:?make promote needs FROM=<stack>}" \
 	    --to "$${TO:?make promote needs TO=<stack>}" "$${args[@]}"
 

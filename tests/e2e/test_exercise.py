@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from settings.stack_files import plain_config
-from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
+from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import Workspace, steps_by_op
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -32,6 +32,8 @@ pytestmark = [pytest.mark.engine, pytest.mark.platform]
 STACK = "e2e"
 NODE_PORT = 31621
 NAMESPACE = "hello-world-e2e"
+ROLLOUT_TIMEOUT_SECONDS = 20
+"""Short, so the failed rollout is reported soon: detection works the same at 20 s as at 300 s."""
 URL = f"http://127.0.0.1:{NODE_PORT}/"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 KUBECTL_CACHE = Path(os.environ.get("HELLO_RUN", "/var/lib/hello-pulumi")) / "kube" / "kubectl-cache"
@@ -141,7 +143,7 @@ class Load:
 
 @pytest.fixture(scope="module")
 def workspace(
-    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str, teardowns: Teardowns
 ) -> Iterator[Workspace]:
     """A dev-like stack on the local cluster, with its own namespace, node port and repository."""
     assert shutil.which("kubectl"), "no kubectl on PATH: run through `make e2e` (it starts the platform)"
@@ -151,14 +153,14 @@ def workspace(
         registry,
         "hello-world-e2e",
         nodePort=str(NODE_PORT),
-        rolloutTimeoutSeconds="60",
+        rolloutTimeoutSeconds=str(ROLLOUT_TIMEOUT_SECONDS),
         cluster=local_cluster(),
         # Every version these tests roll out says "Hello ..."; "Goodbye World" is the one that must fail.
         verification=json.dumps({"body": "Hello"}),
     )
     yield workspace
     # Leave no object behind even when a step failed half-way.
-    workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+    teardowns.destroy(workspace)
 
 
 def test_up_deploys_all_replicas_that_answer_hello_world(workspace: Workspace, figure: Callable[[str], None]) -> None:
@@ -306,7 +308,10 @@ def test_bad_rollout_fails_clearly_and_old_pods_keep_answering(
     result = workspace.up(check=False)
 
     output = result.stdout + result.stderr
-    figure(f"e2e: failed rollout reported after {workspace.last_seconds:.1f}s (rolloutTimeoutSeconds 60)")
+    figure(
+        f"e2e: failed rollout reported after {workspace.last_seconds:.1f}s "
+        f"(rolloutTimeoutSeconds {ROLLOUT_TIMEOUT_SECONDS})"
+    )
     assert result.returncode != 0
     assert "hello-world-deployment" in output
     assert "timed out" in output.lower() or "not ready" in output.lower() or "failed" in output.lower(), output

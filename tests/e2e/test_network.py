@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_exercise import KUBECTL_CACHE, kube_image, kube_object, kubectl
-from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
+from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -172,7 +172,7 @@ class App:
 
 @pytest.fixture(scope="module")
 def workspace(
-    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str, teardowns: Teardowns
 ) -> Iterator[Workspace]:
     """A dev-like stack on the local cluster, deployed once for the module."""
     workspace = building_workspace(
@@ -187,7 +187,7 @@ def workspace(
         workspace.up()
         yield workspace
     finally:
-        workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+        teardowns.destroy(workspace)
 
 
 def client_manifest(image: str) -> str:

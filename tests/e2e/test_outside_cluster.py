@@ -426,7 +426,7 @@ def test_deploy_without_the_pull_secret_cannot_pull_a_new_image(
     config = yaml.safe_load(stack_file.read_text())["config"]
     config.pop("hello-world:imagePull")
     config["hello-world:image"] = private_images.second
-    config["hello-world:rolloutTimeoutSeconds"] = "30"
+    config["hello-world:rolloutTimeoutSeconds"] = "20"
     stack_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     removed = project.ops("secret", STACK, "imagePullPassword", "--remove")
     assert removed.returncode == 0, removed.stderr

@@ -10,7 +10,7 @@ import pytest
 from settings.stack_files import plain_config
 from tests.e2e.test_exercise import kube_image, set_message
 from tests.e2e.test_promotion import Chain, deployed, make_chain
-from tests.engine.fixtures import LocalRegistry
+from tests.engine.fixtures import LocalRegistry, Teardowns
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
@@ -19,10 +19,12 @@ CHECK = json.dumps({"body": "Hello"})
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
+def chain(
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str, teardowns: Teardowns
+) -> Iterator[Chain]:
     """dev and staging deployed with the same good image, in namespaces of their own."""
     chain = make_chain(tmp_path_factory.mktemp("verified"), registry, "verified", 31651, verification=CHECK)
-    with deployed(chain, promoted=True) as made:
+    with deployed(chain, teardowns, promoted=True) as made:
         yield made
 
 

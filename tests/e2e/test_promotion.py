@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import stack_config
 from tests.e2e.test_exercise import kube_image
-from tests.engine.fixtures import LocalRegistry, building_workspace, local_cluster
+from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -79,7 +79,7 @@ def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, 
 
 
 @contextmanager
-def deployed(chain: Chain, *, promoted: bool) -> Iterator[Chain]:
+def deployed(chain: Chain, teardowns: Teardowns, *, promoted: bool) -> Iterator[Chain]:
     """Deploys dev, and promotes it to staging when ``promoted``; destroys both afterwards, also after a failure."""
     try:
         chain.dev.up()
@@ -88,17 +88,18 @@ def deployed(chain: Chain, *, promoted: bool) -> Iterator[Chain]:
             assert result.returncode == 0, result.stdout + result.stderr
         yield chain
     finally:
-        for workspace in (chain.staging, chain.dev):
-            workspace.pulumi("destroy", "--yes", "--skip-preview", check=False)
+        teardowns.destroy(chain.staging, chain.dev)
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str) -> Iterator[Chain]:
+def chain(
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str, teardowns: Teardowns
+) -> Iterator[Chain]:
     """dev (built and deployed) and staging (never deployed) in namespaces of their own."""
     # The rollback test builds "Hello Newer World": every version here must pass a check for "Hello".
     check = json.dumps({"body": "Hello"})
     chain = make_chain(tmp_path_factory.mktemp("promotion"), registry, "promo", 31631, verification=check)
-    with deployed(chain, promoted=False) as made:
+    with deployed(chain, teardowns, promoted=False) as made:
         yield made
 
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import pytest
 
 from ops.registry import Registry
 from tests.conftest import stack_config
-from tests.engine.workspace import ROOT, Workspace
+from tests.engine.workspace import COMMAND_TIMEOUT_SECONDS, ROOT, Workspace
 
 MakeWorkspace = Callable[..., Workspace]
 
@@ -105,3 +105,35 @@ def building_workspace(base: Path, stack: str, registry: LocalRegistry, reposito
     workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
     workspace.set_secret("registryPassword", registry.password)
     return workspace
+
+
+class Teardowns:
+    """Destroys that run in the background: each stack has its own namespace and node port, so no later test
+    waits for one (mostly pods draining). The session's end waits for them all and fails on any that failed."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+
+    def destroy(self, *workspaces: Workspace) -> None:
+        for workspace in workspaces:
+            log = workspace.backend.parent / f"destroy-{workspace.stack}.log"
+            started = workspace.start("destroy", "--yes", "--skip-preview", log=log)
+            self.running.append((f"destroy of {workspace.stack} in {workspace.directory}", log, started))
+
+    def wait(self) -> list[str]:
+        """Waits for every destroy; returns the output of each one that failed."""
+        failed = []
+        for what, log, process in self.running:
+            if process.wait(COMMAND_TIMEOUT_SECONDS) != 0:
+                failed.append(f"the {what} exited {process.returncode}:\n{log.read_text()}")
+        self.running.clear()
+        return failed
+
+
+@pytest.fixture(scope="session")
+def teardowns() -> Iterator[Teardowns]:
+    """Destroys stacks in the background; at the session's end, every destroy must have succeeded."""
+    started = Teardowns()
+    yield started
+    failed = started.wait()
+    assert not failed, "\n\n".join(failed)

@@ -125,6 +125,18 @@ class Workspace:
             raise PulumiError(command, result)
         return result
 
+    def start(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        """``pulumi ARGS`` on the stack, in the background, its output in ``log``."""
+        with log.open("wb") as output:
+            return subprocess.Popen(
+                ["pulumi", *args, "--non-interactive", "--stack", self.stack],
+                cwd=self.directory,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
     def preview_json(self, *extra: str) -> dict[str, Any]:
         result = self.pulumi("preview", "--json", *extra)
         document: dict[str, Any] = json.loads(result.stdout)
