@@ -51,6 +51,18 @@ def _export(source: Path, commit: str, directory: Path) -> None:
         tar.extractall(directory, filter="data")
 
 
+def isolated(config: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """A stack's settings in the bench's copy: its own namespace and repository, a node port the cluster picks.
+
+    Everything else stays: the copy's dev builds, pushes and deploys the same resources as the project's dev.
+    """
+    changed: dict[str, Any] = {key: value for key, value in config.items() if key != "hello-world:nodePort"}
+    changed["hello-world:namespace"] = namespace
+    if isinstance(build := changed.get("hello-world:build"), Mapping):
+        changed["hello-world:build"] = {**build, "repository": REPOSITORY}
+    return changed
+
+
 @dataclass
 class Project:
     """The copy in ``directory``; its state (backend, passphrase) lives in ``state``, both under ``root``."""
@@ -111,31 +123,34 @@ class Project:
         return project
 
     def isolate(self, stack: str, namespace: str) -> None:
-        config: dict[str, Any] = dict(read_engine_config(self.directory, stack))
-        config.pop("hello-world:nodePort", None)
-        config["hello-world:namespace"] = namespace
-        if isinstance(build := config.get("hello-world:build"), Mapping):
-            config["hello-world:build"] = {**build, "repository": REPOSITORY}
-        replace_plain_config(self.directory, stack, config)
+        replace_plain_config(self.directory, stack, isolated(read_engine_config(self.directory, stack), namespace))
 
-    def run(self, *command: str, cwd: Path | None = None, accept: tuple[int, ...] = (0,)) -> float:
-        """Runs ``command`` in the copy and returns the seconds it took.
+    def run(
+        self,
+        *command: str,
+        cwd: Path | None = None,
+        accept: tuple[int, ...] = (0,),
+        env: Mapping[str, str] | None = None,
+    ) -> float:
+        """Runs ``command`` in the copy, with ``env`` added to its environment, and returns the seconds it took.
 
         Raises:
             BenchError: When it exits with a status outside ``accept``, with the end of its output.
         """
-        seconds, result = self.timed(*command, cwd=cwd)
+        seconds, result = self.timed(*command, cwd=cwd, env=env)
         if result.returncode not in accept:
             tail = (result.stdout + result.stderr)[-3000:]
             raise BenchError(f"{' '.join(command)} must exit {accept}, got {result.returncode}:\n{tail}")
         return seconds
 
-    def timed(self, *command: str, cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    def timed(
+        self, *command: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> tuple[float, subprocess.CompletedProcess[str]]:
         started = time.monotonic()
         result = subprocess.run(
             command,
             cwd=cwd or self.directory,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -157,8 +172,10 @@ class Project:
             raise BenchError(f"{name} must be a file of the copied project, got: {result.stderr.decode().strip()}")
         return result.stdout
 
-    def pulumi(self, *args: str, stack: str = "dev", cwd: Path | None = None) -> float:
-        return self.run("pulumi", *args, "--non-interactive", "--stack", stack, cwd=cwd)
+    def pulumi(
+        self, *args: str, stack: str = "dev", cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> float:
+        return self.run("pulumi", *args, "--non-interactive", "--stack", stack, cwd=cwd, env=env)
 
     def stack_outputs(self, stack: str = "dev") -> dict[str, Any]:
         text = self.output("pulumi", "stack", "output", "--json", "--non-interactive", "--stack", stack)
