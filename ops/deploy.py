@@ -26,10 +26,8 @@ from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
 from ops.locking import locked
 from ops.policy_config import policy_run
-from ops.registry import CredentialsRequiredError, RegistryError
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
-from ops.stack_registry import stack_registry
 from settings import PROJECT
 from settings.local_platform import Platform, platform_uses
 from settings.stack_files import StackFileError, read_known_settings, restoring
@@ -175,6 +173,9 @@ def check_pinned_image(
     image = parse_image_ref(str(read_known_settings(work_dir, name).get("image", "")))
     if not isinstance(image, ImageRef):
         return  # a stack that builds its image; a malformed one is the program's settings error
+    # Only now: the registry client (oras, requests) costs a building stack's every preview 0.13 s to import.
+    from ops.registry import CredentialsRequiredError, RegistryError
+    from ops.stack_registry import stack_registry
 
     def pull_password() -> str:
         try:
