@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -218,13 +219,20 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def service_port() -> Iterator[int]:
-    """A stand-in for the service on its node port: `make up` asks it for its answer."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served on a loopback port of its own, in a thread, for the ``with`` block; yields the port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def service_port() -> Iterator[int]:
+    """A stand-in for the service on its node port: `make up` asks it for its answer."""
+    with serving(_Hello) as port:
+        yield port

@@ -12,13 +12,13 @@ import http.server
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ops.deploy import promote_hint
+from tests.conftest import serving
 from tests.unit.ops.test_deploy import ops_project
 
 PLACEHOLDER = "sha256:" + "0" * 64
@@ -36,13 +36,8 @@ def registry_answering(code: int) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Manifests)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Manifests) as port:
+        yield f"127.0.0.1:{port}"
 
 
 def run_ops(

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_config
 from ops.promotion import PromotionError, Request, StackName, candidate, check_chain, stack_name
 from settings.stack_files import StackFileError, set_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, serving
 
 DIGEST = "sha256:" + "1" * 64
 OLDER = "sha256:" + "2" * 64
@@ -295,14 +294,8 @@ class _Manifests(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def registry_serving_any_digest() -> Iterator[str]:
     """A registry on loopback that serves any digest it is asked for; yields its host:port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Manifests)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Manifests) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from image_ref import ImageRef
 from ops.promotion import PromotionError, check_served, pinned_for
 from ops.registry import Registry
 from settings.stack_files import set_settings
+from tests.conftest import serving
 from tests.unit.ops.test_promotion import FAKE_PULUMI, Promotion, fake_registry, promotion  # noqa: F401 - fixtures
 
 DIGEST = "sha256:" + "1" * 64
@@ -70,13 +70,9 @@ def _handler(registry: PrivateRegistry) -> type[http.server.BaseHTTPRequestHandl
 @pytest.fixture
 def private_registry() -> Iterator[PrivateRegistry]:
     registry = PrivateRegistry()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(registry))
-    registry.address = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield registry
-    server.shutdown()
-    server.server_close()
+    with serving(_handler(registry)) as port:
+        registry.address = f"127.0.0.1:{port}"
+        yield registry
 
 
 @pytest.fixture

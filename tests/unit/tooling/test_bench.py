@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -19,7 +18,7 @@ import pytest
 from pulumi import automation as auto
 
 from settings.stack_files import as_engine_values, read_engine_config
-from tests.conftest import ROOT, Deploy, stack_config, with_password
+from tests.conftest import ROOT, Deploy, serving, stack_config, with_password
 from tests.e2e.test_exercise import kubectl
 from tooling.bench import steps
 from tooling.bench.__main__ import TINY_SIZES, main
@@ -327,13 +326,8 @@ def rolling_out() -> Iterator[str]:
     handler = type(
         "Changing", (_Changing,), {"answers": [(503, b"down"), (200, b"Hello World"), (200, b"Hello, edited")]}
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def test_watch_until_served_times_the_first_new_answer_and_counts_failed_requests(rolling_out: str) -> None:
