@@ -12,6 +12,7 @@ from components.labels import AppLabels
 from components.pull_secret import PullSecretArgs, pull_secret, pull_secret_refs
 from components.unknown import unknown
 from components.verification import Hardening, VerificationArgs, verification_job, verification_network_policy
+from image_ref import DIGEST
 
 CONTAINER_PORT = 8080
 """The port server.js listens on."""
@@ -450,5 +451,8 @@ def _ingress(
 
 def image_version(image: str) -> str:
     """A label value naming an image: its digest's first 12 hex digits (as Docker shortens IDs), else a hash."""
-    digest = image.rsplit("@sha256:", 1)[1] if "@sha256:" in image else hashlib.sha256(image.encode()).hexdigest()
-    return digest[:12]
+    digest = image.rpartition("@")[2]
+    hex_digits = (
+        digest.removeprefix("sha256:") if DIGEST.fullmatch(digest) else hashlib.sha256(image.encode()).hexdigest()
+    )
+    return hex_digits[:12]
