@@ -33,8 +33,9 @@ def up_image(workspace: Workspace, check: bool = True) -> str:
 
 
 def pushed_manifests() -> int:
-    """Manifest uploads the registry has logged so far, for any repository."""
-    return len(re.findall(r'"PUT /v2/[^ ]+/manifests/', REGISTRY_LOG.read_text()))
+    """Manifest uploads the registry has logged so far to this test's repository: other tests push to
+    their own repositories at the same time, on other workers."""
+    return len(re.findall(rf'"PUT /v2/{re.escape(REPOSITORY)}/manifests/', REGISTRY_LOG.read_text()))
 
 
 def digest_of(workspace: Workspace) -> str:
