@@ -139,14 +139,13 @@ def run(
             else:
                 log = EventLog()
                 try:
-                    result = stack.up(on_event=log, **output, **pack)  # type: ignore[arg-type]
+                    stack.up(on_event=log, **output, **pack)  # type: ignore[arg-type]
                 except CommandError as error:
                     failure = Failure(stack=request.stack, what=log.first_error())
                     raise roll_back(
                         stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say
                     ) from error
-                node_port = result.outputs.get("nodePort")
-                _show_answer(None if node_port is None else node_port.value, settings, work_dir, environ, say)
+                _show_answer(log.stack_outputs().get("nodePort"), settings, work_dir, environ, say)
 
 
 def check_pinned_image(

@@ -179,13 +179,14 @@ if os.environ.get("FAKE_OPEN_FAILS") and args[:2] in (["stack", "select"], ["sta
     print("error: unable to open state directory", file=sys.stderr)
     sys.exit(1)
 if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
+    stack = {"type": "pulumi:pulumi:Stack", "outputs": {"nodePort": int(os.environ["FAKE_NODE_PORT"])}}
+    outputs = {"metadata": {"op": "same", "type": stack["type"], "new": stack, "provider": ""}}
     summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
     with open(args[args.index("--event-log") + 1], "a") as events:
-        events.write(json.dumps({"sequence": 1, "timestamp": 0, "summaryEvent": summary}) + "\\n")
-        events.write(json.dumps({"sequence": 2, "timestamp": 0, "cancelEvent": {}}) + "\\n")
-if args[:2] == ["stack", "output"]:
-    print(json.dumps({"nodePort": int(os.environ["FAKE_NODE_PORT"])}))
-elif args[0] == "up" and os.environ.get("FAKE_UP_SECONDS"):
+        events.write(json.dumps({"sequence": 1, "timestamp": 0, "resOutputsEvent": outputs}) + "\\n")
+        events.write(json.dumps({"sequence": 2, "timestamp": 0, "summaryEvent": summary}) + "\\n")
+        events.write(json.dumps({"sequence": 3, "timestamp": 0, "cancelEvent": {}}) + "\\n")
+if args[0] == "up" and os.environ.get("FAKE_UP_SECONDS"):
     def stop(signum, frame):
         with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
             log.write(json.dumps({"args": ["signal"], "signal": signal.Signals(signum).name}) + "\\n")
@@ -195,9 +196,6 @@ elif args[0] == "up" and os.environ.get("FAKE_UP_SECONDS"):
     print("Updating (qa):", flush=True)
     time.sleep(float(os.environ["FAKE_UP_SECONDS"]))
     sys.exit(1)
-elif args[:2] == ["stack", "history"]:
-    update = {"kind": "update", "startTime": "2026-12-05T10:00:00.000Z", "endTime": "2026-12-05T10:00:01.000Z"}
-    print(json.dumps([{**update, "message": "", "environment": {}, "config": {}, "result": "succeeded"}]))
 """
 
 
@@ -318,3 +316,20 @@ def test_a_preview_that_waited_for_a_promotion_s_lock_runs_with_what_the_promoti
     assert pinned in tracked.read_text()
     (ran,) = [json.loads(line) for line in log.read_text().splitlines() if json.loads(line)["args"][0] == "preview"]
     assert pinned in ran["config_file"]
+
+
+def test_an_up_reads_nothing_back_and_says_where_the_service_answers_from_the_engines_events(
+    tmp_path: Path,
+    service_port: int,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    _, env, log = ops_project(tmp_path, "qa", service_port, registry=fake_registry)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "up", "qa"], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
+    commands = [json.loads(line)["args"][:2] for line in log.read_text().splitlines()]
+    assert commands[-1][0] == "up", commands  # no `stack output` and no `stack history` after it
