@@ -308,9 +308,9 @@ def promote(
             if request.skip_verification is not None:
                 record["skippedVerification"] = request.skip_verification
             pinned = {"image": str(image), "promotion": record}
-            set_settings(work_dir, target_stack.name, pinned)
-            # The engine reads this machine's copy (the tracked file as pinned, plus the machine's secrets).
-            config_file = str(write_stack_copy(work_dir, target_stack.name))
+            # The preview reads this machine's copy with the image pinned; the tracked file, which every other
+            # reader trusts (render, git, CI), records it only once the deployment is confirmed.
+            config_file = str(write_stack_copy(work_dir, target_stack.name, pinned))
             packs, configs = [str(policy.pack)], [str(policy.config)]
             say(f"Promoting {image} from {request.source} to {request.target}; preview with the policy pack:")
             target.preview(
@@ -323,6 +323,7 @@ def promote(
             )
             if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
                 raise PromotionError("declined; nothing was deployed")
+            set_settings(work_dir, target_stack.name, pinned)
             with runner.interruptible(False):
                 log = EventLog()
                 try:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from settings import PROJECT
 from settings.stack_files import (
     SECRETS_KEYS,
     StackFileError,
@@ -34,7 +35,7 @@ def stack_copy_file(directory: Path, stack: str) -> Path:
     return directory / COPY_DIR / f"Pulumi.{stack}.yaml"
 
 
-def write_stack_copy(directory: Path, stack: str) -> Path:
+def write_stack_copy(directory: Path, stack: str, pinned: Mapping[str, Any] | None = None) -> Path:
     """Writes this machine's copy of a stack file and returns its path, for ``pulumi --config-file``.
 
     The tracked ``Pulumi.<stack>.yaml`` says what the stack is; what belongs to one machine (secrets
@@ -43,7 +44,9 @@ def write_stack_copy(directory: Path, stack: str) -> Path:
     with this machine's secrets for keys the tracked file does not set. It is written anew on every
     call, so a change to the tracked file always reaches it; plain settings belong in the tracked file.
     When the tracked file has its own secrets setup (a salt, a KMS key) that differs from the copy's,
-    the copy's secrets were encrypted under another key and are dropped.
+    the copy's secrets were encrypted under another key and are dropped. ``pinned`` settings (keys without
+    the project prefix, as :func:`set_settings` takes them) override the tracked file's in the copy only:
+    a promotion previews what it would pin before anyone has confirmed it.
 
     Raises:
         StackFileError: When the tracked file is missing or broken.
@@ -68,7 +71,8 @@ def write_stack_copy(directory: Path, stack: str) -> Path:
         if is_encrypted(value) and key not in tracked_config and same_key
     }
     document = {key: value for key, value in tracked.items() if key not in SECRETS_KEYS and key != "config"}
-    document["config"] = {**tracked_config, **own_secrets}
+    overrides = {f"{PROJECT}:{key}": value for key, value in (pinned or {}).items()}
+    document["config"] = {**tracked_config, **overrides, **own_secrets}
     document.update({**(machine_setup if same_key else {}), **tracked_setup})
     body = dump_yaml(document)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -204,12 +205,18 @@ def write_atomically(path: Path, content: bytes, *, private: bool = False) -> No
 
     With ``private``, the file is readable by its owner only (0600) from its first byte.
     """
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.unlink(missing_ok=True)
-    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600 if private else 0o644)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(content)
-    scratch.replace(path)
+    # A scratch name of its own (mkstemp makes it 0600, O_EXCL): two writers at once never share one.
+    descriptor, scratch_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    scratch = Path(scratch_name)
+    try:
+        if not private:
+            os.fchmod(descriptor, 0o644)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+        scratch.replace(path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
 
 
 def set_settings(directory: Path, stack: str, settings: Mapping[str, Any]) -> None:

@@ -392,7 +392,9 @@ def test_promotion_signalled_during_up_cancels_pulumi_waits_for_it_then_restores
     assert promotion.stack_file() == before
 
 
-def test_promotion_terminated_at_the_confirmation_prompt_restores_the_stack_file(promotion: Promotion) -> None:
+def test_promotion_pins_the_image_in_the_tracked_file_only_once_confirmed_and_a_signal_at_the_prompt_changes_nothing(
+    promotion: Promotion,
+) -> None:
     before = promotion.stack_file()
     terminal, answer_side = os.openpty()  # the prompt needs a terminal to ask on
     try:
@@ -402,7 +404,11 @@ def test_promotion_terminated_at_the_confirmation_prompt_restores_the_stack_file
         while "[y/N]" not in asked:
             assert process.poll() is None, process.communicate()
             asked += process.stdout.read(1)
-        assert promotion.image.encode() in promotion.stack_file(), "the prompt comes after the image is pinned"
+        # Every other reader of the tracked file (make up, render, git) would take an unconfirmed image for pinned.
+        assert promotion.stack_file() == before, "the tracked file records the image only once it is confirmed"
+        (preview,) = [entry["args"] for entry in promotion.entries() if entry.get("args", [""])[0] == "preview"]
+        previewed = Path(preview[preview.index("--config-file") + 1]).read_text()
+        assert promotion.image in previewed, "the preview runs this machine's copy, with the image pinned"
 
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=PROCESS_TIMEOUT_SECONDS)

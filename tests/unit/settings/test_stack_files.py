@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,44 @@ def test_machine_config_lets_the_tracked_file_win_for_a_key_both_set(tmp_path: P
     )
 
     assert machine_copy(tmp_path)["config"]["hello-world:registryPassword"] == {"secure": "v1:team"}
+
+
+def test_machine_config_pins_settings_in_the_copy_only(tmp_path: Path) -> None:
+    stack_file(tmp_path, "dev").write_text(TRACKED)
+
+    path = write_stack_copy(tmp_path, "dev", {"image": "r/app@sha256:" + "a" * 64, "promotion": {"from": "dev"}})
+
+    assert yaml.safe_load(path.read_text())["config"] == {
+        "hello-world:replicas": "2",
+        "hello-world:image": "r/app@sha256:" + "a" * 64,
+        "hello-world:promotion": {"from": "dev"},
+    }
+    assert stack_file(tmp_path, "dev").read_text() == TRACKED
+
+
+def test_machine_configs_written_at_once_never_collide_and_leave_no_scratch_file(tmp_path: Path) -> None:
+    stack_file(tmp_path, "dev").write_text(TRACKED)
+    write_stack_copy(tmp_path, "dev")
+    failures: list[BaseException] = []
+
+    def write_many() -> None:
+        try:
+            for _ in range(200):
+                write_stack_copy(tmp_path, "dev")
+        except BaseException as error:
+            failures.append(error)
+
+    writers = [threading.Thread(target=write_many) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+
+    assert failures == []
+    assert sorted(path.name for path in (tmp_path / ".state" / "stacks").iterdir()) == ["Pulumi.dev.yaml"]
+    assert yaml.safe_load((tmp_path / ".state" / "stacks" / "Pulumi.dev.yaml").read_text()) == {
+        "config": {"hello-world:replicas": "2"}
+    }
 
 
 def test_machine_config_of_a_missing_stack_file_is_an_error_naming_it(tmp_path: Path) -> None:
