@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +33,12 @@ class Chain:
     staging: Workspace
     registry: LocalRegistry
 
-    def promote(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **self.dev.env,
-            "HELLO_PROJECT_DIR": str(self.dev.directory),
-            "REGISTRY_USERNAME": self.registry.username,
-            "REGISTRY_PASSWORD": self.registry.password,
-        }
+    def promote(self, *args: str, credentials: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``python -m ops promote ARGS`` on the chain's stacks; the registry's credentials are in the environment
+        (``REGISTRY_USERNAME``/``REGISTRY_PASSWORD``) unless ``credentials`` gives other variables instead."""
+        if credentials is None:
+            credentials = {"REGISTRY_USERNAME": self.registry.username, "REGISTRY_PASSWORD": self.registry.password}
+        env = {**self.dev.env, "HELLO_PROJECT_DIR": str(self.dev.directory), **credentials}
         return subprocess.run(
             [sys.executable, "-m", "ops", "promote", *args],
             cwd=ROOT,
@@ -55,9 +54,16 @@ class Chain:
         return (self.staging.directory / "Pulumi.staging.yaml").read_bytes()
 
 
-def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, **settings: str) -> Chain:
-    """dev (building into repository hello-world-<name>) and staging, in namespaces <name>-dev and
-    <name>-staging on node ports first_port and first_port + 1; ``settings`` go to both."""
+def make_chain(
+    base: Path,
+    registry: LocalRegistry,
+    name: str,
+    first_port: int,
+    dev_settings: Mapping[str, str] | None = None,
+    **settings: str,
+) -> Chain:
+    """dev (building into repository hello-world-<name> of ``registry``) and staging, in namespaces <name>-dev and
+    <name>-staging on node ports first_port and first_port + 1; ``settings`` go to both, ``dev_settings`` to dev."""
     dev = building_workspace(
         base,
         "dev",
@@ -67,6 +73,7 @@ def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, 
         nodePort=str(first_port),
         cluster=local_cluster(),
         **settings,
+        **(dev_settings or {}),
     )
     staging_config = {
         **stack_config("staging"),

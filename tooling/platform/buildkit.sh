@@ -64,7 +64,8 @@ refresh_sums() (
 
 write_config() {
   mkdir -p "$BUILDKIT_DIR" "$BUILDX_CONFIG/instances"
-  # The local registry speaks plain HTTP, the token registry TLS from the platform's CA; builds need no network of their own (no RUN
+  # The local registry speaks plain HTTP; the token registry speaks TLS from the platform's CA (`http = false`:
+  # unset, BuildKit takes a loopback registry for plain HTTP). Builds need no network of their own (no RUN
   # step downloads anything), so the worker shares the host's and needs no CNI.
   cat >"$BUILDKIT_CONFIG" <<TOML
 root = "$BUILDKIT_DIR/root"
@@ -82,6 +83,7 @@ root = "$BUILDKIT_DIR/root"
   http = true
   insecure = true
 [registry."$HELLO_TOKEN_REGISTRY"]
+  http = false
   ca = ["$HELLO_CA_CERT"]
 TOML
   # A buildx store entry for a "remote" builder: the provider picks the first builder it can dial.

@@ -19,8 +19,11 @@ RENEW_SECONDS=86400 # a server certificate that expires within a day is issued a
 ca_up() {
   require_commands openssl
   mkdir -p "$HELLO_CA_DIR/issued"
-  chmod 0700 "$HELLO_CA_DIR"
-  [[ -s $HELLO_CA_CERT && -s $CA_KEY_FILE ]] && return 0
+  chmod 0711 "$HELLO_CA_DIR" # others may reach the certificates (0644), never the keys (0600)
+  if [[ -s $HELLO_CA_CERT && -s $CA_KEY_FILE ]]; then
+    ca_trust_dir
+    return 0
+  fi
   info "making the local platform's CA in $HELLO_CA_DIR"
   (
     umask 077
@@ -32,6 +35,19 @@ ca_up() {
   mv "$CA_KEY_FILE.tmp" "$CA_KEY_FILE"
   chmod 0644 "$HELLO_CA_CERT.tmp"
   mv "$HELLO_CA_CERT.tmp" "$HELLO_CA_CERT"
+  ca_trust_dir
+}
+
+# ca_trust_dir: $HELLO_CA_DIR/trust, in SSL_CERT_DIR (env.sh), holds the CA's certificate alone, under its own
+# name (Go reads every file) and its subject hash (OpenSSL looks certificates up by it).
+ca_trust_dir() {
+  local trust=$HELLO_CA_DIR/trust hash
+  hash=$(openssl x509 -in "$HELLO_CA_CERT" -noout -hash)
+  [[ -L $trust/$hash.0 && $(readlink "$trust/$hash.0") == ca.crt ]] && cmp -s "$trust/ca.crt" "$HELLO_CA_CERT" && return 0
+  rm -rf "$trust"
+  mkdir -p "$trust"
+  install -m 0644 "$HELLO_CA_CERT" "$trust/ca.crt"
+  ln -s ca.crt "$trust/$hash.0"
 }
 
 # ca_server_cert NAME SANS: a server certificate for SANS (openssl's subjectAltName syntax), signed by the CA,

@@ -38,6 +38,8 @@ TOKEN_SECONDS = 300
 """How long a token lasts: long enough for one push of a layer, short as the specification advises."""
 ACTIONS = ("pull", "push", "delete")
 HANDSHAKE_SECONDS = 10
+MAX_FORM_BYTES = 64 * 1024
+"""Largest OAuth2 form read (and dropped): a user, a password and a few scopes."""
 """Longest wait for a client's TLS handshake or its next bytes."""
 MAX_SCOPES = 16
 """A client asks for one or two scopes (a push may add the repository it mounts from); more is not a client."""
@@ -199,7 +201,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.answer(200, answer)
 
     def do_POST(self) -> None:  # noqa: N802
-        # The OAuth2 form of the token request: clients (containerd, BuildKit) fall back to GET on 404.
+        # The OAuth2 form of the token request: clients (containerd, BuildKit) fall back to GET on 404. Its form
+        # (it holds the password) is read and dropped first: answering an unread request resets the connection.
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+            self.close_connection = True
+        else:
+            self.rfile.read(int(length))
         self.answer(404, {"errors": [{"code": "UNSUPPORTED", "message": "use GET with HTTP Basic"}]})
 
     def answer(self, code: int, body: Mapping[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
