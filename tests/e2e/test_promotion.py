@@ -54,16 +54,9 @@ class Chain:
         return (self.staging.directory / "Pulumi.staging.yaml").read_bytes()
 
 
-def make_chain(
-    base: Path,
-    registry: LocalRegistry,
-    name: str,
-    first_port: int,
-    dev_settings: Mapping[str, str] | None = None,
-    **settings: str,
-) -> Chain:
+def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, **settings: str) -> Chain:
     """dev (building into repository hello-world-<name> of ``registry``) and staging, in namespaces <name>-dev and
-    <name>-staging on node ports first_port and first_port + 1; ``settings`` go to both, ``dev_settings`` to dev."""
+    <name>-staging on node ports first_port and first_port + 1; ``settings`` go to both."""
     dev = building_workspace(
         base,
         "dev",
@@ -73,7 +66,6 @@ def make_chain(
         nodePort=str(first_port),
         cluster=local_cluster(),
         **settings,
-        **(dev_settings or {}),
     )
     staging_config = {
         **stack_config("staging"),

@@ -11,7 +11,6 @@ Needs the full local platform, which `make test` starts. The tests run in file o
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import urllib.parse
@@ -26,6 +25,7 @@ from cryptography import x509
 from tests.e2e.test_exercise import kube_image, kube_object
 from tests.e2e.test_promotion import Chain, deployed, make_chain
 from tests.engine.fixtures import LocalRegistry, Teardowns, docker_config, token_registry_user
+from tests.engine.workspace import Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
@@ -45,9 +45,8 @@ def chain(
     """dev built into and deployed from the token registry, pulling with its image pull secret; staging not yet
     deployed and without a pull secret of its own."""
     base = tmp_path_factory.mktemp(NAME)
-    pull = {"imagePull": json.dumps({"username": token_registry.username})}
-    chain = make_chain(base, token_registry, NAME, FIRST_PORT, dev_settings=pull)
-    chain.dev.set_secret("imagePullPassword", token_registry.password)
+    chain = make_chain(base, token_registry, NAME, FIRST_PORT)
+    pull_with_secret(chain.dev, token_registry)
     # The base image stays in the platform's first registry: the build pulls it with the Docker config's login.
     chain.dev.env["DOCKER_CONFIG"] = str(docker_config(base / "docker-build", registry))
     with deployed(chain, teardowns, promoted=False) as made:
@@ -58,6 +57,12 @@ def chain(
 def reader() -> LocalRegistry:
     """The token registry's user that may pull only public/*."""
     return token_registry_user("HELLO_TOKEN_REGISTRY_READER", "HELLO_TOKEN_REGISTRY_READER_PASSWORD_FILE")
+
+
+def pull_with_secret(workspace: Workspace, login: LocalRegistry) -> None:
+    """The stack's pods pull with an image pull secret of LOGIN (``imagePull.username``, ``imagePullPassword``)."""
+    workspace.pulumi("config", "set", "--path", "imagePull.username", login.username)
+    workspace.set_secret("imagePullPassword", login.password)
 
 
 def promote_with_docker_config(chain: Chain, directory: Path, *logins: LocalRegistry, yes: bool = False) -> str:
@@ -176,8 +181,7 @@ def test_promotion_with_the_staging_stack_s_pull_secret_deploys_the_digest_it_ch
     # A staging that runs images of the token registry, with the credentials its pods pull them with.
     placeholder = f"{token_registry.client.address}/hello-world-{NAME}@sha256:{'0' * 64}"
     chain.staging.pulumi("config", "set", "image", placeholder)
-    chain.staging.pulumi("config", "set", "--path", "imagePull.username", token_registry.username)
-    chain.staging.set_secret("imagePullPassword", token_registry.password)
+    pull_with_secret(chain.staging, token_registry)
 
     result = chain.promote("--from", "dev", "--to", "staging", "--yes", credentials={"DOCKER_CONFIG": "/nonexistent"})
 

@@ -179,7 +179,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "hello-token-issuer"
     sys_version = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         parts = urllib.parse.urlsplit(self.path)
         if parts.path != TOKEN_PATH:
             self.answer(404, {"errors": [{"code": "NOT_FOUND", "message": f"tokens are at {TOKEN_PATH}"}]})
@@ -200,7 +200,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.answer(200, answer)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         # The OAuth2 form of the token request: clients (containerd, BuildKit) fall back to GET on 404. Its form
         # (it holds the password) is read and dropped first: answering an unread request resets the connection.
         length = self.headers.get("Content-Length", "0")
