@@ -57,7 +57,7 @@ ca_server_cert() {
   ca_up
   CA_CRT=$HELLO_CA_DIR/issued/$name.crt
   CA_KEY=$HELLO_CA_DIR/issued/$name.key
-  if [[ -s $CA_CRT && -s $CA_KEY && $(<"$CA_CRT.sans" 2>/dev/null) == "$sans" ]] &&
+  if [[ -s $CA_CRT && -s $CA_KEY && $(cat "$CA_CRT.sans" 2>/dev/null) == "$sans" ]] &&
     openssl x509 -in "$CA_CRT" -noout -checkend "$RENEW_SECONDS" >/dev/null &&
     openssl verify -CAfile "$HELLO_CA_CERT" "$CA_CRT" >/dev/null 2>&1; then
     return 0

@@ -17,6 +17,7 @@ DIR=$HELLO_RUN/token-registry
 REGISTRY_PIDFILE=$DIR/registry.pid
 REGISTRY_LOG=$DIR/registry.log
 REGISTRY_CONFIG=$DIR/config.yml
+REGISTRY_FINGERPRINT=$DIR/registry.fingerprint
 ISSUER_PIDFILE=$DIR/issuer.pid
 ISSUER_LOG=$DIR/issuer.log
 ISSUER_CONFIG=$DIR/issuer.json
@@ -38,6 +39,8 @@ ensure_issuer_venv() {
   pins=$(sha256sum <"$ISSUER_REQUIREMENTS" | cut -d' ' -f1)
   [[ -x $ISSUER_VENV/bin/python && $(cat "$ISSUER_VENV/.pins" 2>/dev/null) == "$pins" ]] && return 0
   info "installing the token issuer's requirements into $ISSUER_VENV"
+  # Debian's python3 makes venvs only with python3-venv (ensurepip).
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
   rm -rf "$ISSUER_VENV"
   python3 -m venv "$ISSUER_VENV"
   "$ISSUER_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ISSUER_REQUIREMENTS"
@@ -152,7 +155,11 @@ start_issuer() {
 }
 
 start_registry() {
-  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers; then
+  # The registry reads its certificate and the issuer's at start: a renewed one means a restart.
+  local fingerprint
+  fingerprint=$(cat "$CA_CRT" "$SIGNING_CERT" | sha256sum | cut -d' ' -f1)
+  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers &&
+    [[ $(cat "$REGISTRY_FINGERPRINT" 2>/dev/null) == "$fingerprint" ]]; then
     info "token registry already running on $HELLO_TOKEN_REGISTRY (pid $(<"$REGISTRY_PIDFILE"))"
     return 0
   fi
@@ -163,6 +170,7 @@ start_registry() {
   start_background "$REGISTRY_PIDFILE" "$REGISTRY_LOG" docker-registry serve "$REGISTRY_CONFIG"
   wait_until "$START_TIMEOUT" "token registry on https://$HELLO_TOKEN_REGISTRY (expecting 401 on /v2/)" \
     "$REGISTRY_LOG" "$STARTED_PID" registry_answers
+  echo "$fingerprint" >"$REGISTRY_FINGERPRINT"
 }
 
 up() {
