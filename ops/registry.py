@@ -31,6 +31,7 @@ import requests.utils
 from image_ref import DIGEST, REGISTRY
 from ops.image_names import DOCKER_HUB, TAG, api_host, is_docker_hub, normalised
 from settings.local_platform import LOCAL_REGISTRY as DEFAULT_ADDRESS
+from settings.local_platform import Platform
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -509,10 +510,10 @@ def from_environment(
 
 
 def local_platform_ca(address: str, environ: Mapping[str, str]) -> str | None:
-    """The local platform's CA certificate (``HELLO_CA_CERT``) for its token registry (``HELLO_TOKEN_REGISTRY``),
-    which speaks TLS on loopback (tooling/platform/token-registry.sh); None for any other registry."""
-    token_registry, ca_cert = environ.get("HELLO_TOKEN_REGISTRY"), environ.get("HELLO_CA_CERT")
-    if not (token_registry and ca_cert) or not same_registry(address, token_registry):
+    """The local platform's CA certificate (``HELLO_CA_CERT``, set by tooling/platform/env.sh) for its token
+    registry, which speaks TLS on loopback (tooling/platform/token-registry.sh); None for any other registry."""
+    ca_cert = environ.get("HELLO_CA_CERT")
+    if not ca_cert or not same_registry(address, Platform.from_environment(environ).token_registry):
         return None
     return ca_cert
 
