@@ -235,7 +235,10 @@ class _TLSServer(http.server.ThreadingHTTPServer):
         except (ssl.SSLError, OSError) as error:
             print(f"{client_address[0]}: no TLS handshake: {error}", flush=True)
             return
-        super().finish_request(wrapped, client_address)
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()  # the TLS socket took the connection over: closing the plain one would not end it
 
 
 def serve(config_path: Path) -> None:
