@@ -31,6 +31,7 @@ import requests.utils
 from image_ref import DIGEST, REGISTRY
 from ops.image_names import DOCKER_HUB, TAG, api_host, is_docker_hub, normalised
 from settings.local_platform import LOCAL_REGISTRY as DEFAULT_ADDRESS
+from settings.local_platform import Platform
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -352,12 +353,21 @@ class Registry:
         username: The user to ask as. Default: anonymous.
         password: Its password or access token. Default: anonymous.
         source: Where the credentials came from, for error messages. Default: ``the credentials given``.
+        ca_cert: A CA certificate file that the registry's and its token issuer's TLS certificates chain to;
+            with it the registry is asked over https even on loopback (the local platform's token registry).
+            Default: none, the system's CAs, and plain HTTP on loopback.
     """
 
     def __init__(
-        self, address: str, username: str | None = None, password: str | None = None, source: str | None = None
+        self,
+        address: str,
+        username: str | None = None,
+        password: str | None = None,
+        source: str | None = None,
+        ca_cert: str | None = None,
     ) -> None:
         self.address = address
+        self.ca_cert = ca_cert
         self.credentials = (
             None
             if username is None or password is None
@@ -381,14 +391,16 @@ class Registry:
 
     @property
     def plain_http(self) -> bool:
-        """Registries on loopback (the local platform's) speak plain HTTP, as Docker assumes."""
-        return is_loopback(_host(self.address))
+        """Registries on loopback (the local platform's) speak plain HTTP, as Docker assumes, unless they have a CA."""
+        return self.ca_cert is None and is_loopback(_host(self.address))
 
     def _oras(self) -> Any:
         if self._client is not None:
             return self._client
         host = api_host(self.address)
-        client = oras.provider.Registry(hostname=host, insecure=self.plain_http, auth_backend="token")
+        client = oras.provider.Registry(
+            hostname=host, insecure=self.plain_http, tls_verify=self.ca_cert or True, auth_backend="token"
+        )
         session: requests.Session = client.session
         # No netrc, no environment proxy for loopback: credentials and proxies are this module's choice.
         session.trust_env = False
@@ -473,7 +485,8 @@ def from_environment(
     else ``HELLO_REGISTRY``, else ``127.0.0.1:5000``. Otherwise a registry is asked with what the Docker config
     (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``) and its credential helpers hold for it,
     then, for the local platform's own registry, with the password `make platform` generated, or without
-    credentials; an image reference cannot send credentials elsewhere.
+    credentials; an image reference cannot send credentials elsewhere. The local platform's token registry is
+    asked over TLS, trusting the platform's CA (``local_platform_ca``).
 
     Raises:
         RegistryError: When the configured address is not a registry host[:port].
@@ -486,12 +499,23 @@ def from_environment(
             f"{variable} must be a registry host[:port] such as {DEFAULT_ADDRESS}, got {_shown(configured)!r}"
         )
     username, password = environ.get("REGISTRY_USERNAME"), environ.get("REGISTRY_PASSWORD")
+    ca_cert = local_platform_ca(address, environ)
     if same_registry(address, configured) and username is not None and password is not None:
-        return Registry(address, username, password, f"REGISTRY_USERNAME and REGISTRY_PASSWORD (for {configured})")
+        source = f"REGISTRY_USERNAME and REGISTRY_PASSWORD (for {configured})"
+        return Registry(address, username, password, source, ca_cert)
     found = docker_credentials(address, environ, run) or local_platform_credentials(address, environ)
     if found is None:
-        return Registry(address)
-    return Registry(address, found.username, found.password, found.source)
+        return Registry(address, ca_cert=ca_cert)
+    return Registry(address, found.username, found.password, found.source, ca_cert)
+
+
+def local_platform_ca(address: str, environ: Mapping[str, str]) -> str | None:
+    """The local platform's CA certificate (``HELLO_CA_CERT``, set by tooling/platform/env.sh) for its token
+    registry, which speaks TLS on loopback (tooling/platform/token-registry.sh); None for any other registry."""
+    ca_cert = environ.get("HELLO_CA_CERT")
+    if not ca_cert or not same_registry(address, Platform.from_environment(environ).token_registry):
+        return None
+    return ca_cert
 
 
 def local_platform_credentials(address: str, environ: Mapping[str, str]) -> Credentials | None:

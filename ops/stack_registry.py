@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from image_ref import ImageRef
-from ops.registry import Registry, from_environment
+from ops.registry import Registry, from_environment, local_platform_ca
 from settings import PROJECT
 from settings.stack_files import plain_config
 
@@ -37,4 +37,5 @@ def stack_registry(
     username = pull_user(work_dir, stack)
     if username is None:
         return from_environment(image.registry, environ)
-    return Registry(image.registry, username, pull_password(), f"stack {stack!r}'s imagePull and imagePullPassword")
+    source = f"stack {stack!r}'s imagePull and imagePullPassword"
+    return Registry(image.registry, username, pull_password(), source, local_platform_ca(image.registry, environ))

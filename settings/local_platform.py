@@ -19,6 +19,8 @@ LOCAL_KUBECONFIG = "/var/lib/hello-pulumi/kube/admin.kubeconfig"
 """The local platform's admin kubeconfig (``$HELLO_KUBECONFIG``), the default ``cluster.kubeconfig``."""
 LOCAL_REGISTRY = "127.0.0.1:5000"
 """The local platform's registry (``$HELLO_REGISTRY``)."""
+LOCAL_TOKEN_REGISTRY = "127.0.0.1:5443"
+"""The local platform's token-auth registry (``$HELLO_TOKEN_REGISTRY``), TLS from the platform's CA."""
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,14 @@ class Platform:
 
     kubeconfig: str = LOCAL_KUBECONFIG
     registry: str = LOCAL_REGISTRY
+    token_registry: str = LOCAL_TOKEN_REGISTRY
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Platform:
         return cls(
             kubeconfig=environ.get("HELLO_KUBECONFIG") or LOCAL_KUBECONFIG,
             registry=environ.get("HELLO_REGISTRY") or LOCAL_REGISTRY,
+            token_registry=environ.get("HELLO_TOKEN_REGISTRY") or LOCAL_TOKEN_REGISTRY,
         )
 
 
@@ -40,7 +44,7 @@ def platform_uses(settings: Mapping[str, Any], platform: Platform, directory: Pa
     """What in a stack's settings uses the local platform; empty when the stack needs none of it.
 
     A stack uses it when it deploys with the platform's kubeconfig (the default ``cluster.kubeconfig``),
-    pushes to the platform's registry (``build.registry``), or runs an image from it (``image``).
+    pushes to one of the platform's registries (``build.registry``), or runs an image from one (``image``).
     Values that are not what the settings expect count as the defaults: the program refuses them anyway.
     """
     uses = []
@@ -50,11 +54,12 @@ def platform_uses(settings: Mapping[str, Any], platform: Platform, directory: Pa
     if _same_file(kubeconfig, platform.kubeconfig, directory) or _same_file(kubeconfig, LOCAL_KUBECONFIG, directory):
         uses.append(f"it deploys with the local platform's kubeconfig ({kubeconfig})")
     build = settings.get("build")
-    if isinstance(build, dict) and build.get("registry") == platform.registry:
-        uses.append(f"it pushes to the local platform's registry ({platform.registry})")
     image = settings.get("image")
-    if isinstance(image, str) and image.split("/", 1)[0] == platform.registry:
-        uses.append(f"it runs an image from the local platform's registry ({platform.registry})")
+    for what, address in (("registry", platform.registry), ("token registry", platform.token_registry)):
+        if isinstance(build, dict) and build.get("registry") == address:
+            uses.append(f"it pushes to the local platform's {what} ({address})")
+        if isinstance(image, str) and image.split("/", 1)[0] == address:
+            uses.append(f"it runs an image from the local platform's {what} ({address})")
     return uses
 
 

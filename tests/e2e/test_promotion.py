@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +33,12 @@ class Chain:
     staging: Workspace
     registry: LocalRegistry
 
-    def promote(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **self.dev.env,
-            "HELLO_PROJECT_DIR": str(self.dev.directory),
-            "REGISTRY_USERNAME": self.registry.username,
-            "REGISTRY_PASSWORD": self.registry.password,
-        }
+    def promote(self, *args: str, credentials: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``python -m ops promote ARGS`` on the chain's stacks; the registry's credentials are in the environment
+        (``REGISTRY_USERNAME``/``REGISTRY_PASSWORD``) unless ``credentials`` gives other variables instead."""
+        if credentials is None:
+            credentials = {"REGISTRY_USERNAME": self.registry.username, "REGISTRY_PASSWORD": self.registry.password}
+        env = {**self.dev.env, "HELLO_PROJECT_DIR": str(self.dev.directory), **credentials}
         return subprocess.run(
             [sys.executable, "-m", "ops", "promote", *args],
             cwd=ROOT,
@@ -56,7 +55,7 @@ class Chain:
 
 
 def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, **settings: str) -> Chain:
-    """dev (building into repository hello-world-<name>) and staging, in namespaces <name>-dev and
+    """dev (building into repository hello-world-<name> of ``registry``) and staging, in namespaces <name>-dev and
     <name>-staging on node ports first_port and first_port + 1; ``settings`` go to both."""
     dev = building_workspace(
         base,

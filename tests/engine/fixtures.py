@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -76,6 +78,30 @@ def local_registry() -> LocalRegistry:
     return LocalRegistry(Registry(address, username, password), username, password)
 
 
+def token_registry_user(user_variable: str, password_variable: str) -> LocalRegistry:
+    """The local platform's token-auth registry (tooling/platform/token-registry.sh) as one of its users, from
+    env.sh's variables: ``HELLO_TOKEN_REGISTRY_USER`` (pull and push) or ``HELLO_TOKEN_REGISTRY_READER``."""
+    password_file = Path(os.environ[password_variable])
+    assert password_file.exists(), f"{password_file} missing: start the platform with `make platform`"
+    username, password = os.environ[user_variable], password_file.read_text().strip()
+    address, ca_cert = os.environ["HELLO_TOKEN_REGISTRY"], os.environ["HELLO_CA_CERT"]
+    source = f"the token registry's {username} ({password_file})"
+    return LocalRegistry(Registry(address, username, password, source, ca_cert), username, password)
+
+
+@pytest.fixture(scope="session")
+def token_registry() -> LocalRegistry:
+    """The token-auth registry `make platform` started, as its user with pull and push rights; fails when it does
+    not answer 401 with a Bearer challenge, over TLS from the platform's CA."""
+    found = token_registry_user("HELLO_TOKEN_REGISTRY_USER", "HELLO_TOKEN_REGISTRY_PASSWORD_FILE")
+    context = ssl.create_default_context(cafile=os.environ["HELLO_CA_CERT"])
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"https://{found.client.address}/v2/", timeout=5, context=context)
+    assert refused.value.code == 401, f"registry at {found.client.address} must ask for a token"
+    assert refused.value.headers["WWW-Authenticate"].startswith("Bearer realm="), refused.value.headers
+    return found
+
+
 @pytest.fixture(scope="session")
 def registry() -> LocalRegistry:
     """The registry `make platform` started; fails when it is not running."""
@@ -86,20 +112,36 @@ def registry() -> LocalRegistry:
     return found
 
 
+def docker_config(directory: Path, *logins: LocalRegistry) -> Path:
+    """A Docker config folder (for ``DOCKER_CONFIG``) whose ``auths`` hold each registry user, as ``docker login``
+    writes them; the file is 0600, like Docker's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    auths = {
+        login.client.address: {"auth": base64.b64encode(f"{login.username}:{login.password}".encode()).decode()}
+        for login in logins
+    }
+    path = directory / "config.json"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"auths": auths}))
+    return directory
+
+
 def local_cluster() -> str:
     """The `cluster` setting of a stack on the local platform's cluster."""
     return json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
 
 
 def building_workspace(base: Path, stack: str, registry: LocalRegistry, repository: str, **settings: str) -> Workspace:
-    """A dev-like stack that builds app/ into its own repository, pushing with the registry's real credentials.
+    """A dev-like stack that builds app/ into its own repository of the registry, pushing with its real credentials.
 
     Args:
         settings: Further settings by key (without the project prefix), as the stack file holds them.
     """
     config = stack_config("dev")
     build = json.loads(config["hello-world:build"])
-    config["hello-world:build"] = json.dumps({**build, "repository": repository, "username": registry.username})
+    config["hello-world:build"] = json.dumps(
+        {**build, "registry": registry.client.address, "repository": repository, "username": registry.username}
+    )
     config.update({f"hello-world:{key}": value for key, value in settings.items()})
     workspace = Workspace.create(base, stack, config)
     workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"

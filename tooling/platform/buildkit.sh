@@ -20,6 +20,7 @@ BUILDKIT_DIR=$HELLO_RUN/buildkit
 BUILDKIT_PIDFILE=$BUILDKIT_DIR/buildkitd.pid
 BUILDKIT_LOG=$BUILDKIT_DIR/buildkitd.log
 BUILDKIT_CONFIG=$BUILDKIT_DIR/buildkitd.toml
+BUILDKIT_FINGERPRINT=$BUILDKIT_DIR/buildkitd.toml.started # the config the running daemon read
 BUILDER_NAME=hello-buildkit
 # `go install pkg@version` refuses modules with exclude lines, so buildkitd is built from a
 # committed wrapper module, whose go.sum holds every checksum the build may use.
@@ -63,7 +64,8 @@ refresh_sums() (
 
 write_config() {
   mkdir -p "$BUILDKIT_DIR" "$BUILDX_CONFIG/instances"
-  # The local registry speaks plain HTTP; builds need no network of their own (no RUN
+  # The local registry speaks plain HTTP; the token registry speaks TLS from the platform's CA (`http = false`:
+  # unset, BuildKit takes a loopback registry for plain HTTP). Builds need no network of their own (no RUN
   # step downloads anything), so the worker shares the host's and needs no CNI.
   cat >"$BUILDKIT_CONFIG" <<TOML
 root = "$BUILDKIT_DIR/root"
@@ -80,6 +82,9 @@ root = "$BUILDKIT_DIR/root"
 [registry."$HELLO_REGISTRY"]
   http = true
   insecure = true
+[registry."$HELLO_TOKEN_REGISTRY"]
+  http = false
+  ca = ["$HELLO_CA_CERT"]
 TOML
   # A buildx store entry for a "remote" builder: the provider picks the first builder it can dial.
   cat >"$BUILDX_CONFIG/instances/$BUILDER_NAME" <<JSON
@@ -92,11 +97,18 @@ up() {
   require_commands runc
   build
   write_config
+  # buildkitd reads its config once: one it has not read means a restart (a build running then fails, so only then).
+  local fingerprint
+  fingerprint=$(sha256sum <"$BUILDKIT_CONFIG" | cut -d' ' -f1)
   if pid_of "$BUILDKIT_PIDFILE" buildkitd >/dev/null; then
-    return 0
+    [[ $(cat "$BUILDKIT_FINGERPRINT" 2>/dev/null) == "$fingerprint" ]] && return 0
+    info "buildkitd: configuration changed, restarting"
+    stop_pidfile "$BUILDKIT_PIDFILE" buildkitd 20
+    rm -f "$HELLO_BUILDKIT_SOCK" # the new daemon's socket is the sign that it is ready
   fi
   start_background "$BUILDKIT_PIDFILE" "$BUILDKIT_LOG" "$BUILDKIT_BIN" --config "$BUILDKIT_CONFIG"
   wait_until 60 buildkitd "$BUILDKIT_LOG" "$STARTED_PID" test -S "$HELLO_BUILDKIT_SOCK"
+  echo "$fingerprint" >"$BUILDKIT_FINGERPRINT"
 }
 
 down() {

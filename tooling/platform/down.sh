@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Stop the local platform (cluster first, then registry and engine) and take back dockerd's host changes.
-# Usage: down.sh [--purge]   --purge also deletes images, registry contents and the registry password.
+# Stop the local platform (cluster first, then BuildKit, the registries and the engine) and take back dockerd's host changes.
+# Usage: down.sh [--purge]   --purge also deletes images, registry contents, the registry passwords and the CA.
 # Data stays by default so that the next up.sh is a warm start. Needs root.
 set -euo pipefail
 PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +22,9 @@ if [[ -f $PLATFORM_DIR/cluster/down.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; 
   say "cluster" bash "$PLATFORM_DIR/cluster/down.sh" $purge 9>&- || failed+=(cluster)
 fi
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" down $purge || failed+=(buildkit)
+say "token registry" "$PLATFORM_DIR/token-registry.sh" down $purge || failed+=(token-registry)
 say "registry" "$PLATFORM_DIR/registry.sh" down $purge || failed+=(registry)
+say "ca" "$PLATFORM_DIR/ca.sh" down $purge || failed+=(ca)
 say "engine" "$PLATFORM_DIR/engine.sh" down $purge || failed+=(engine)
 [[ ${#failed[@]} -eq 0 ]] || die "could not stop cleanly: ${failed[*]}"
 echo "Platform down${purge:+ and purged}."

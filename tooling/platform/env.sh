@@ -10,6 +10,23 @@ export HELLO_CACHE HELLO_RUN HELLO_REGISTRY HELLO_REGISTRY_USER HELLO_BASE_IMAGE
 export HELLO_BASE_IMAGE_REF="$HELLO_REGISTRY/$HELLO_BASE_IMAGE"
 export HELLO_DOCKER_SOCK="$HELLO_RUN/docker/docker.sock"
 export HELLO_REGISTRY_PASSWORD_FILE="$HELLO_RUN/registry/password"
+# The platform's CA (tooling/platform/ca.sh): trust $HELLO_CA_CERT to reach the platform over TLS.
+export HELLO_CA_DIR="$HELLO_RUN/ca"
+export HELLO_CA_CERT="$HELLO_CA_DIR/ca.crt"
+# Go programs (the docker-build provider asks the token issuer for BuildKit's push) and OpenSSL read the CAs in
+# SSL_CERT_DIR besides the system's bundle file: the system's folder, then the one holding only the platform's CA.
+case ":${SSL_CERT_DIR:-}:" in
+  *":$HELLO_CA_DIR/trust:"*) ;;
+  *) export SSL_CERT_DIR="${SSL_CERT_DIR:-/etc/ssl/certs}:$HELLO_CA_DIR/trust" ;;
+esac
+# The token-auth registry and its token issuer (tooling/platform/token-registry.sh), TLS from that CA.
+: "${HELLO_TOKEN_REGISTRY:=127.0.0.1:5443}"
+: "${HELLO_TOKEN_ISSUER:=127.0.0.1:5444}"
+export HELLO_TOKEN_REGISTRY HELLO_TOKEN_ISSUER
+export HELLO_TOKEN_REGISTRY_USER=hello                # pull and push on every repository
+export HELLO_TOKEN_REGISTRY_READER=hello-reader       # pull only, and only on public/*
+export HELLO_TOKEN_REGISTRY_PASSWORD_FILE="$HELLO_RUN/token-registry/password"
+export HELLO_TOKEN_REGISTRY_READER_PASSWORD_FILE="$HELLO_RUN/token-registry/reader-password"
 export HELLO_BUILDKIT_SOCK="$HELLO_RUN/buildkit/buildkitd.sock"
 # Our own buildx store, holding only the local BuildKit builder: pulumi-docker-build reads it.
 export BUILDX_CONFIG="$HELLO_RUN/buildx"

@@ -155,4 +155,16 @@ lock_platform() {
   flock -w 900 9 || die "another platform up/down holds $HELLO_RUN/platform.lock"
 }
 
+# random_secret LENGTH: LENGTH random letters and digits.
+random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -d '+/=' | head -c "$1"; }
+
+# ensure_secret_file FILE LENGTH: a generated password in FILE, made once and kept; only root can read it.
+ensure_secret_file() {
+  local file=$1 length=$2
+  [[ -s $file ]] && { chmod 0600 "$file"; return 0; }
+  info "generating a password in $file"
+  (umask 077 && random_secret "$length" >"$file.tmp")
+  mv "$file.tmp" "$file"
+}
+
 docker_ours() { docker -H "unix://$HELLO_DOCKER_SOCK" "$@"; }

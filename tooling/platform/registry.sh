@@ -16,16 +16,6 @@ PASSWORD_LENGTH=32
 START_TIMEOUT=30
 STOP_TIMEOUT=15
 
-random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -d '+/=' | head -c "$1"; }
-
-# The password is made once and kept; only root can read it.
-ensure_password() {
-  [[ -s $HELLO_REGISTRY_PASSWORD_FILE ]] && { chmod 0600 "$HELLO_REGISTRY_PASSWORD_FILE"; return 0; }
-  info "generating the registry password in $HELLO_REGISTRY_PASSWORD_FILE"
-  (umask 077 && random_secret "$PASSWORD_LENGTH" >"$HELLO_REGISTRY_PASSWORD_FILE.tmp")
-  mv "$HELLO_REGISTRY_PASSWORD_FILE.tmp" "$HELLO_REGISTRY_PASSWORD_FILE"
-}
-
 # bcrypt entry for the user, rewritten only when it no longer matches the password file.
 ensure_htpasswd() {
   if [[ -s $HTPASSWD_FILE ]] &&
@@ -73,7 +63,7 @@ up() {
   require_commands docker-registry htpasswd curl
   mkdir -p "$REGISTRY_DIR/data"
   chmod 0700 "$REGISTRY_DIR"
-  ensure_password
+  ensure_secret_file "$HELLO_REGISTRY_PASSWORD_FILE" "$PASSWORD_LENGTH"
   ensure_htpasswd
   if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers; then
     info "registry already running on $HELLO_REGISTRY (pid $(<"$REGISTRY_PIDFILE"))"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start the local platform: Docker engine, registry, Node.js base image, then the cluster if there is one.
+# Start the local platform: Docker engine, registry, Node.js base image, token-auth registry and its issuer,
+# BuildKit, then the cluster if there is one.
 # Idempotent: what already runs is left as it is. Needs root.
 # HELLO_PLATFORM_CLUSTER=0 skips the cluster. HELLO_PLATFORM_UNAVAILABLE=1 makes it fail at once, doing nothing:
 # a test sets it to prove that a stack which does not need the platform never starts it.
@@ -22,6 +23,8 @@ say "engine" "$PLATFORM_DIR/engine.sh" up
 say "registry" "$PLATFORM_DIR/registry.sh" up
 say "base image" "$PLATFORM_DIR/base-image.sh" up
 say "registry login" "$PLATFORM_DIR/registry.sh" check-login
+# Before BuildKit and the cluster: their trust of the token registry names the CA this makes.
+say "token registry" "$PLATFORM_DIR/token-registry.sh" up
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" up
 if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
   # fd 9 is the platform lock: the cluster's daemons must not inherit it.
@@ -32,7 +35,8 @@ cat <<SUMMARY
 Platform up in $((SECONDS - start))s.
   export DOCKER_HOST=unix://$HELLO_DOCKER_SOCK
   registry:   $HELLO_REGISTRY (user $HELLO_REGISTRY_USER, password in $HELLO_REGISTRY_PASSWORD_FILE)
+  token registry: https://$HELLO_TOKEN_REGISTRY, issuer https://$HELLO_TOKEN_ISSUER/token (user $HELLO_TOKEN_REGISTRY_USER, password in $HELLO_TOKEN_REGISTRY_PASSWORD_FILE; CA $HELLO_CA_CERT)
   base image: $HELLO_BASE_IMAGE (served as $HELLO_BASE_IMAGE_REF)
   buildkit:   unix://$HELLO_BUILDKIT_SOCK (buildx builder hello-buildkit in BUILDX_CONFIG=$BUILDX_CONFIG)
-  logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log
+  logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log, $HELLO_RUN/token-registry/*.log
 SUMMARY

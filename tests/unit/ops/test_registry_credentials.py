@@ -198,3 +198,32 @@ def test_docker_credentials_reads_home_s_docker_config_without_docker_config(tmp
     assert found is not None
     assert found.username == "a"
     assert docker_credentials(ADDRESS, {"HOME": str(tmp_path / "nowhere")}) is None
+
+
+@pytest.mark.parametrize(
+    ("address", "ca_cert", "plain_http"),
+    [("127.0.0.1:5443", "/ca/ca.crt", False), ("127.0.0.1:5000", None, True), (ADDRESS, None, False)],
+    ids=["token-registry-over-tls-with-the-ca", "first-registry-plain-http", "elsewhere-system-cas"],
+)
+def test_local_platform_ca_goes_only_to_the_platform_s_token_registry(
+    address: str, ca_cert: str | None, plain_http: bool
+) -> None:
+    environ = {"HELLO_TOKEN_REGISTRY": "127.0.0.1:5443", "HELLO_CA_CERT": "/ca/ca.crt", "DOCKER_CONFIG": "/nowhere"}
+
+    registry = from_environment(address, environ)
+
+    assert (registry.ca_cert, registry.plain_http) == (ca_cert, plain_http)
+
+
+def test_stack_registry_asks_the_token_registry_with_the_stack_s_credentials_and_the_platform_s_ca(
+    tmp_path: Path,
+) -> None:
+    image = ImageRef(registry="127.0.0.1:5443", repository="hello-world", digest=IMAGE.digest)
+    (tmp_path / "Pulumi.qa.yaml").write_text(
+        f"config:\n  hello-world:image: {image}\n  hello-world:imagePull:\n    username: puller\n"
+    )
+    environ = {"HELLO_TOKEN_REGISTRY": "127.0.0.1:5443", "HELLO_CA_CERT": "/ca/ca.crt"}
+
+    registry = stack_registry(image, tmp_path, "qa", lambda: "stack-password", environ)
+
+    assert (registry.username, registry.ca_cert, registry.plain_http) == ("puller", "/ca/ca.crt", False)

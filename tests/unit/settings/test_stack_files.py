@@ -190,10 +190,21 @@ PLATFORM = Platform(kubeconfig="/var/lib/hello-pulumi/kube/admin.kubeconfig", re
             {"cluster": {"kubeconfig": "/home/me/.kube/eks"}, "image": "127.0.0.1:5000/hello-world@sha256:ab"},
             ["it runs an image from the local platform's registry (127.0.0.1:5000)"],
         ),
+        (
+            {"cluster": {"kubeconfig": "/home/me/.kube/eks"}, "image": "127.0.0.1:5443/hello-world@sha256:ab"},
+            ["it runs an image from the local platform's token registry (127.0.0.1:5443)"],
+        ),
         ({"cluster": {"kubeconfig": "/home/me/.kube/eks"}, "build": {"registry": "ghcr.io"}}, []),
         ({"cluster": {"kubeconfig": "kind.kubeconfig"}, "image": "docker.io/me/hello@sha256:ab"}, []),
     ],
-    ids=["defaults", "pushes-to-local-registry", "runs-local-image", "own-cluster-and-registry", "relative-kubeconfig"],
+    ids=[
+        "defaults",
+        "pushes-to-local-registry",
+        "runs-local-image",
+        "runs-token-registry-image",
+        "own-cluster-and-registry",
+        "relative-kubeconfig",
+    ],
 )
 def test_platform_uses_names_what_needs_the_local_platform(
     tmp_path: Path, settings: dict[str, Any], expected: list[str]

@@ -245,6 +245,19 @@ server = "http://$HELLO_REGISTRY"
 [host."http://$HELLO_REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
+  # The token registry speaks TLS from the platform's CA. No credentials here: pods pull from it with their
+  # stack's imagePullSecret, as on a user's cluster. containerd reads certs.d at each pull: no restart.
+  if [[ -s $HELLO_CA_CERT ]]; then
+    mkdir -p "$CTRD_RUN/certs.d/$HELLO_TOKEN_REGISTRY"
+    write_file "$CTRD_RUN/certs.d/$HELLO_TOKEN_REGISTRY/hosts.toml" 644 <<EOF
+# The platform's token-auth registry (tooling/platform/token-registry.sh), TLS from the platform's CA.
+server = "https://$HELLO_TOKEN_REGISTRY"
+
+[host."https://$HELLO_TOKEN_REGISTRY"]
+  capabilities = ["pull", "resolve"]
+  ca = "$HELLO_CA_CERT"
+EOF
+  fi
 
   # ipMasq is off: pods talk to each other and to the host, never to outside addresses.
   # No CNI firewall plugin: its per-pod ACCEPT rules, inserted at the top of FORWARD, would let
