@@ -121,7 +121,7 @@ def _needs_platform(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    from ops.review_gate import fingerprint, review_file, save
+    from ops.review_gate import ReviewGateError, fingerprint, plan_file, review_file, save
     from ops.review_summary import ReviewError, app_changes, code, preview_stack, summarize
     from settings.stack_files import stack_names
 
@@ -137,8 +137,9 @@ def _review(args: argparse.Namespace) -> int:
     print("## Pulumi preview\n")
     failed = False
     for stack in args.stacks or known:
+        plan = None if args.save is None else plan_file(args.save, stack)
         try:
-            preview, events = preview_stack(stack, work_dir)
+            preview, events = preview_stack(stack, work_dir, plan=plan)
         except ReviewError as error:
             print(f"### Stack {code(stack)}\n\n⛔ preview failed; see the job log.\n")
             _error(error)
@@ -147,7 +148,12 @@ def _review(args: argparse.Namespace) -> int:
         summary = summarize(stack, preview, events, app_changes(work_dir))
         print(summary)
         if args.save is not None:
-            reviewed = fingerprint(stack, preview, work_dir)
+            try:
+                reviewed = fingerprint(stack, preview, work_dir, plan=plan)
+            except ReviewGateError as error:
+                _error(error)
+                failed = True
+                continue
             save(review_file(args.save, stack), reviewed, summary)
             print(f"Saved as {code(review_file(args.save, stack).name)} (fingerprint `{reviewed.digest()[:12]}`).\n")
     return EXIT_FAILED if failed else 0

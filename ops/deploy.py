@@ -12,6 +12,7 @@ import enum
 import os
 import re
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -100,9 +101,10 @@ def run(
     engine = Engine(work_dir)
     require_pulumi(engine.runner.command)  # before the copy, the lock or the backend is made
     config_file = stack_copy_file(work_dir, request.stack)
-    with engine.runner.stopping_on_signals():
+    with engine.runner.stopping_on_signals(), tempfile.TemporaryDirectory(prefix="reviewed-") as scratch:
+        plan = None
         if request.reviewed is not None:
-            hold_to_review(engine, request.stack, request.reviewed, work_dir, say)
+            plan = hold_to_review(engine, request.stack, request.reviewed, work_dir, say, into=Path(scratch))
         # A stop signal cancels pulumi, which is waited for; then the run ends there, and nothing is rolled back.
         cancelled = f"pulumi {request.action.value} was cancelled and has exited"
         engine.runner.stop_detail = f"{cancelled}; not rolling back" if request.action is Action.UP else cancelled
@@ -139,7 +141,7 @@ def run(
             else:
                 log = EventLog()
                 try:
-                    stack.up(on_event=log, **output, **pack)  # type: ignore[arg-type]
+                    stack.up(on_event=log, plan=None if plan is None else str(plan), **output, **pack)  # type: ignore[arg-type]
                 except CommandError as error:
                     failure = Failure(stack=request.stack, what=log.first_error())
                     raise roll_back(
@@ -230,14 +232,20 @@ def _store_local_password(
     remember_password(work_dir, stack.name, config_file, password_file)
 
 
-def hold_to_review(engine: Engine, stack: str, reviewed: Path, work_dir: Path, say: Callable[[str], None]) -> None:
-    """Previews the stack again; nothing goes on unless its changes are those of the saved review.
+def hold_to_review(
+    engine: Engine, stack: str, reviewed: Path, work_dir: Path, say: Callable[[str], None], *, into: Path
+) -> Path:
+    """Previews the stack again; nothing goes on unless its changes are those of the saved review. Returns the
+    reviewed update plan, copied into ``into``, that the up must run with.
 
     Raises:
-        ReviewGateError: When ``reviewed`` is not a review file of this stack; nothing was previewed.
+        ReviewGateError: When ``reviewed`` is not a review file of this stack, or its plan is missing or not the
+            one reviewed; nothing was previewed.
         DeployRefusedError: When the changes differ, or the preview failed.
     """
-    from ops.review_gate import check
+    from ops.review_gate import check, load, take_plan
+
+    plan = take_plan(reviewed, load(reviewed, stack), into)
     from ops.review_summary import ReviewError
 
     try:
@@ -252,7 +260,8 @@ def hold_to_review(engine: Engine, stack: str, reviewed: Path, work_dir: Path, s
             f"deploy of stack {stack!r} refused: its changes differ from the review in {reviewed}:\n{lines}\n"
             "Review the stack again, or deploy without REVIEWED."
         )
-    say(f"Stack {stack!r}: the changes are those reviewed in {reviewed}.")
+    say(f"Stack {stack!r}: the changes are those reviewed in {reviewed}; the up runs with its update plan.")
+    return plan
 
 
 def _show_answer(

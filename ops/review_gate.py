@@ -1,7 +1,10 @@
 """The review gate: holds an up to what its reviewer saw (`make up REVIEWED=<file>`).
 
-`make review SAVE=<dir>` saves a fingerprint of each stack's previewed changes; before an up held to it,
-a fresh preview's fingerprint is compared with it, and nothing is applied when they differ.
+`make review SAVE=<dir>` saves, for each stack, the preview's update plan (``<stack>.plan.json``) and a
+fingerprint of its changes (``<stack>.review.json``). An up held to them previews again and applies nothing
+when the fingerprints differ; then it runs with the plan, so that the engine itself refuses any operation the
+review did not show. The fingerprint is what a person reads, and what the plan cannot know: the files of the
+build context and the base image's digest (a plan knows the context only as a path, the base image as a tag).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +23,10 @@ from ops import PROJECT_DIR
 from ops.engine import Engine
 from ops.review_summary import SECRET_SIG_KEY, changes, display, preview_stack
 from settings import DEFAULT_BUILD_CONTEXT
+from settings.stack_files import read_known_settings
 
 # Bumped when the record's meaning changes: an older review is refused, never half-compared.
-BINDING_VERSION = 1
+BINDING_VERSION = 2
 IMAGE_BUILD_TYPE = "docker-build:index:Image"
 # Stands for the random suffix of an auto-named resource, which no two previews share.
 AUTONAME_MARK = "(random suffix)"
@@ -30,6 +35,9 @@ MAX_SHOWN_CHARS = 80
 MAX_REVIEW_BYTES = 16 << 20
 """The largest review file read: a review of this project's few resources takes kilobytes."""
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+PINNED_IMAGE = re.compile(r"\S+@sha256:[0-9a-f]{64}")
+DOCKERFILE_BASE = re.compile(r"^ARG BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
+"""The Dockerfile's own base image: what the build takes when a stack sets no ``build.baseImage``."""
 
 
 class ReviewGateError(Exception):
@@ -42,9 +50,15 @@ class Fingerprint:
 
     stack: str
     changes: dict[str, dict[str, Any]]
-    """By ``"<type> <name>"``: its ``op``, its changed ``fields`` (path -> [old, new]) and ``replaceReasons``."""
+    """By ``"<type chain> <name>"`` (the URN's types, parents first, so that resources of one type and name
+    under two parents stay apart): its ``op``, its changed ``fields`` (path -> [old, new]) and
+    ``replaceReasons``."""
     build_context: str | None
-    """sha256 over the files of app/ when the stack builds its image, else None."""
+    """sha256 over the files of the stack's build context when the stack builds its image, else None."""
+    base_image: str | None = None
+    """The base image the build would start from, pinned by the digest its registry served, else None."""
+    plan: str | None = None
+    """sha256 of the update plan saved with the review, else None."""
 
     def digest(self) -> str:
         """One hash of the whole record, to name a review in a log."""
@@ -57,6 +71,8 @@ class Fingerprint:
             "stack": self.stack,
             "changes": self.changes,
             "buildContext": self.build_context,
+            "baseImage": self.base_image,
+            "plan": self.plan,
         }
 
 
@@ -86,11 +102,21 @@ def leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     return [(path, value)]
 
 
-def fingerprint(stack: str, preview: Mapping[str, Any], work_dir: Path = PROJECT_DIR) -> Fingerprint:
-    """The fingerprint of one stack's `pulumi preview --json` document.
+def fingerprint(
+    stack: str,
+    preview: Mapping[str, Any],
+    work_dir: Path = PROJECT_DIR,
+    *,
+    plan: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Fingerprint:
+    """The fingerprint of one stack's `pulumi preview --json` document, and of the plan saved beside it.
 
     Field values are kept in full (an image reference with its whole digest), except secrets, which
     are recorded as ``[secret]``: a review file is an artifact that many can read.
+
+    Raises:
+        ReviewGateError: When the stack builds from a base image that its registry does not serve or cannot say.
     """
     found: dict[str, dict[str, Any]] = {}
     creates = {step["urn"]: step for step in preview.get("steps", []) if step["op"] == "create"}
@@ -100,14 +126,79 @@ def fingerprint(stack: str, preview: Mapping[str, Any], work_dir: Path = PROJECT
             # A create has no diff: what it will create is every input it was given.
             inputs = (creates[change.urn].get("newState") or {}).get("inputs", {})
             fields = {path: ["(none)", display(value, None)] for path, value in leaves(inputs)}
-        found[f"{change.type} {change.name}"] = {
+        found[f"{change.urn.split('::')[2]} {change.name}"] = {
             "op": change.op,
             "fields": {path: [_autonamed(change.name, v) for v in pair] for path, pair in fields.items()},
             "replaceReasons": sorted(change.replace_reasons),
         }
     builds = any(step["urn"].split("::")[2].endswith(IMAGE_BUILD_TYPE) for step in preview.get("steps", []))
-    context = build_context_hash(work_dir / DEFAULT_BUILD_CONTEXT) if builds else None
-    return Fingerprint(stack=stack, changes=found, build_context=context)
+    context = base = None
+    if builds:
+        build = read_known_settings(work_dir, stack).get("build") or {}
+        if isinstance(build, str):  # an object set with `pulumi config set` is kept as JSON text
+            build = json.loads(build)
+        context_dir = work_dir / str(build.get("context") or DEFAULT_BUILD_CONTEXT)
+        context = build_context_hash(context_dir)
+        base = pinned_base_image(str(build.get("baseImage") or _dockerfile_base(context_dir)), environ)
+    planned = None if plan is None else hashlib.sha256(plan.read_bytes()).hexdigest()
+    return Fingerprint(stack=stack, changes=found, build_context=context, base_image=base, plan=planned)
+
+
+def _dockerfile_base(context_dir: Path) -> str:
+    dockerfile = context_dir / "Dockerfile"
+    found = DOCKERFILE_BASE.search(dockerfile.read_text()) if dockerfile.is_file() else None
+    if found is None:
+        raise ReviewGateError(f"{dockerfile} must declare `ARG BASE_IMAGE=<image>` when build.baseImage is unset")
+    return found.group(1)
+
+
+def pinned_base_image(written: str, environ: Mapping[str, str]) -> str:
+    """The base image as ``<name>@<digest>``: as written when pinned, else the digest its registry serves now.
+
+    Raises:
+        ReviewGateError: When the name is malformed or its registry does not serve it or cannot say.
+    """
+    from ops.image_names import parse_image_name
+    from ops.registry import RegistryError, from_environment
+
+    name = parse_image_name(written)
+    if isinstance(name, str):
+        raise ReviewGateError(f"the base image must be an image name, got {written!r}: {name}")
+    if name.digest is not None:
+        return str(name)
+    try:
+        served = from_environment(name.registry, environ).served_digest(name.repository, name.reference)
+    except RegistryError as error:
+        raise ReviewGateError(f"cannot tell which base image {written} is: {error}") from error
+    if served is None:
+        raise ReviewGateError(f"the base image {written} must be served by its registry, got no such image")
+    return f"{name}@{served}"
+
+
+def plan_file(directory: Path, stack: str) -> Path:
+    """Where the update plan of a review of ``stack`` is saved in ``directory``, beside its review file."""
+    return directory / f"{stack}.plan.json"
+
+
+def take_plan(reviewed: Path, fingerprinted: Fingerprint, into: Path) -> Path:
+    """Copies the plan saved beside the review file ``reviewed`` into ``into`` and returns the copy: the plan
+    an up is held to, checked against the review's record of it.
+
+    Raises:
+        ReviewGateError: When the review has no plan, the plan is missing, or it is not the one reviewed.
+    """
+    saved = plan_file(reviewed.parent, fingerprinted.stack)
+    if fingerprinted.plan is None:
+        raise ReviewGateError(f"REVIEWED must record the update plan saved with it, got none in {reviewed}")
+    copy = into / saved.name
+    try:
+        shutil.copyfile(saved, copy)  # checked and used as one copy: the saved file may change meanwhile
+    except OSError as error:
+        raise ReviewGateError(f"REVIEWED needs its update plan {saved}, got: {error}") from error
+    found = hashlib.sha256(copy.read_bytes()).hexdigest()
+    if found != fingerprinted.plan:
+        raise ReviewGateError(f"{saved} must be the update plan reviewed (sha256 {fingerprinted.plan}), got {found}")
+    return copy
 
 
 def review_file(directory: Path, stack: str) -> Path:
@@ -148,12 +239,15 @@ def load(path: Path, stack: str) -> Fingerprint:
     if record.get("stack") != stack:
         raise ReviewGateError(f"REVIEWED must be a review of stack {stack!r}, got one of {record.get('stack')!r}")
     problems = [problem for key, change in record["changes"].items() for problem in _change_problems(key, change)]
-    context = record.get("buildContext")
-    if context is not None and not (isinstance(context, str) and SHA256_HEX.fullmatch(context)):
-        problems.append(f"buildContext must be a sha256 in hex or null, got {_shown(context)}")
+    context, base, plan = record.get("buildContext"), record.get("baseImage"), record.get("plan")
+    for key, value, pattern in (("buildContext", context, SHA256_HEX), ("plan", plan, SHA256_HEX)):
+        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+            problems.append(f"{key} must be a sha256 in hex or null, got {_shown(value)}")
+    if base is not None and not (isinstance(base, str) and PINNED_IMAGE.fullmatch(base)):
+        problems.append(f"baseImage must be an image pinned by digest or null, got {_shown(base)}")
     if problems:
         raise ReviewGateError(f"{not_one}: {'; '.join(problems)}")
-    return Fingerprint(stack=stack, changes=record["changes"], build_context=context)
+    return Fingerprint(stack=stack, changes=record["changes"], build_context=context, base_image=base, plan=plan)
 
 
 def _shown(value: Any) -> str:
@@ -206,7 +300,9 @@ def differences(reviewed: Fingerprint, now: Fingerprint) -> list[str]:
                 f"`{key}` replacement forced by: reviewed {before['replaceReasons']}, now {after['replaceReasons']}"
             )
     if reviewed.build_context != now.build_context:
-        found.append(f"{DEFAULT_BUILD_CONTEXT}/ differs from the reviewed source: another image would be built")
+        found.append("the build context differs from the reviewed source: another image would be built")
+    if reviewed.base_image != now.base_image:
+        found.append(f"the base image is now {now.base_image}, reviewed {reviewed.base_image}: another would be built")
     return found
 
 

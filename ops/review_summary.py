@@ -270,13 +270,14 @@ def summarize(
 
 
 def preview_stack(
-    stack: str, work_dir: Path = PROJECT_DIR, engine: Engine | None = None
+    stack: str, work_dir: Path = PROJECT_DIR, engine: Engine | None = None, *, plan: Path | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Runs a real preview with the policy pack and returns it as a preview document, with its policy events.
 
     The pack runs with the stack's enforcement: its ``policy/config/<stack>.json``, else every rule
     mandatory. The stack is locked meanwhile, so that a promotion never interleaves with the review.
-    A stack that was never deployed is reviewed too: everything in it is a create.
+    A stack that was never deployed is reviewed too: everything in it is a create. With ``plan``, the
+    preview also saves its update plan there (``pulumi preview --save-plan``), for an up held to it.
 
     Raises:
         ReviewError: When the preview fails or another promotion or review holds the stack.
@@ -299,6 +300,7 @@ def preview_stack(
                         policy_packs=[str(policy.pack)],
                         policy_pack_configs=[str(policy.config)],
                         config_file=str(config_file),
+                        plan=None if plan is None else str(plan),
                     )
                 except CommandError as error:
                     failed = error

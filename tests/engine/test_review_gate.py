@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ops.__main__ import EXIT_REVIEW_DIFFERS
-from ops.review_gate import check, fingerprint, review_file, save
+from ops.review_gate import check, fingerprint, plan_file, review_file, save
 from ops.review_summary import preview_stack, summarize
 from tests.conftest import stack_config
 from tests.engine.fixtures import MakeWorkspace
@@ -31,8 +31,9 @@ def test_binding_allows_the_reviewed_changes_and_refuses_a_stack_file_changed_af
     workspace = make_workspace("qa", config)
     for key, value in workspace.env.items():
         monkeypatch.setenv(key, value)
-    preview, events = preview_stack("qa", workspace.directory)
-    reviewed = fingerprint("qa", preview, workspace.directory)
+    plan = plan_file(tmp_path, "qa")
+    preview, events = preview_stack("qa", workspace.directory, plan=plan)
+    reviewed = fingerprint("qa", preview, workspace.directory, plan=plan)
     saved = review_file(tmp_path, "qa")
     save(saved, reviewed, summarize("qa", preview, events))
 
@@ -48,7 +49,7 @@ def test_binding_allows_the_reviewed_changes_and_refuses_a_stack_file_changed_af
 
     assert unchanged == []
     assert refused.returncode == EXIT_REVIEW_DIFFERS, refused.stderr
-    deployment = "`kubernetes:apps/v1:Deployment hello-world-deployment`"
+    deployment = "`hello-world:index:WebService$kubernetes:apps/v1:Deployment hello-world-deployment`"
     assert f"error: deploy of stack 'qa' refused: its changes differ from the review in {saved}:" in refused.stderr
     assert f"  - {deployment} `spec.replicas`: reviewed (none) → 2, now (none) → 3\n" in refused.stderr
     image_path = "spec.template.spec.containers[0].image"
@@ -56,8 +57,10 @@ def test_binding_allows_the_reviewed_changes_and_refuses_a_stack_file_changed_af
         f"  - {deployment} `{image_path}`: reviewed (none) → {image}, now (none) → {pushed_image}\n" in refused.stderr
     )
     assert json.loads(saved.read_text())["fingerprint"] == reviewed.digest()
+    assert json.loads(plan.read_text())["resourcePlans"], "the engine saved the reviewed operations"
 
 
+@pytest.mark.platform  # the fingerprint asks the local registry which image the base image's tag is
 def test_binding_refuses_a_build_whose_app_source_changed_after_the_review(
     make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -76,6 +79,6 @@ def test_binding_refuses_a_build_whose_app_source_changed_after_the_review(
 
     assert unchanged == []
     assert check("qa", saved, workspace.directory) == [
-        "app/ differs from the reviewed source: another image would be built"
+        "the build context differs from the reviewed source: another image would be built"
     ]
     assert "never-used-by-a-preview" not in saved.read_text()

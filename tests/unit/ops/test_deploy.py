@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import yaml
 
 from ops.policy_config import MANDATORY_POLICY_CONFIG, policy_config
 from ops.program_copy import copy_program
+from ops.review_gate import Fingerprint, plan_file, review_file, save
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import uses_local_platform
 from tests.conftest import ROOT
@@ -173,6 +175,8 @@ config = Path(args[args.index("--policy-pack-config") + 1]) if "--policy-pack-co
 entry = {"args": args, "policy_config": json.loads(config.read_text()) if config else None}
 if "--config-file" in args:
     entry["config_file"] = Path(args[args.index("--config-file") + 1]).read_text()
+if "--plan" in args:
+    entry["plan"] = Path(args[args.index("--plan") + 1]).read_text()
 with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
 if os.environ.get("FAKE_OPEN_FAILS") and args[:2] in (["stack", "select"], ["stack", "init"]):
@@ -333,3 +337,35 @@ def test_an_up_reads_nothing_back_and_says_where_the_service_answers_from_the_en
     assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
     commands = [json.loads(line)["args"][:2] for line in log.read_text().splitlines()]
     assert commands[-1][0] == "up", commands  # no `stack output` and no `stack history` after it
+
+
+def test_an_up_held_to_a_review_runs_pulumi_up_with_the_reviewed_update_plan(
+    tmp_path: Path,
+    service_port: int,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    _, env, log = ops_project(tmp_path, "qa", service_port, registry=fake_registry)
+    reviews = tmp_path / "review"
+    reviews.mkdir()
+    plan_file(reviews, "qa").write_text('{"resourcePlans": {}}')
+    reviewed = Fingerprint(stack="qa", changes={}, build_context=None, plan=sha256_of(plan_file(reviews, "qa")))
+    save(review_file(reviews, "qa"), reviewed, "summary")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "up", "qa", f"--reviewed={review_file(reviews, 'qa')}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    (up,) = [entry for entry in map(json.loads, log.read_text().splitlines()) if entry["args"][0] == "up"]
+    plan = up["args"][up["args"].index("--plan") + 1]
+    assert up["plan"] == '{"resourcePlans": {}}'
+    assert Path(plan).parent != reviews, "the up runs the copy that was checked, not the saved file"
+    assert not Path(plan).exists(), "the checked copy lives as long as the up"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

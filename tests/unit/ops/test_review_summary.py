@@ -220,7 +220,7 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
 def test_an_up_refuses_a_review_of_another_stack_before_pulumi_previews_or_deploys(tmp_path: Path) -> None:
     _, env, log = ops_project(tmp_path, "qa")
     reviewed = tmp_path / "qa.review.json"
-    reviewed.write_text('{"version": 1, "stack": "prod", "changes": {}}')
+    reviewed.write_text('{"version": 2, "stack": "prod", "changes": {}}')
 
     result = subprocess.run(
         [sys.executable, "-m", "ops", "up", "qa", f"--reviewed={reviewed}"],
