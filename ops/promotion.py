@@ -22,9 +22,10 @@ from pulumi import automation as auto
 from image_ref import DIGEST, ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
+from ops.image_names import ImageName, parse_image_name
 from ops.locking import LOCK_WAIT_SECONDS, locked
 from ops.policy_config import policy_run
-from ops.registry import Registry, RegistryError
+from ops.registry import Registry, RegistryError, same_registry
 from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
 from ops.stack_registry import pull_user, stack_registry
@@ -181,23 +182,35 @@ def check_served(image: ImageRef, registry: Registry, copied_from: ImageRef | No
     )
 
 
-def pinned_for(image: ImageRef, pulls_from: ImageRef | None) -> ImageRef:
+def pinned_for(image: ImageRef, pulls_from: ImageName | ImageRef | None) -> ImageRef:
     """What the target is pinned to: the promoted digest, in the registry and repository the target pulls from.
 
-    ``pulls_from`` is the image a target with an image pull secret runs now (its credentials are for
-    that registry); a target without one, or one that runs nothing yet, takes ``image`` as it is.
+    ``pulls_from`` is the image a target with an image pull secret names (its credentials are for that
+    registry); a target without one takes ``image`` as it is.
     """
-    if pulls_from is None or pulls_from.registry == image.registry:
+    if pulls_from is None or same_registry(pulls_from.registry, image.registry):
         return image
-    return pulls_from.with_digest(image.digest)
+    return ImageRef(registry=pulls_from.registry, repository=pulls_from.repository, digest=image.digest)
 
 
-def pulls_from(work_dir: Path, stack: str) -> ImageRef | None:
-    """The image a stack with an image pull secret runs now: its credentials are for that image's registry."""
+def pulls_from(work_dir: Path, stack: str) -> ImageName | None:
+    """The image a stack with an image pull secret names, pinned or not: its credentials are for that image's registry.
+
+    Raises:
+        PromotionError: When the stack has an image pull secret but its ``image`` names no registry (a first
+            promotion, or a malformed value): its credentials would go to whatever registry the source uses.
+    """
     if pull_user(work_dir, stack) is None:
         return None
-    parsed = parse_image_ref(str(plain_config(work_dir, stack).get(f"{PROJECT}:image", "")))
-    return parsed if isinstance(parsed, ImageRef) else None
+    given = plain_config(work_dir, stack).get(f"{PROJECT}:image")
+    parsed = parse_image_name(str(given)) if isinstance(given, str) and given else "no image"
+    if isinstance(parsed, str):
+        raise PromotionError(
+            f"stack {stack!r} sets imagePull, so its image must name the registry those credentials are for "
+            f"(<registry>/<repository>[:<tag>|@sha256:<digest>]), got {given!r} ({parsed}); set {PROJECT}:image in "
+            f"Pulumi.{stack}.yaml to the repository it pulls from; its credentials went nowhere"
+        )
+    return parsed
 
 
 def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack, engine: Engine) -> Registry:
