@@ -26,6 +26,9 @@ from ops.image_names import ImageName, parse_image_name
 from ops.locking import LOCK_WAIT_SECONDS, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError, same_registry
+from ops.review_gate import differences, fingerprint, review_file, save
+from ops.review_gate import load as load_review
+from ops.review_summary import policy_events, preview_document, summarize
 from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
 from ops.stack_registry import pull_user, stack_registry
@@ -57,6 +60,10 @@ class Request:
     """Why an image that did not pass the source's verification is promoted anyway; recorded."""
     rollback: bool = True
     """Return the target to its last verified digest when the deployment fails. Default True."""
+    save_review: Path | None = None
+    """Stop after the preview and save it in this folder as ``<target>.review.json``, for ``reviewed``. Default: no."""
+    reviewed: Path | None = None
+    """Deploy only when the preview shows exactly the changes of this saved review (``save_review``). Default: no."""
 
 
 @dataclass(frozen=True)
@@ -260,11 +267,16 @@ def promote(
     pack with the target's enforcement (every rule mandatory for a stack without its own config).
     Must run in the main thread: it handles SIGINT, SIGTERM and SIGHUP.
 
+    With ``request.save_review``, it stops after the preview and saves it; with ``request.reviewed``, it deploys
+    only what that saved preview showed (a review in one job, its approval, then the deploy in another).
+
     Returns:
-        True when the target was deployed, False when there was nothing to do.
+        True when the target was deployed, False when there was nothing to do or only a review was saved.
 
     Raises:
-        PromotionError: When a check fails or the deployment is declined; the target's settings are left as they were.
+        PromotionError: When a check fails, the preview differs from ``request.reviewed`` or the deployment is
+            declined; the target's settings are left as they were.
+        ReviewGateError: When ``request.reviewed`` is not a review of the target; nothing ran.
         StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``.
         Interrupted: On a stop signal, once pulumi has exited; the target's settings are put back
             unless the deployment had already succeeded.
@@ -283,6 +295,7 @@ def promote(
             f"--to must be a stack with a {stack_file(work_dir, target_stack.name).name} in {work_dir} "
             f"({', '.join(known)}), got {request.target!r}"
         )
+    reviewed = None if request.reviewed is None else load_review(request.reviewed, target_stack.name)
     engine = Engine(work_dir)
     require_pulumi(engine.runner.command)  # before the lock or the backend is made
     runner = engine.runner
@@ -326,14 +339,31 @@ def promote(
             config_file = str(write_stack_copy(work_dir, target_stack.name, pinned))
             packs, configs = [str(policy.pack)], [str(policy.config)]
             say(f"Promoting {image} from {request.source} to {request.target}; preview with the policy pack:")
+            previewed = EventLog()
             target.preview(
                 diff=True,
                 on_output=say,
+                on_event=previewed,
                 color="never",
                 policy_packs=packs,
                 policy_pack_configs=configs,
                 config_file=config_file,
             )
+            if request.save_review is not None:
+                document = preview_document(previewed.events)
+                saved = review_file(request.save_review, target_stack.name)
+                summary = summarize(target_stack.name, document, policy_events(previewed.events))
+                save(saved, fingerprint(target_stack.name, document, work_dir), summary)
+                say(f"Saved the review of promoting {image} to {request.target} as {saved}; nothing was deployed")
+                return False
+            if reviewed is not None:
+                now = fingerprint(target_stack.name, preview_document(previewed.events), work_dir)
+                if found := differences(reviewed, now):
+                    raise PromotionError(
+                        f"the preview of {request.target} must show the changes reviewed in {request.reviewed}, got "
+                        f"other changes: {'; '.join(found)}; nothing was deployed"
+                    )
+                say(f"The changes are those reviewed in {request.reviewed}.")
             if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
                 raise PromotionError("declined; nothing was deployed")
             set_settings(work_dir, target_stack.name, pinned)
