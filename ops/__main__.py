@@ -172,6 +172,8 @@ def promotion_request(args: argparse.Namespace) -> Request:
         wait_seconds=args.wait_seconds,
         skip_verification=args.skip_verification,
         rollback=args.rollback,
+        save_review=args.save_review,
+        reviewed=args.reviewed,
     )
 
 
@@ -179,13 +181,20 @@ def _promote(args: argparse.Namespace) -> int:
     from ops.engine import CommandError, Interrupted
     from ops.locking import StackLockedError
     from ops.promotion import PromotionError, ask, promote
+    from ops.review_gate import ReviewGateError
     from ops.rollback import DeployError
 
+    if args.save_review is not None and not args.save_review.is_dir():
+        _error(f"--save-review must be an existing folder, got {str(args.save_review)!r}")
+        return EXIT_BAD_INPUT
     try:
         promote(promotion_request(args), work_dir=project_dir(), confirm=ask)
     except Interrupted as stopped:
         _error(stopped)
         return stopped.exit_code
+    except ReviewGateError as error:
+        _error(error)
+        return EXIT_BAD_INPUT
     except (PromotionError, StackLockedError, StackFileError) as error:
         _error(error)
         return EXIT_FAILED
@@ -258,6 +267,19 @@ def parser() -> argparse.ArgumentParser:
         "--skip-verification",
         metavar="REASON",
         help="promote even though the source's verification did not pass; the reason goes into the provenance",
+    )
+    reviewing = promote.add_mutually_exclusive_group()
+    reviewing.add_argument(
+        "--save-review",
+        type=Path,
+        metavar="DIR",
+        help="stop after the preview and save it as DIR/<target>.review.json, for --reviewed; nothing is deployed",
+    )
+    reviewing.add_argument(
+        "--reviewed",
+        type=Path,
+        metavar="FILE",
+        help="deploy only if the preview shows exactly the changes of this review saved by --save-review",
     )
     promote.add_argument(
         "--wait",

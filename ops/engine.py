@@ -115,7 +115,7 @@ class PulumiRunner(auto.PulumiCommand):
             try:
                 found = subprocess.run(
                     [self.command, "version"],
-                    env={**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+                    env={**child_environment(os.environ), "PULUMI_SKIP_UPDATE_CHECK": "true"},
                     capture_output=True,
                     text=True,
                     check=True,
@@ -142,7 +142,7 @@ class PulumiRunner(auto.PulumiCommand):
         separator = args.index("--") if "--" in args else len(args)
         self.version  # noqa: B018 - a missing CLI is named here, before anything else runs
         command = [self.command, *([] if "--non-interactive" in args[:separator] else ["--non-interactive"]), *args]
-        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
+        env = {**child_environment(os.environ), **additional_env, "PULUMI_AUTOMATION_API": "true"}
         stdin, self._stdin = self._stdin, None
         stdout: list[str] = []
         stderr: list[str] = []
@@ -254,6 +254,21 @@ def _tell(message: str) -> None:
     """Writes to stderr from a signal handler: no buffered stream, which the interrupted code may be using."""
     with suppress(OSError, ValueError):
         os.write(sys.stderr.fileno(), f"{message}\n".encode())
+
+
+STACK_PASSPHRASE = re.compile(r"PULUMI_CONFIG_PASSPHRASE_(?!FILE\Z)[A-Z0-9_]+")
+"""A per-stack passphrase variable, such as ``PULUMI_CONFIG_PASSPHRASE_PROD`` (not the local ``..._FILE``)."""
+OURS_ONLY = frozenset({"REGISTRY_PASSWORD"})
+"""Secrets of this process's own registry checks (ops/registry.py): the program and its providers never read them."""
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What every pulumi process inherits: the environment without any stack's own passphrase or our registry password.
+
+    A command for one stack gets that stack's passphrase back as ``PULUMI_CONFIG_PASSPHRASE`` (:func:`passphrase_env`,
+    through its workspace); a plugin or policy pack of one stack never sees another stack's passphrase.
+    """
+    return {key: value for key, value in environ.items() if not (STACK_PASSPHRASE.fullmatch(key) or key in OURS_ONLY)}
 
 
 def passphrase_env(stack: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:

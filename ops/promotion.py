@@ -13,6 +13,7 @@ import datetime
 import select
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,13 @@ from pulumi import automation as auto
 from image_ref import DIGEST, ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
+from ops.image_names import ImageName, parse_image_name
 from ops.locking import LOCK_WAIT_SECONDS, locked
 from ops.policy_config import policy_run
-from ops.registry import Registry, RegistryError
+from ops.registry import Registry, RegistryError, same_registry
+from ops.review_gate import differences, fingerprint, plan_file, review_file, save, take_plan
+from ops.review_gate import load as load_review
+from ops.review_summary import policy_events, preview_document, summarize
 from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
 from ops.stack_registry import pull_user, stack_registry
@@ -56,6 +61,10 @@ class Request:
     """Why an image that did not pass the source's verification is promoted anyway; recorded."""
     rollback: bool = True
     """Return the target to its last verified digest when the deployment fails. Default True."""
+    save_review: Path | None = None
+    """Stop after the preview and save it in this folder as ``<target>.review.json``, for ``reviewed``. Default: no."""
+    reviewed: Path | None = None
+    """Deploy only when the preview shows exactly the changes of this saved review (``save_review``). Default: no."""
 
 
 @dataclass(frozen=True)
@@ -181,23 +190,35 @@ def check_served(image: ImageRef, registry: Registry, copied_from: ImageRef | No
     )
 
 
-def pinned_for(image: ImageRef, pulls_from: ImageRef | None) -> ImageRef:
+def pinned_for(image: ImageRef, pulls_from: ImageName | ImageRef | None) -> ImageRef:
     """What the target is pinned to: the promoted digest, in the registry and repository the target pulls from.
 
-    ``pulls_from`` is the image a target with an image pull secret runs now (its credentials are for
-    that registry); a target without one, or one that runs nothing yet, takes ``image`` as it is.
+    ``pulls_from`` is the image a target with an image pull secret names (its credentials are for that
+    registry); a target without one takes ``image`` as it is.
     """
-    if pulls_from is None or pulls_from.registry == image.registry:
+    if pulls_from is None or same_registry(pulls_from.registry, image.registry):
         return image
-    return pulls_from.with_digest(image.digest)
+    return ImageRef(registry=pulls_from.registry, repository=pulls_from.repository, digest=image.digest)
 
 
-def pulls_from(work_dir: Path, stack: str) -> ImageRef | None:
-    """The image a stack with an image pull secret runs now: its credentials are for that image's registry."""
+def pulls_from(work_dir: Path, stack: str) -> ImageName | None:
+    """The image a stack with an image pull secret names, pinned or not: its credentials are for that image's registry.
+
+    Raises:
+        PromotionError: When the stack has an image pull secret but its ``image`` names no registry (a first
+            promotion, or a malformed value): its credentials would go to whatever registry the source uses.
+    """
     if pull_user(work_dir, stack) is None:
         return None
-    parsed = parse_image_ref(str(plain_config(work_dir, stack).get(f"{PROJECT}:image", "")))
-    return parsed if isinstance(parsed, ImageRef) else None
+    given = plain_config(work_dir, stack).get(f"{PROJECT}:image")
+    parsed = parse_image_name(str(given)) if isinstance(given, str) and given else "no image"
+    if isinstance(parsed, str):
+        raise PromotionError(
+            f"stack {stack!r} sets imagePull, so its image must name the registry those credentials are for "
+            f"(<registry>/<repository>[:<tag>|@sha256:<digest>]), got {given!r} ({parsed}); set {PROJECT}:image in "
+            f"Pulumi.{stack}.yaml to the repository it pulls from; its credentials went nowhere"
+        )
+    return parsed
 
 
 def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack, engine: Engine) -> Registry:
@@ -247,11 +268,16 @@ def promote(
     pack with the target's enforcement (every rule mandatory for a stack without its own config).
     Must run in the main thread: it handles SIGINT, SIGTERM and SIGHUP.
 
+    With ``request.save_review``, it stops after the preview and saves it; with ``request.reviewed``, it deploys
+    only what that saved preview showed (a review in one job, its approval, then the deploy in another).
+
     Returns:
-        True when the target was deployed, False when there was nothing to do.
+        True when the target was deployed, False when there was nothing to do or only a review was saved.
 
     Raises:
-        PromotionError: When a check fails or the deployment is declined; the target's settings are left as they were.
+        PromotionError: When a check fails, the preview differs from ``request.reviewed`` or the deployment is
+            declined; the target's settings are left as they were.
+        ReviewGateError: When ``request.reviewed`` is not a review of the target; nothing ran.
         StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``.
         Interrupted: On a stop signal, once pulumi has exited; the target's settings are put back
             unless the deployment had already succeeded.
@@ -270,6 +296,7 @@ def promote(
             f"--to must be a stack with a {stack_file(work_dir, target_stack.name).name} in {work_dir} "
             f"({', '.join(known)}), got {request.target!r}"
         )
+    reviewed = None if request.reviewed is None else load_review(request.reviewed, target_stack.name)
     engine = Engine(work_dir)
     require_pulumi(engine.runner.command)  # before the lock or the backend is made
     runner = engine.runner
@@ -278,7 +305,14 @@ def promote(
     with (
         runner.stopping_on_signals(),
         locked(work_dir, target_stack.name, purpose=purpose, wait_seconds=request.wait_seconds),
+        tempfile.TemporaryDirectory(prefix="reviewed-") as scratch,
     ):
+        # The reviewed update plan, checked once and used as that copy: the engine refuses what it does not hold.
+        plan = (
+            None
+            if reviewed is None or request.reviewed is None
+            else take_plan(request.reviewed, reviewed, Path(scratch))
+        )
         source = engine.stack(source_stack.given)
         outputs = source.outputs()
         if "imageRef" not in outputs:
@@ -313,21 +347,40 @@ def promote(
             config_file = str(write_stack_copy(work_dir, target_stack.name, pinned))
             packs, configs = [str(policy.pack)], [str(policy.config)]
             say(f"Promoting {image} from {request.source} to {request.target}; preview with the policy pack:")
+            previewed = EventLog()
+            saved_plan = None if request.save_review is None else plan_file(request.save_review, target_stack.name)
             target.preview(
                 diff=True,
                 on_output=say,
+                on_event=previewed,
                 color="never",
                 policy_packs=packs,
                 policy_pack_configs=configs,
                 config_file=config_file,
+                plan=None if saved_plan is None else str(saved_plan),
             )
+            if request.save_review is not None:
+                document = preview_document(previewed.events)
+                saved = review_file(request.save_review, target_stack.name)
+                summary = summarize(target_stack.name, document, policy_events(previewed.events))
+                save(saved, fingerprint(target_stack.name, document, work_dir, plan=saved_plan), summary)
+                say(f"Saved the review of promoting {image} to {request.target} as {saved}; nothing was deployed")
+                return False
+            if reviewed is not None:
+                now = fingerprint(target_stack.name, preview_document(previewed.events), work_dir)
+                if found := differences(reviewed, now):
+                    raise PromotionError(
+                        f"the preview of {request.target} must show the changes reviewed in {request.reviewed}, got "
+                        f"other changes: {'; '.join(found)}; nothing was deployed"
+                    )
+                say(f"The changes are those reviewed in {request.reviewed}.")
             if not (request.yes or confirm(f"Deploy {image} to {request.target}?")):
                 raise PromotionError("declined; nothing was deployed")
             set_settings(work_dir, target_stack.name, pinned)
             with runner.interruptible(False):
                 log = EventLog()
                 try:
-                    _deploy(target, engine, say, packs, configs, config_file, log)
+                    _deploy(target, engine, say, packs, configs, config_file, log, plan)
                 except CommandError as error:
                     # The target's settings are put back below: the failed change does not stay pending.
                     failure = Failure(stack=target_stack.name, what=log.first_error(), pending=False)
@@ -355,8 +408,10 @@ def _deploy(
     configs: list[str],
     config_file: str,
     log: EventLog,
+    plan: Path | None = None,
 ) -> None:
-    """``pulumi up``, which a signal cancels; a failure after a signal is reported as the interruption.
+    """``pulumi up`` (held to ``plan``, the reviewed update plan, if given), which a signal cancels; a failure
+    after a signal is reported as the interruption.
 
     Raises:
         Interrupted: When pulumi up failed after a stop signal.
@@ -370,6 +425,7 @@ def _deploy(
             policy_packs=packs,
             policy_pack_configs=configs,
             config_file=config_file,
+            plan=None if plan is None else str(plan),
         )
     except CommandError as error:
         if engine.runner.deployed:

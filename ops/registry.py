@@ -14,10 +14,13 @@ import http.client
 import inspect
 import ipaddress
 import json
+import os
 import re
+import socket
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,6 @@ import oras.auth.utils  # type: ignore[import-untyped]
 import oras.provider  # type: ignore[import-untyped]
 import requests
 import requests.adapters
-import requests.utils
 
 from image_ref import DIGEST, REGISTRY
 from ops.image_names import DOCKER_HUB, TAG, api_host, is_docker_hub, normalised
@@ -133,13 +135,59 @@ def _shown(text: object) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether a host (no port) is this machine: ``localhost`` or a loopback address."""
-    if host.lower() == "localhost":
+    """Whether a host (no port) is this machine: ``localhost`` and its subdomains, or a loopback address in any of
+    the forms a resolver takes (``127.1``, ``::ffff:127.0.0.1``), trailing dot or not."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        try:  # the shorthand IPv4 forms that inet_aton, and so the resolver, reads: 127.1, 2130706433
+            address = ipaddress.IPv4Address(socket.inet_aton(name)) if re.fullmatch(r"[0-9a-fx.]+", name) else None
+        except OSError:
+            address = None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address is not None and address.is_loopback
+
+
+def proxy_for(url: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The proxy a connection to ``url`` goes through, chosen as curl chooses it, or none.
+
+    Never for this machine (:func:`is_loopback`), nor for a host that ``no_proxy`` (else ``NO_PROXY``) names:
+    ``*`` alone names every host; an entry names that host and its subdomains (a leading dot is ignored), or, for
+    an address, that address or a CIDR range holding it. Otherwise ``http_proxy`` for http (never ``HTTP_PROXY``,
+    which a web server's CGI environment can set), ``https_proxy`` or ``HTTPS_PROXY`` for https, else ``all_proxy``
+    or ``ALL_PROXY``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host or is_loopback(host) or _not_proxied(host, environ.get("no_proxy") or environ.get("NO_PROXY") or ""):
+        return {}
+    names = ["http_proxy"] if parts.scheme == "http" else ["https_proxy", "HTTPS_PROXY"]
+    proxy = next((environ[name] for name in [*names, "all_proxy", "ALL_PROXY"] if environ.get(name)), None)
+    return {parts.scheme: proxy} if proxy else {}
+
+
+def _not_proxied(host: str, no_proxy: str) -> bool:
+    if no_proxy.strip() == "*":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        address = None
+    for entry in re.split(r"[\s,]+", no_proxy.lower()):
+        if address is not None and "/" in entry:
+            with suppress(ValueError):
+                if address in ipaddress.ip_network(entry.strip("[]"), strict=False):
+                    return True
+            continue
+        pattern = entry.strip("[]").removeprefix(".").rstrip(".")
+        if pattern and (host == pattern or (address is None and host.endswith(f".{pattern}"))):
+            return True
+    return False
 
 
 def _host(address: str) -> str:
@@ -180,16 +228,18 @@ class _BoundedBody:
 
 
 class _Adapter(requests.adapters.HTTPAdapter):
-    """Every connection: a timeout, no retry, no proxy to loopback, and a named error when it fails."""
+    """Every connection: a timeout, no retry, its own proxy choice (none to loopback), a named error when it fails."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, environ: Mapping[str, str]) -> None:
         super().__init__(max_retries=0)
         self.address = address
+        self.environ = environ
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         host = urllib.parse.urlsplit(request.url or "").hostname or ""
-        if is_loopback(host):
-            kwargs["proxies"] = {}  # a proxy has no business with this machine's registry
+        # Chosen here for each connection, redirects and token issuers included: requests would take one choice
+        # for the whole session, and its no_proxy rules are not curl's.
+        kwargs["proxies"] = proxy_for(request.url or "", self.environ)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = TIMEOUT_SECONDS
         own = host == _host(api_host(self.address))
@@ -233,9 +283,12 @@ class _Watch:
         )
         if response.is_redirect:
             target = urllib.parse.urljoin(response.url, response.headers["Location"])
-            if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
+            parts = urllib.parse.urlsplit(target)
+            # Plain http leaves this machine only through networks and proxies that could answer any digest.
+            if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or ""))):
                 raise NotARegistryError(
-                    f"{who} must redirect to http or https, got {response.status_code} to {_shown(target)!r}"
+                    f"{who} must redirect to https (or plain http on this machine), got {response.status_code} "
+                    f"to {_shown(target)!r}"
                 )
             return response
         if origin == self.origin:
@@ -282,7 +335,8 @@ class _Watch:
         raise CredentialsRequiredError(self.missing(f"registry {address} answered 401 {_shown(response.reason)}"))
 
     def bearer(self, raw: str, sent: str) -> None:
-        """A token challenge: its issuer must be a web address, https unless the registry itself is plain http."""
+        """A token challenge: its issuer must be a web address, https unless it and the registry are plain http on
+        this machine."""
         address = self.registry.address
         # The realm as oras will ask it (its own parse of the header); the error oras does not keep.
         realm = oras.auth.utils.parse_auth_header(raw).realm or ""
@@ -292,7 +346,7 @@ class _Watch:
             raise NotARegistryError(
                 f"registry {address} names a token issuer that is not a web address: {_shown(realm)!r}"
             )
-        if parts.scheme == "http" and self.origin[0] == "https":
+        if parts.scheme == "http" and (self.origin[0] == "https" or not is_loopback(parts.hostname)):
             raise CredentialsWouldLeakError(
                 f"registry {address} names token issuer {_shown(realm)}, which is not https: "
                 "credentials are not sent in clear"
@@ -402,12 +456,10 @@ class Registry:
             hostname=host, insecure=self.plain_http, tls_verify=self.ca_cert or True, auth_backend="token"
         )
         session: requests.Session = client.session
-        # No netrc, no environment proxy for loopback: credentials and proxies are this module's choice.
+        # No netrc, no environment proxy settings: credentials and proxies are this module's choice (_Adapter).
         session.trust_env = False
-        if not self.plain_http:
-            session.proxies = requests.utils.get_environ_proxies(f"https://{host}/v2/")
         session.max_redirects = MAX_REDIRECTS
-        adapter = _Adapter(self.address)
+        adapter = _Adapter(self.address, os.environ)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         scheme = "http" if self.plain_http else "https"

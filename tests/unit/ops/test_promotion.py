@@ -262,11 +262,15 @@ elif args[0] in ("preview", "up") and "--policy-pack-config" in args:
     record(command=args[0], policy_config=json.loads(Path(flag("--policy-pack-config")).read_text()))
 if args[0] == "preview":
     events("preview")
+    if flag("--save-plan"):  # what the engine writes, in short
+        Path(flag("--save-plan")).write_text(json.dumps({"resourcePlans": {}, "stack": flag("--stack")}))
     if os.environ.get("FAKE_PULUMI_PREVIEW") == "fail":
         print("error: preview failed", file=sys.stderr)
         sys.exit(1)
     print("Previewing update")
 elif args[0] == "up":
+    if flag("--plan"):
+        record(plan=Path(flag("--plan")).read_text())
     def stop(signum, frame):
         record(signal=signal.Signals(signum).name, stack_file=stack_file().read_text())
         time.sleep(1)  # cancelling takes a while

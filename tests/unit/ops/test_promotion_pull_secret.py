@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,3 +160,59 @@ def test_promotion_with_a_wrong_pull_password_is_refused_by_the_targets_registry
     assert result.returncode == 1
     assert f"registry {private_registry.address} answered 401" in result.stderr
     assert "not-the-password" not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def source_registry(pull_promotion: Promotion) -> Iterator[PrivateRegistry]:
+    """dev's image in a registry of its own that serves any digest and notes every Authorization it gets."""
+    registry = PrivateRegistry()
+
+    class AnyDigest(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            registry.authorizations.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", self.path.rsplit("/", 1)[-1])
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with serving(AnyDigest) as port:
+        registry.address = f"127.0.0.1:{port}"
+        image = f"{registry.address}/hello-world@{DIGEST}"
+        pull_promotion.env["FAKE_PULUMI_OUTPUTS"] = json.dumps({"dev": {"imageRef": image, "verifiedImageRef": image}})
+        yield registry
+
+
+def test_promotion_to_a_target_whose_image_is_not_pinned_asks_only_the_registry_its_credentials_are_for(
+    pull_promotion: Promotion, private_registry: PrivateRegistry, source_registry: PrivateRegistry
+) -> None:
+    private_registry.served.add(DIGEST)
+    set_settings(pull_promotion.project, "staging", {"image": f"{private_registry.address}/team/hello-world:v1"})
+
+    result = pull_promotion.run("--from", "dev", "--to", "staging")
+
+    assert f"Promoting {private_registry.address}/team/hello-world@{DIGEST} from dev to staging" in result.stdout
+    expected = "Basic " + base64.b64encode(f"{TARGET_USER}:{TARGET_PASSWORD}".encode()).decode()
+    assert private_registry.authorizations == [expected]
+    assert source_registry.authorizations == [], "the target's pull password went to the source's registry"
+
+
+@pytest.mark.parametrize("image", [None, "not an image"], ids=["first-promotion", "hand-edited"])
+def test_promotion_to_a_target_with_a_pull_secret_but_no_registry_of_its_own_is_refused_sending_nothing(
+    pull_promotion: Promotion, source_registry: PrivateRegistry, image: str | None
+) -> None:
+    staging = pull_promotion.project / "Pulumi.staging.yaml"
+    kept = [line for line in staging.read_text().splitlines() if "hello-world:image:" not in line]
+    if image is not None:
+        kept.append(f"  hello-world:image: {image}")
+    staging.write_text("\n".join(kept) + "\n")
+
+    result = pull_promotion.run("--from", "dev", "--to", "staging")
+
+    assert result.returncode == 1
+    assert "stack 'staging' sets imagePull, so its image must name the registry those credentials are for" in (
+        result.stderr
+    )
+    assert source_registry.authorizations == []
+    assert not [entry for entry in pull_promotion.entries() if entry.get("args", [""])[0] in ("preview", "up")]

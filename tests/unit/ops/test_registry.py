@@ -248,7 +248,7 @@ def test_registry_refuses_a_redirect_to_another_scheme_without_following_it(
 
     assert (
         str(refused.value)
-        == f"registry {first.address} must redirect to http or https, got 307 to 'ftp://{listener}/x'"
+        == f"registry {first.address} must redirect to https (or plain http on this machine), got 307 to 'ftp://{listener}/x'"
     )
     assert connections == []
 

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ INPUT_RULES = {
     ),
 }
 PREVIEW_SECRETS = {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_DEV", "PULUMI_CONFIG_PASSPHRASE_STAGING"}
+PROD_ENVIRONMENTS = {"prod-review", "prod"}
+"""Where prod's passphrase may be: the job that previews prod before its approval, and the approved job."""
 Node = dict[str, Any]
 
 
@@ -172,14 +175,16 @@ def test_workflow_input_is_checked_against_a_strict_pattern_before_any_step_uses
         assert not marker.exists()
 
 
-def test_workflows_give_prods_passphrase_only_to_jobs_in_the_prod_environment() -> None:
+def test_workflows_give_prods_passphrase_only_to_jobs_in_the_prod_environments() -> None:
     for workflow in WORKFLOWS:
         for job_name, job in jobs_of(workflow):
             for secrets in secrets_per_run(job):
                 where = f"{workflow.name} job {job_name}"
                 assert "PULUMI_CONFIG_PASSPHRASE" not in secrets, f"{where}: use the passphrase of one stack"
                 if "PULUMI_CONFIG_PASSPHRASE_PROD" in secrets:
-                    assert environment(job) == "prod", f"{where}: prod's passphrase only in the prod environment"
+                    assert environment(job) in PROD_ENVIRONMENTS, (
+                        f"{where}: prod's passphrase only in {PROD_ENVIRONMENTS}"
+                    )
 
 
 def test_pull_request_workflow_previews_with_one_non_prod_passphrase_per_job_and_no_environment() -> None:
@@ -262,12 +267,28 @@ def test_jobs_that_run_make_install_the_pinned_cli_with_pulumis_action_and_cache
             ), f"{where}: TOOLCHAIN=path"
 
 
-def test_every_action_is_pinned_to_a_release() -> None:
+# `uses: owner/repo@<full commit sha>  # v<release>`: a tag can be moved to other code, a commit cannot.
+PINNED_USE = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+(\.\d+){0,2}$")
+
+
+def test_every_action_is_pinned_by_its_full_commit_sha_with_its_release_named() -> None:
     for workflow in WORKFLOWS:
-        for _, job in jobs_of(workflow):
-            for step in job["steps"]:
-                if "uses" in step:
-                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+(\.\d+){0,2}", step["uses"]), step["uses"]
+        uses = [line for line in workflow.read_text().splitlines() if re.match(r"^\s*(- )?uses:", line)]
+
+        assert uses, f"{workflow.name} uses no action"
+        for line in uses:
+            assert PINNED_USE.match(line), (
+                f"{workflow.name}: pin by full commit SHA with `# v<release>`: {line.strip()}"
+            )
+
+
+def test_every_checkout_keeps_no_token_in_the_git_config() -> None:
+    for workflow in WORKFLOWS:
+        for job_name, job in jobs_of(workflow):
+            for step in steps_using(job, "actions/checkout"):
+                assert step.get("with", {}).get("persist-credentials") is False, (
+                    f"{workflow.name} job {job_name}: persist-credentials: false (a push gets its token itself)"
+                )
 
 
 def test_pull_requests_test_on_a_kind_cluster_and_never_start_our_platform() -> None:
@@ -354,3 +375,280 @@ def test_review_comment_is_posted_once_then_edited_in_place(
     body = (tmp_path / "comment.md").read_text()
     staging = "### Stack `staging`\n" if "staging" in reviewed else "### Stack `staging`\n\n⛔ no review (job log)\n\n"
     assert body.startswith(step["env"]["MARKER"] + "\n### Stack `dev`\n" + staging)
+
+
+# --- deploy-dev.yml takes a review only from this repository's own pull-request run (never a fork's) -----------------
+
+FAKE_GH_API = """
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_GH_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[0] == "api":
+    path = next(arg for arg in args[1:] if arg.startswith("repos/"))
+    answer = json.dumps(json.loads(os.environ["FAKE_GH_ANSWERS"])[path])
+    # gh --jq prints as `jq -r` does
+    expression = args[args.index("--jq") + 1]
+    sys.exit(subprocess.run(["jq", "-r", expression], input=answer, text=True, check=False).returncode)
+"""
+HEAD = "a" * 40
+MERGE = "b" * 40
+REPOSITORY = "owner/repo"
+
+
+def pull_request_answers(
+    *,
+    head_repo: str = REPOSITORY,
+    path: str = ".github/workflows/pull-request.yml",
+    event: str = "pull_request",
+    run_repo: str = REPOSITORY,
+    merged: bool = True,
+) -> dict[str, Any]:
+    """What the GitHub API answers deploy-dev.yml about the merged pull request and its review run."""
+    pull = {"merge_commit_sha": MERGE if merged else "c" * 40, "head": {"sha": HEAD, "repo": {"full_name": head_repo}}}
+    run = {
+        "path": path,
+        "event": event,
+        "head_repository": {"full_name": run_repo},
+        "head_sha": HEAD,
+        "conclusion": "success",
+    }
+    return {
+        f"repos/{REPOSITORY}/commits/{MERGE}/pulls": [pull],
+        f"repos/{REPOSITORY}/actions/workflows/pull-request.yml/runs": {"workflow_runs": [{"id": 42}]},
+        f"repos/{REPOSITORY}/actions/runs/42": run,
+    }
+
+
+def run_fetch_step(tmp_path: Path, answers: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+    (job,) = [job for _, job in jobs_of(ROOT / ".github" / "workflows" / "deploy-dev.yml")]
+    (step,) = [step for step in job["steps"] if "gh run download" in step.get("run", "")]
+    fake = tmp_path / "bin" / "gh"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n{FAKE_GH_API}")
+    fake.chmod(0o755)
+    log = tmp_path / "gh.log"
+    env = {
+        **{key: value for key, value in step["env"].items() if "${{" not in value},
+        "PATH": f"{fake.parent}:/usr/bin:/bin",
+        "FAKE_GH_LOG": str(log),
+        "FAKE_GH_ANSWERS": json.dumps(answers),
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_SHA": MERGE,
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    (tmp_path / "review").mkdir()
+    (tmp_path / "review" / "dev.md").write_text("reviewed\n")
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result, [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def downloads(calls: list[Any]) -> list[Any]:
+    return [call for call in calls if call[:2] == ["run", "download"]]
+
+
+def test_deploy_dev_takes_the_review_of_this_repositorys_own_pull_request_run(tmp_path: Path) -> None:
+    result, calls = run_fetch_step(tmp_path, pull_request_answers())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert downloads(calls) == [
+        ["run", "download", "42", "--repo", REPOSITORY, "--name", "review-dev", "--dir", "review"]
+    ]
+    runs = next(call for call in calls if "actions/workflows/pull-request.yml/runs" in " ".join(call))
+    assert [f"head_sha={HEAD}", "event=pull_request", "status=success"] == [
+        runs[index + 1] for index, arg in enumerate(runs) if arg == "-f"
+    ][:3]
+
+
+@pytest.mark.parametrize(
+    ("answers", "said"),
+    [
+        (pull_request_answers(head_repo="attacker/repo"), "a fork's pull request is never deployed"),
+        (pull_request_answers(run_repo="attacker/repo"), "its review-dev artifact is not trusted"),
+        (pull_request_answers(path=".github/workflows/forged.yml"), "its review-dev artifact is not trusted"),
+        (pull_request_answers(event="pull_request_target"), "its review-dev artifact is not trusted"),
+        (pull_request_answers(merged=False), "came from no merged pull request"),
+    ],
+    ids=["fork-pull-request", "run-from-a-fork", "other-workflow-file", "other-event", "not-this-merge"],
+)
+def test_deploy_dev_refuses_a_review_it_cannot_trust_and_downloads_nothing(
+    tmp_path: Path, answers: dict[str, Any], said: str
+) -> None:
+    result, calls = run_fetch_step(tmp_path, answers)
+
+    assert result.returncode != 0
+    assert said in result.stdout
+    assert downloads(calls) == []
+
+
+# --- promote.yml: prod is previewed before its approval, and exactly that is applied ---------------------------------
+
+
+def test_prod_is_previewed_before_its_approval_and_the_approved_job_applies_exactly_that_review() -> None:
+    jobs = dict(jobs_of(ROOT / ".github" / "workflows" / "promote.yml"))
+    review, prod = jobs["prod-review"], jobs["prod"]
+    review_script = "\n".join(step.get("run", "") for step in review["steps"])
+    prod_script = "\n".join(step.get("run", "") for step in prod["steps"])
+    (upload,) = steps_using(review, "actions/upload-artifact")
+    (download,) = steps_using(prod, "actions/download-artifact")
+
+    assert environment(review) == "prod-review"
+    assert environment(prod) == "prod"
+    assert 'make promote FROM=staging TO=prod ARGS="--save-review review"' in review_script
+    assert "$GITHUB_STEP_SUMMARY" in review_script, "the approver reads the preview in the run's summary"
+    assert upload["with"]["name"] == download["with"]["name"] == "review-prod"
+    assert "prod-review" in prod["needs"]
+    assert prod["if"] == "needs.prod-review.outputs.reviewed == 'true'"
+    assert 'make promote FROM=staging TO=prod ARGS="--yes --reviewed review/prod.review.json"' in prod_script
+    assert "--save-review" not in prod_script
+    # Both check out the commit the staging job recorded: never whatever reached main meanwhile.
+    (review_checkout,) = steps_using(review, "actions/checkout")
+    (prod_checkout,) = steps_using(prod, "actions/checkout")
+    assert review_checkout["with"]["ref"] == prod_checkout["with"]["ref"] == "${{ needs.staging.outputs.commit }}"
+    assert jobs["staging"]["outputs"]["commit"] == "${{ steps.record.outputs.commit }}"
+    assert not re.search(r"git (pull|merge|fetch)", review_script + prod_script)
+
+
+def test_promotions_are_recorded_by_the_record_script_after_each_make_promote_that_deploys() -> None:
+    jobs = dict(jobs_of(ROOT / ".github" / "workflows" / "promote.yml"))
+    for name, (source, target) in {"staging": ("dev", "staging"), "prod": ("staging", "prod")}.items():
+        runs = [step.get("run", "") for step in jobs[name]["steps"]]
+        promote = next(index for index, run in enumerate(runs) if f"make promote FROM={source} TO={target}" in run)
+
+        assert f".github/scripts/record-promotion.sh {source} {target}" in runs[promote + 1]
+        assert not any("git commit" in run or "git push" in run for run in runs), "the script alone commits"
+
+
+# --- .github/scripts/record-promotion.sh: a no-op records nothing, a refused push is said ----------------------------
+
+RECORD = ROOT / ".github" / "scripts" / "record-promotion.sh"
+PINNED = "  hello-world:image: 127.0.0.1:5000/hello-world@sha256:" + "1" * 64 + "\n"
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+
+
+@dataclass
+class Checkout:
+    """A checkout of main with a remote of its own, as the promote job has it."""
+
+    work: Path
+    remote: Path
+    other: Path
+
+    def record(self, source: str, target: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+        output = self.work.parent / "output"
+        output.write_text("")
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.work.parent),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(self.work.parent / "summary"),
+        }
+        result = subprocess.run(
+            ["bash", str(RECORD), source, target],
+            cwd=self.work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return result, dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+    def main_moves(self, file: str, text: str) -> None:
+        git(self.other, "pull", "-q", "origin", "main")
+        (self.other / file).write_text(text)
+        git(self.other, "commit", "-qam", f"someone changes {file}")
+        git(self.other, "push", "-q", "origin", "HEAD:main")
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Checkout:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(remote), str(seed))
+    git(seed, "checkout", "-q", "-b", "main")
+    for name in ("Pulumi.staging.yaml", "Pulumi.prod.yaml", "README.md"):
+        (seed / name).write_text("config:\n")
+    git(seed, "add", ".")
+    git(seed, "commit", "-qm", "seed")
+    git(seed, "push", "-q", "origin", "main")
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(remote), str(work))
+    return Checkout(work=work, remote=remote, other=seed)
+
+
+def test_record_of_a_promotion_that_changed_nothing_succeeds_saying_so(checkout: Checkout) -> None:
+    head = git(checkout.work, "rev-parse", "HEAD").strip()
+
+    result, output = checkout.record("dev", "staging")
+
+    assert result.returncode == 0, result.stderr
+    assert "Nothing was promoted from dev to staging: staging already runs that image" in result.stdout
+    assert output == {"commit": head, "promoted": "false"}
+    assert git(checkout.remote, "rev-parse", "main").strip() == head
+
+
+def test_record_of_a_promotion_commits_only_the_target_file_and_pushes_it(checkout: Checkout) -> None:
+    (checkout.work / "Pulumi.staging.yaml").write_text("config:\n" + PINNED)
+
+    result, output = checkout.record("dev", "staging")
+
+    assert result.returncode == 0, result.stderr
+    assert output["promoted"] == "true"
+    assert git(checkout.remote, "rev-parse", "main").strip() == output["commit"]
+    assert git(checkout.remote, "show", "--format=%s", "--name-only", "main").split() == [
+        "Promote",
+        "dev",
+        "to",
+        "staging",
+        "Pulumi.staging.yaml",
+    ]
+
+
+def test_record_after_main_moved_is_put_on_top_of_main(checkout: Checkout) -> None:
+    checkout.main_moves("README.md", "changed meanwhile\n")
+    (checkout.work / "Pulumi.staging.yaml").write_text("config:\n" + PINNED)
+
+    result, output = checkout.record("dev", "staging")
+
+    assert result.returncode == 0, result.stderr
+    assert git(checkout.remote, "log", "--format=%s", "main").splitlines()[:2] == [
+        "Promote dev to staging",
+        "someone changes README.md",
+    ]
+    assert output["commit"] == git(checkout.remote, "rev-parse", "main").strip()
+
+
+def test_record_that_main_refuses_fails_saying_the_target_runs_it_unrecorded(checkout: Checkout) -> None:
+    checkout.main_moves("Pulumi.staging.yaml", "config:\n  hello-world:replicas: '5'\n")
+    (checkout.work / "Pulumi.staging.yaml").write_text("config:\n" + PINNED)
+
+    result, output = checkout.record("dev", "staging")
+
+    assert result.returncode == 1
+    assert "::error::staging runs the image promoted from dev, but main refused its record" in result.stdout
+    assert "NOT recorded" in result.stdout
+    assert PINNED.strip() in (checkout.work.parent / "summary").read_text(), "the commit to apply by hand is shown"
+    assert "promoted" not in output
