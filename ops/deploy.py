@@ -139,7 +139,9 @@ def run(
             else:
                 log = EventLog()
                 try:
-                    result = stack.up(on_event=log, **output, **pack)  # type: ignore[arg-type]
+                    # Refreshed first: against the state alone, an up sees no change where the cluster drifted
+                    # (`make drift`), and would leave it so.
+                    result = stack.up(on_event=log, refresh=True, **output, **pack)  # type: ignore[arg-type]
                 except CommandError as error:
                     failure = Failure(stack=request.stack, what=log.first_error())
                     raise roll_back(
