@@ -24,6 +24,7 @@ done < <(awk '!/^#/ && NF' "$PLATFORM_DIR/commands.tsv")
   step "Pulumi CLI and plugins, from Go modules" "15 min"
 [[ -n $(compgen -G "$HELLO_CACHE/base-image/rootfs-*.tar") ]] || step "Node.js base image, by debootstrap" "1 min"
 [[ -x $HELLO_BUILDKIT_BIN ]] || step "BuildKit daemon, from its Go module" "2.5 min"
+[[ -x $HELLO_VERSITYGW_BIN ]] || step "versitygw (S3 state store), from its Go module" "3.5 min"
 [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/etcd ]] || step "Kubernetes $K8S_VERSION and etcd, from Go modules" "10 min"
 [[ -n $(compgen -G "$HELLO_CACHE/k8s/kube-router-*/kube-router") ]] || step "kube-router (NetworkPolicy), from its Go module" "3 min"
 

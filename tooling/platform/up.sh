@@ -23,6 +23,7 @@ say "registry" "$PLATFORM_DIR/registry.sh" up
 say "base image" "$PLATFORM_DIR/base-image.sh" up
 say "registry login" "$PLATFORM_DIR/registry.sh" check-login
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" up
+say "state store" "$PLATFORM_DIR/state-store.sh" up
 if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
   # fd 9 is the platform lock: the cluster's daemons must not inherit it.
   say "cluster" bash "$PLATFORM_DIR/cluster/up.sh" 9>&-
@@ -34,5 +35,6 @@ Platform up in $((SECONDS - start))s.
   registry:   $HELLO_REGISTRY (user $HELLO_REGISTRY_USER, password in $HELLO_REGISTRY_PASSWORD_FILE)
   base image: $HELLO_BASE_IMAGE (served as $HELLO_BASE_IMAGE_REF)
   buildkit:   unix://$HELLO_BUILDKIT_SOCK (buildx builder hello-buildkit in BUILDX_CONFIG=$BUILDX_CONFIG)
+  state:      s3 on http://$HELLO_STATE_STORE (versitygw; credentials in $HELLO_STATE_STORE_CREDENTIALS)
   logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log
 SUMMARY
