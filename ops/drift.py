@@ -17,7 +17,7 @@ from pulumi import automation as auto
 
 from ops import PROJECT_DIR
 from ops.engine import STACK_TYPE, CommandError, Engine, EventLog, require_pulumi
-from ops.locking import locked
+from ops.locking import backend_lock_error, locked
 from ops.review_summary import code, display, plain, state_value, step_document, type_and_name
 from ops.stack_copy import write_stack_copy
 from settings.stack_files import restoring
@@ -49,7 +49,8 @@ def find_drift(stack: str, work_dir: Path = PROJECT_DIR, engine: Engine | None =
 
     Raises:
         DriftCheckError: When the stack does not exist, or pulumi cannot read the cluster.
-        StackLockedError: When a promotion or review holds the stack past the lock's wait.
+        StackLockedError: When a promotion or review holds the stack past the lock's wait, or another update
+            holds the backend's lock (BackendLockedError).
         Interrupted: On a stop signal, once pulumi has exited.
     """
     if engine is None:
@@ -66,6 +67,8 @@ def find_drift(stack: str, work_dir: Path = PROJECT_DIR, engine: Engine | None =
         try:
             opened.preview_refresh(on_event=log, color="never", config_file=str(config_file))
         except CommandError as error:
+            if (held := backend_lock_error(str(error), stack)) is not None:
+                raise held from error
             raise DriftCheckError(
                 f"the refresh preview of stack {stack!r} failed, so it was not checked: {log.first_error()}"
             ) from error
