@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ops.stack_copy import stack_copy_file
 from settings.stack_files import read_settings, set_settings
 from tests.engine.workspace import COMMAND_TIMEOUT_SECONDS, copy_checkout
 
@@ -106,8 +108,12 @@ def checkout(base: Path, backend_url: str, passphrase: str) -> Checkout:
 class Team:
     a: Checkout
     b: Checkout
-    locks: Path
-    """Where the state store keeps the stack's lock files (its posix folder)."""
+    store: Path
+    """The team's prefix in the state store's posix folder, where the tests look at locks and backups."""
+
+    @property
+    def locks(self) -> Path:
+        return self.store / ".pulumi" / "locks"
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +125,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, pulumi_cli: str) -> Iterator[
     made = Team(
         checkout(base / "a", url, passphrase),
         checkout(base / "b", url, passphrase),
-        Path(os.environ["HELLO_RUN"])
-        / "state-store"
-        / "data"
-        / os.environ["HELLO_STATE_BUCKET"]
-        / prefix
-        / ".pulumi"
-        / "locks",
+        Path(os.environ["HELLO_RUN"]) / "state-store" / "data" / os.environ["HELLO_STATE_BUCKET"] / prefix,
     )
     up = made.a.ops("up")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -141,6 +141,18 @@ def test_b_previews_a_s_deploy_with_no_changes(team: Team) -> None:
 
     assert preview.returncode == 0, preview.stdout + preview.stderr
     assert "14 unchanged" in preview.stdout, preview.stdout
+
+
+def test_each_machine_keeps_its_own_salt_and_no_tracked_file_changes(team: Team) -> None:
+    """The checkpoint carries its own secrets provider state (salt included): the passphrase alone is shared."""
+
+    def salt(checkout: Checkout) -> str:
+        found: str = yaml.safe_load(stack_copy_file(checkout.directory, "dev").read_text())["encryptionsalt"]
+        return found
+
+    assert salt(team.b) != salt(team.a)
+    for checkout in (team.a, team.b):
+        assert "encryptionsalt" not in (checkout.directory / "Pulumi.dev.yaml").read_text()
 
 
 def test_b_reads_the_secrets_a_deployed(team: Team) -> None:
@@ -205,3 +217,20 @@ def test_a_killed_run_s_lock_is_named_stale_with_the_command_that_clears_it(team
     assert "pulumi cancel --stack dev --yes" in after.stderr
     assert cancel.returncode == 0, cancel.stderr
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_an_earlier_checkpoint_is_restored_from_pulumi_s_own_backups(team: Team, tmp_path: Path) -> None:
+    backups = sorted((team.store / ".pulumi" / "backups" / "hello-world" / "dev").glob("dev.*.json"))
+    earlier = json.loads(backups[-2].read_text())["checkpoint"]["latest"]
+    restore = tmp_path / "restore.json"
+    restore.write_text(json.dumps({"version": 3, "deployment": earlier}))
+
+    imported = team.b.pulumi("stack", "import", "--file", str(restore))
+    exported = team.b.pulumi("stack", "export")
+    drift = team.b.ops("drift")
+
+    assert len(backups) >= 2, backups
+    assert imported.returncode == 0, imported.stderr
+    resources = json.loads(exported.stdout)["deployment"]["resources"]
+    assert [r["urn"] for r in resources] == [r["urn"] for r in earlier["resources"]]
+    assert drift.returncode in (0, 4), drift.stdout + drift.stderr
