@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,6 +134,8 @@ def team(tmp_path_factory: pytest.TempPathFactory, pulumi_cli: str) -> Iterator[
         yield made
     finally:
         destroy = made.a.ops("destroy")
+        # The team's prefix goes with it (older versions of its objects stay in the store's versions folder).
+        shutil.rmtree(made.store, ignore_errors=True)
         assert destroy.returncode == 0, destroy.stdout + destroy.stderr
 
 
