@@ -38,7 +38,7 @@ NOT_REVIEWED = [[ -z $$REVIEWED ]] || { printf 'REVIEWED holds only an up to a r
 PLATFORM_IF_NEEDED = need=$$($(OPS) needs-platform "$$STACK") && \
   { [[ $$need != yes ]] || tooling/platform/up.sh; } &&
 
-.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy refresh secret promote review recordings render bench
+.PHONY: help plan venv unit lint tools platform platform-down test engine-test e2e preview up destroy refresh drift secret promote review recordings render bench
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ up: plan venv tools ## Deploy STACK (default dev), roll back a failed rollout (A
 
 destroy: venv tools ## Destroy STACK's resources
 	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) destroy "$$STACK"
+
+drift: venv tools ## Say which resources and fields STACK's cluster changed behind its state (exit 4); changes nothing
+	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) drift "$$STACK"
 
 secret: venv tools ## Set KEY, a secret setting of STACK, on this machine from standard input (make secret KEY=... <file)
 	$(ENV) $(OPS) secret "$$STACK" "$${KEY:?make secret needs KEY=<setting>}"

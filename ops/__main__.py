@@ -1,7 +1,8 @@
 """Drive this project's stacks from one command line: `python -m ops <command> --help` (`make` calls it).
 
 Exit codes: 0 done; 1 the operation failed (pulumi, a check, a deployment); 2 bad input, nothing ran;
-3 an up refused because its changes differ from the review it is held to; 128+N stopped by signal N.
+3 an up refused because its changes differ from the review it is held to; 4 drift: the cluster differs
+from the stack's state; 128+N stopped by signal N.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REVIEW_DIFFERS = 3
+EXIT_DRIFT = 4
 
 
 def project_dir() -> Path:
@@ -103,6 +105,28 @@ def _secret(args: argparse.Namespace) -> int:
         _error(f"pulumi could not {'remove' if args.remove else 'set'} {args.key}:\n{error}")
         return EXIT_FAILED
     return 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from ops.drift import DriftCheckError, find_drift, summarize
+    from ops.engine import Interrupted
+    from ops.locking import StackLockedError
+    from settings.stack_files import read_known_settings
+
+    try:
+        read_known_settings(project_dir(), args.stack)
+        found = find_drift(args.stack, project_dir())
+    except StackFileError as error:
+        _error(error)
+        return EXIT_BAD_INPUT
+    except (DriftCheckError, StackLockedError) as error:
+        _error(error)
+        return EXIT_FAILED
+    except Interrupted as stopped:
+        _error(stopped)
+        return stopped.exit_code
+    print(summarize(args.stack, found))
+    return EXIT_DRIFT if found else 0
 
 
 def _needs_platform(args: argparse.Namespace) -> int:
@@ -238,6 +262,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--reviewed", type=Path, metavar="FILE", help="apply only the changes this saved review shows")
     command("destroy", _stack_action, "destroy STACK's resources").add_argument("stack")
     command("refresh", _stack_action, "refresh STACK's state from the cluster").add_argument("stack")
+    command(
+        "drift",
+        _drift,
+        "say which resources and fields of STACK's cluster differ from its state (exit 4); changes nothing",
+    ).add_argument("stack")
     secret = command(
         "secret", _secret, "set a secret setting of STACK on this machine, its value read from standard input"
     )

@@ -25,7 +25,7 @@ from pulumi import automation as auto
 from image_ref import ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
-from ops.locking import locked
+from ops.locking import backend_lock_error, locked
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
@@ -91,6 +91,7 @@ def run(
         DeployRefusedError: When ``reviewed`` is given to another action than ``up``, or the changes differ.
         StackOpenError: When pulumi cannot open the stack (its backend, its passphrase); nothing ran.
         StackLockedError: When a promotion or review holds the stack past the lock's wait.
+        BackendLockedError: When another update (another machine's, or a killed run's) holds the backend's lock.
         DeployError: When the update failed (after the rollback, if one was due).
         CommandError: When pulumi failed otherwise.
         Interrupted: On a stop signal, once pulumi has exited.
@@ -131,18 +132,28 @@ def run(
             if request.action in (Action.PREVIEW, Action.UP):
                 check_pinned_image(engine, stack, work_dir, config_file, environ, say=_to_stderr)
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
-            if request.action is Action.PREVIEW:
-                stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]
-            elif request.action is Action.DESTROY:
-                # The rules check resources an update would create or change; destroy makes none.
-                stack.destroy(**output)  # type: ignore[arg-type]
-            elif request.action is Action.REFRESH:
-                stack.refresh(**output)  # type: ignore[arg-type]
-            else:
+            try:
+                if request.action is Action.PREVIEW:
+                    stack.preview(diff=True, **output, **pack)  # type: ignore[arg-type]
+                elif request.action is Action.DESTROY:
+                    # The rules check resources an update would create or change; destroy makes none.
+                    stack.destroy(**output)  # type: ignore[arg-type]
+                elif request.action is Action.REFRESH:
+                    stack.refresh(**output)  # type: ignore[arg-type]
+            except CommandError as error:
+                if (held := backend_lock_error(str(error), request.stack)) is not None:
+                    raise held from error
+                raise
+            if request.action is Action.UP:
                 log = EventLog()
                 try:
-                    stack.up(on_event=log, plan=None if plan is None else str(plan), **output, **pack)  # type: ignore[arg-type]
+                    # Refreshed first: against the state alone, an up sees no change where the cluster drifted
+                    # (`make drift`), and would leave it so.
+                    stack.up(on_event=log, refresh=True, plan=None if plan is None else str(plan), **output, **pack)  # type: ignore[arg-type]
                 except CommandError as error:
+                    # Another machine's update holds the shared backend's lock: nothing ran, nothing to roll back.
+                    if (held := backend_lock_error(str(error), request.stack)) is not None:
+                        raise held from error
                     failure = Failure(stack=request.stack, what=log.first_error())
                     raise roll_back(
                         stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say

@@ -1,9 +1,15 @@
-"""Stack locks: whatever changes or reads a stack file for a while holds its lock, so that two never interleave."""
+"""Stack locks: whatever changes or reads a stack file for a while holds its lock, so that two never interleave.
+
+Two locks guard a stack: this checkout's own (:func:`locked`, a file under ``.state/locks``), and the lock a
+shared (DIY) backend takes for each update, seen by every machine; :func:`backend_lock_error` names its holder.
+"""
 
 from __future__ import annotations
 
 import datetime
 import os
+import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,3 +96,64 @@ def locked(
             holder_file.write_text("")
     finally:
         lock.release()
+
+
+BACKEND_LOCKED = "the stack is currently locked by"
+"""How pulumi starts its refusal to update a stack whose backend lock another update holds (no engine event says it)."""
+LOCK_HOLDER = re.compile(r": created by (?P<who>\S+) \(pid (?P<pid>\d+)\) at (?P<since>\S+)")
+"""Pulumi's line about each lock file: ``<url>: created by user@host (pid N) at <time>``."""
+
+
+class BackendLockedError(StackLockedError):
+    """Another update holds the stack's lock in the shared backend; nothing ran."""
+
+
+@dataclass(frozen=True)
+class BackendLockHolder:
+    """Who took a backend lock, as pulumi's lock file records it."""
+
+    who: str
+    """``user@host``."""
+    pid: int
+    since: str
+
+    def stale(self, hostname: str | None = None) -> bool:
+        """Whether the holder ran on this machine and is gone (killed before it could release the lock)."""
+        host = self.who.rsplit("@", 1)[-1]
+        if host != (hostname or socket.gethostname()):
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+def backend_lock_error(output: str, stack: str, hostname: str | None = None) -> BackendLockedError | None:
+    """The named error for pulumi's refusal to update a stack another update holds, or None for another failure.
+
+    Args:
+        output: What pulumi wrote (its error's text).
+        hostname: This machine's name (default: the real one), to tell a stale lock of a killed run.
+    """
+    if BACKEND_LOCKED not in output:
+        return None
+    holders = [
+        BackendLockHolder(match["who"], int(match["pid"]), match["since"]) for match in LOCK_HOLDER.finditer(output)
+    ]
+    named = "; ".join(f"{h.who} (pid {h.pid}) since {h.since}" for h in holders) or "a holder pulumi did not name"
+    clear = f"`pulumi cancel --stack {stack} --yes` (with the same backend and passphrase)"
+    stale = [h for h in holders if h.stale(hostname)]
+    if holders and len(stale) == len(holders):
+        advice = (
+            f"that process no longer runs on this machine: the lock is stale, left by a run that was killed before "
+            f"it could let go. Clear it with {clear}, then check the stack with `make preview` and `make drift`"
+        )
+    else:
+        advice = (
+            f"wait for it to end and run again; if no update runs there any more, the lock is stale: "
+            f"clear it with {clear}"
+        )
+    return BackendLockedError(f"stack {stack!r} is locked by another update: {named}; nothing ran. Either {advice}")

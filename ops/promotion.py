@@ -24,7 +24,7 @@ from image_ref import DIGEST, ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
 from ops.image_names import ImageName, parse_image_name
-from ops.locking import LOCK_WAIT_SECONDS, locked
+from ops.locking import LOCK_WAIT_SECONDS, backend_lock_error, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError, same_registry
 from ops.review_gate import differences, fingerprint, plan_file, review_file, save, take_plan
@@ -278,7 +278,8 @@ def promote(
         PromotionError: When a check fails, the preview differs from ``request.reviewed`` or the deployment is
             declined; the target's settings are left as they were.
         ReviewGateError: When ``request.reviewed`` is not a review of the target; nothing ran.
-        StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``.
+        StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``, or
+            another update holds the target's lock in a shared backend (BackendLockedError: nothing is rolled back).
         Interrupted: On a stop signal, once pulumi has exited; the target's settings are put back
             unless the deployment had already succeeded.
         DeployError: When the deployment failed; the target was rolled back to its last verified digest
@@ -382,6 +383,9 @@ def promote(
                 try:
                     _deploy(target, engine, say, packs, configs, config_file, log, plan)
                 except CommandError as error:
+                    # Another machine's update holds the shared backend's lock: nothing ran, nothing to roll back.
+                    if (held := backend_lock_error(str(error), target_stack.name)) is not None:
+                        raise held from error
                     # The target's settings are put back below: the failed change does not stay pending.
                     failure = Failure(stack=target_stack.name, what=log.first_error(), pending=False)
                     raise roll_back(

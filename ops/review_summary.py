@@ -142,13 +142,13 @@ def _lookup(document: Any, path: str) -> Any:
     return current
 
 
-def _state_value(state: Mapping[str, Any], path: str) -> Any:
+def state_value(state: Mapping[str, Any], path: str) -> Any:
     """A field from a step's state: its inputs, or its outputs for a field a provider computes."""
     value = _lookup(state.get("inputs", {}), path)
     return value if value is not None else _lookup(state.get("outputs", {}), path)
 
 
-def _type_and_name(urn: str) -> tuple[str, str]:
+def type_and_name(urn: str) -> tuple[str, str]:
     parts = urn.split("::")
     return parts[2].split("$")[-1], parts[3]
 
@@ -171,7 +171,7 @@ def changes(preview: Mapping[str, Any], *, full_values: bool = False) -> list[Ch
     for step in preview.get("steps", []):
         if step["op"] in ("same", "read", "delete-replaced"):
             continue
-        type_, name = _type_and_name(step["urn"])
+        type_, name = type_and_name(step["urn"])
         if type_ == "pulumi:pulumi:Stack":
             continue
         change = Change(
@@ -184,9 +184,9 @@ def changes(preview: Mapping[str, Any], *, full_values: bool = False) -> list[Ch
         old, new = step.get("oldState") or {}, step.get("newState") or {}
         paths = sorted(step.get("detailedDiff") or {}) or step.get("diffReasons") or []
         if step["op"] == "create":
-            paths = [path for path in CREATE_FIELDS.get(type_, ()) if _state_value(new, path) is not None]
+            paths = [path for path in CREATE_FIELDS.get(type_, ()) if state_value(new, path) is not None]
         for path in paths:
-            shown = (display(_state_value(state, path), limit) for state in (old, new))
+            shown = (display(state_value(state, path), limit) for state in (old, new))
             change.fields.append((path, *shown))
         found.append(change)
     return found
@@ -198,7 +198,7 @@ def violations(events: Iterable[Mapping[str, Any]]) -> list[Violation]:
     for event in events:
         policy = event.get("policyEvent")
         if policy:
-            resource = _type_and_name(policy["resourceUrn"])[1] if policy.get("resourceUrn") else "(stack)"
+            resource = type_and_name(policy["resourceUrn"])[1] if policy.get("resourceUrn") else "(stack)"
             found.append(
                 Violation(
                     policy["policyName"], policy["enforcementLevel"], resource, " ".join(policy["message"].split())
@@ -343,7 +343,7 @@ def preview_document(log: Iterable[auto.EngineEvent]) -> dict[str, Any]:
             metadata = event.resource_pre_event.metadata
             # The engine sends a replacement as three steps; `pulumi preview --json` shows its `replace` step only.
             if _op(metadata.op) not in REPLACEMENT_HALVES:
-                steps.append(_step(metadata))
+                steps.append(step_document(metadata))
         elif event.summary_event is not None:
             summary = {_op(op): count for op, count in event.summary_event.resource_changes.items()}
         elif event.diagnostic_event is not None:
@@ -356,7 +356,9 @@ def _op(op: Any) -> str:
     return str(getattr(op, "value", op))
 
 
-def _step(metadata: auto.StepEventMetadata) -> dict[str, Any]:
+def step_document(metadata: auto.StepEventMetadata) -> dict[str, Any]:
+    """One step of the engine in the shape of a ``pulumi preview --json`` step: op, URN, old and new state, diffs."""
+
     def state(found: auto.StepEventStateMetadata | None) -> dict[str, Any] | None:
         return None if found is None else {"inputs": dict(found.inputs or {}), "outputs": dict(found.outputs or {})}
 

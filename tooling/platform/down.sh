@@ -21,6 +21,7 @@ failed=()
 if [[ -f $PLATFORM_DIR/cluster/down.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
   say "cluster" bash "$PLATFORM_DIR/cluster/down.sh" $purge 9>&- || failed+=(cluster)
 fi
+say "state store" "$PLATFORM_DIR/state-store.sh" down $purge || failed+=(state-store)
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" down $purge || failed+=(buildkit)
 say "token registry" "$PLATFORM_DIR/token-registry.sh" down $purge || failed+=(token-registry)
 say "registry" "$PLATFORM_DIR/registry.sh" down $purge || failed+=(registry)

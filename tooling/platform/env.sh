@@ -62,3 +62,13 @@ export PULUMI_BACKEND_URL
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   export PULUMI_CONFIG_PASSPHRASE_FILE="$HELLO_STATE/passphrase"
 fi
+# The team's shared state store (tooling/platform/state-store.sh): versitygw, an S3 gateway, on loopback.
+export HELLO_VERSITYGW_VERSION=v1.8.0
+export HELLO_VERSITYGW_BIN="$HELLO_CACHE/versitygw/$HELLO_VERSITYGW_VERSION/bin/versitygw"
+: "${HELLO_STATE_STORE:=127.0.0.1:7070}"
+export HELLO_STATE_STORE
+export HELLO_STATE_STORE_CREDENTIALS="$HELLO_RUN/state-store/credentials" # AWS_ACCESS_KEY_ID=, AWS_SECRET_ACCESS_KEY= (0600)
+export HELLO_STATE_STORE_REGION=us-east-1
+export HELLO_STATE_BUCKET=hello-pulumi-state
+# PULUMI_BACKEND_URL for a stack kept there (gocloud's s3 URL parameters, as the pinned CLI reads them).
+export HELLO_STATE_STORE_URL="s3://$HELLO_STATE_BUCKET?endpoint=http://$HELLO_STATE_STORE&use_path_style=true&region=$HELLO_STATE_STORE_REGION"

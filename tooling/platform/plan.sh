@@ -25,6 +25,7 @@ done < <(awk '!/^#/ && NF' "$PLATFORM_DIR/commands.tsv")
 [[ -n $(compgen -G "$HELLO_CACHE/base-image/rootfs-*.tar") ]] || step "Node.js base image, by debootstrap" "1 min"
 [[ -x $HELLO_CACHE/token-issuer-venv/bin/python ]] || step "token issuer's Python packages, from PyPI" "10 s"
 [[ -x $HELLO_BUILDKIT_BIN ]] || step "BuildKit daemon, from its Go module" "2.5 min"
+[[ -x $HELLO_VERSITYGW_BIN ]] || step "versitygw (S3 state store), from its Go module" "3.5 min"
 [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/etcd ]] || step "Kubernetes $K8S_VERSION and etcd, from Go modules" "10 min"
 [[ -n $(compgen -G "$HELLO_CACHE/k8s/kube-router-*/kube-router") ]] || step "kube-router (NetworkPolicy), from its Go module" "3 min"
 

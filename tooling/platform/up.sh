@@ -26,6 +26,7 @@ say "registry login" "$PLATFORM_DIR/registry.sh" check-login
 # Before BuildKit and the cluster: their trust of the token registry names the CA this makes.
 say "token registry" "$PLATFORM_DIR/token-registry.sh" up
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" up
+say "state store" "$PLATFORM_DIR/state-store.sh" up
 if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
   # fd 9 is the platform lock: the cluster's daemons must not inherit it.
   say "cluster" bash "$PLATFORM_DIR/cluster/up.sh" 9>&-
@@ -38,5 +39,6 @@ Platform up in $((SECONDS - start))s.
   token registry: https://$HELLO_TOKEN_REGISTRY, issuer https://$HELLO_TOKEN_ISSUER/token (user $HELLO_TOKEN_REGISTRY_USER, password in $HELLO_TOKEN_REGISTRY_PASSWORD_FILE; CA $HELLO_CA_CERT)
   base image: $HELLO_BASE_IMAGE (served as $HELLO_BASE_IMAGE_REF)
   buildkit:   unix://$HELLO_BUILDKIT_SOCK (buildx builder hello-buildkit in BUILDX_CONFIG=$BUILDX_CONFIG)
-  logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log, $HELLO_RUN/token-registry/*.log
+  state:      s3 on http://$HELLO_STATE_STORE (versitygw; credentials in $HELLO_STATE_STORE_CREDENTIALS)
+  logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log, $HELLO_RUN/token-registry/*.log, $HELLO_RUN/state-store/*.log
 SUMMARY

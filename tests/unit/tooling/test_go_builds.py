@@ -26,12 +26,14 @@ BUILD_WRAPPERS = (
     "tooling/toolchain/kubernetes",
     "tooling/toolchain/docker-build",
     "tooling/platform/buildkit",
+    "tooling/platform/state-store",
     "tooling/platform/cluster/wrapper/kubernetes",
     "tooling/platform/cluster/wrapper/etcd",
 )
 BUILD_SCRIPTS = {
     "tooling/toolchain/build.sh": "toolchain",
     "tooling/platform/buildkit.sh": "buildkit",
+    "tooling/platform/state-store.sh": "versitygw",
     "tooling/platform/cluster/build.sh": "cluster",
 }
 REFRESH = "tooling/toolchain/build.sh refresh-sums language"

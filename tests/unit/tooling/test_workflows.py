@@ -27,7 +27,7 @@ YAMLLINT_CONFIG = (
 
 
 def test_workflows_exist_for_pull_requests_merges_and_promotion() -> None:
-    assert [path.name for path in WORKFLOWS] == ["deploy-dev.yml", "promote.yml", "pull-request.yml"]
+    assert [path.name for path in WORKFLOWS] == ["deploy-dev.yml", "drift.yml", "promote.yml", "pull-request.yml"]
 
 
 def test_workflows_validate_against_the_github_workflow_schema() -> None:
@@ -263,7 +263,8 @@ def test_jobs_that_run_make_install_the_pinned_cli_with_pulumis_action_and_cache
             assert all(
                 "TOOLCHAIN=path" in step["run"]
                 for step in job["steps"]
-                if "make " in step.get("run", "") and re.search(r"make (engine-test|review|up|promote)", step["run"])
+                if "make " in step.get("run", "")
+                and re.search(r"make (engine-test|review|up|promote|drift)", step["run"])
             ), f"{where}: TOOLCHAIN=path"
 
 
@@ -652,3 +653,43 @@ def test_record_that_main_refuses_fails_saying_the_target_runs_it_unrecorded(che
     assert "NOT recorded" in result.stdout
     assert PINNED.strip() in (checkout.work.parent / "summary").read_text(), "the commit to apply by hand is shown"
     assert "promoted" not in output
+
+
+def test_drift_runs_every_stack_on_a_schedule_and_fails_the_job_on_drift_or_a_failed_check() -> None:
+    workflow = ROOT / ".github" / "workflows" / "drift.yml"
+    document = load(workflow)
+    jobs = dict(jobs_of(workflow))
+    stacks = [entry["stack"] for entry in jobs["drift"]["strategy"]["matrix"]["include"]] + ["prod"]
+
+    assert set(triggers(document)) == {"schedule", "workflow_dispatch"}
+    assert not (triggers(document)["workflow_dispatch"] or {}).get("inputs"), "drift takes no inputs"
+    assert sorted(stacks) == sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
+    assert environment(jobs["drift-prod"]) == "prod"
+    for job in jobs.values():
+        (step,) = [step for step in job["steps"] if "make drift" in step.get("run", "")]
+        assert step["run"].count("exit 1") == 2, "both drift (4) and a failed check fail the job"
+
+
+@pytest.mark.parametrize(("code", "failed"), [(0, False), (4, True), (1, True)], ids=["clean", "drift", "unchecked"])
+def test_drift_step_fails_visibly_and_keeps_the_summary(tmp_path: Path, code: int, failed: bool) -> None:
+    (step,) = [s for s in load(ROOT / ".github" / "workflows" / "drift.yml")["jobs"]["drift"]["steps"] if "run" in s]
+    fake = tmp_path / "bin" / "make"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho '### Drift of stack'\nexit {code}\n")
+    fake.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "dev", "GITHUB_STEP_SUMMARY": str(summary)}
+
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert (result.returncode != 0) == failed
+    assert summary.read_text() == "### Drift of stack\n"
+    assert ("::error::" in result.stdout) == failed
