@@ -64,7 +64,8 @@ lint: venv ## ruff and mypy
 # does so on every run (2 s of CPU a worker), so the tests keep their bytecode (__pycache__, git-ignored).
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest
 UNIT_TESTS := $(PYTEST) -n 3 -m "not engine and not platform"
-REAL_TESTS := $(PYTEST) -n 3 --dist loadfile
+# The slowest 20 are printed after every run: where the next minute of `make test` is to be found.
+REAL_TESTS := $(PYTEST) -n 3 --dist loadfile --durations=20
 
 unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 	$(UNIT_TESTS)
