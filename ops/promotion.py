@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import select
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pulumi import automation as auto
 from image_ref import DIGEST, ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
+from ops.evidence import git_commit
 from ops.locking import LOCK_WAIT_SECONDS, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError
@@ -130,19 +130,26 @@ def check_last_update(source: str, history: list[auto.UpdateSummary]) -> None:
         )
 
 
-def check_verified(source: str, image: ImageRef, verified: auto.OutputValue | None) -> None:
-    """Only what passed the source stack's in-cluster verification moves on.
+def check_evidence(source: str, image: ImageRef, registry: Registry, say: Callable[[str], None]) -> None:
+    """Only what passed the source stack's in-cluster verification moves on, as its signed evidence shows
+    (ops/evidence.py); the source's state outputs are no evidence, since whoever can write the state can set them.
 
     Raises:
-        PromotionError: When the source's verifiedImageRef is not the image it runs.
+        PromotionError: When there is no trusted evidence that ``image`` passed verification in ``source``.
     """
-    passed = None if verified is None else verified.value
-    if passed != str(image):
+    from ops import evidence
+
+    try:
+        found = evidence.require(registry, image, source)
+    except evidence.EvidenceError as error:
         raise PromotionError(
-            f"stack {source!r} runs {image}, but its verification must have passed for that image, got "
-            f"{'no verified image' if not passed else f'a pass for {passed}'}; deploy it until the check passes, "
-            'or pass --skip-verification "<reason>" to promote it anyway (the reason is recorded)'
-        )
+            f'{error}; or pass --skip-verification "<reason>" (make promote ... REASON="<reason>") to promote '
+            "it anyway: the reason is recorded; nothing was promoted"
+        ) from error
+    say(
+        f"Evidence: {image.digest} passed verification in stack {source!r} at {found.at} (commit {found.commit}), "
+        f"signed by the trusted key ({found.tag})"
+    )
 
 
 def check_served(image: ImageRef, registry: Registry, copied_from: ImageRef | None = None) -> None:
@@ -227,13 +234,6 @@ def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack, engine:
         raise PromotionError(str(error)) from error
 
 
-def git_commit(directory: Path) -> str:
-    result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() or "unknown"
-
-
 def promote(
     request: Request,
     *,
@@ -284,15 +284,18 @@ def promote(
         if "imageRef" not in outputs:
             raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
         image = candidate(str(outputs["imageRef"].value), request.digest)
-        if request.digest is None and request.skip_verification is None:
-            check_last_update(request.source, source.history(page_size=1))
-            check_verified(request.source, image, outputs.get("verifiedImageRef"))
+        if request.skip_verification is None:
+            if request.digest is None:
+                check_last_update(request.source, source.history(page_size=1))
+            # The evidence is beside the image in the source's repository, asked as the source's pods pull.
+            check_evidence(source_stack.name, image, target_registry(image, work_dir, source, engine), say)
 
         target = engine.stack(target_stack.given)
         # The digest is checked where, and as, the target will pull it.
         source_image, image = image, pinned_for(image, pulls_from(work_dir, target_stack.name))
         copied_from = source_image if image != source_image else None
-        check_served(image, target_registry(image, work_dir, target, engine), copied_from)
+        registry = target_registry(image, work_dir, target, engine)
+        check_served(image, registry, copied_from)
         deployed = target.outputs().get("imageRef")
         if deployed is not None and deployed.value == str(image):
             say(f"{request.target} already runs {image}; nothing to promote")
@@ -328,6 +331,7 @@ def promote(
                 log = EventLog()
                 try:
                     _deploy(target, engine, say, packs, configs, config_file, log)
+                    record_evidence(log, image, target_stack.name, registry, work_dir)
                 except CommandError as error:
                     # The target's settings are put back below: the failed change does not stay pending.
                     failure = Failure(stack=target_stack.name, what=log.first_error(), pending=False)
@@ -381,6 +385,35 @@ def _deploy(
                 "and what pulumi had changed before it stopped stays changed (preview the target to see it)",
             ) from error
         raise
+
+
+def record_evidence(log: EventLog, image: ImageRef, target: str, registry: Registry, work_dir: Path) -> None:
+    """After the promotion's deploy, signs that ``image`` passed the target's own verification, when that deploy's
+    events show its verification Job ran and passed; the next promotion from the target needs it.
+
+    A deploy whose evidence cannot be stored still stands: it is said on stderr.
+    """
+    from ops import evidence
+
+    check = evidence.passed_check(log.events)
+    if check is None:
+        return
+    if check.image != str(image):
+        print(
+            f"warning: stack {target!r}'s verification checked {check.image}, not {image}: no evidence recorded",
+            file=sys.stderr,
+        )
+        return
+    try:
+        where = evidence.record(registry, image, target, check, git_commit(work_dir))
+    except evidence.EvidenceError as error:
+        print(
+            f"warning: {image} passed verification in stack {target!r}, but no evidence of it was recorded "
+            f"({error}); promotion from {target} will refuse this digest until a deploy records it",
+            file=sys.stderr,
+        )
+        return
+    print(f"Verification evidence for {image.digest} in stack {target!r}: signed, stored as {where}", file=sys.stderr)
 
 
 def provenance(source: str, image: ImageRef, commit: str) -> dict[str, str]:
