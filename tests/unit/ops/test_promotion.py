@@ -545,3 +545,50 @@ def test_promotion_to_a_stack_without_its_own_policy_config_runs_every_rule_mand
 
     configs = [entry["policy_config"] for entry in promotion.entries() if "policy_config" in entry]
     assert configs == [{"all": "mandatory"}]
+
+
+def distrusting(promotion: Promotion, tmp_path: Path) -> None:
+    """The promotion trusts another key than the one the stand-in registry's evidence is signed with."""
+    other = tmp_path / "other.pub"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    promotion.env["HELLO_EVIDENCE_PUBLIC_KEY_FILE"] = str(other)
+
+
+@pytest.mark.parametrize("digest", [[], ["--digest", OLDER]], ids=["source-image", "rollback-by-digest"])
+def test_promotion_refuses_evidence_the_trusted_key_did_not_sign_and_changes_nothing(
+    promotion: Promotion, tmp_path: Path, digest: list[str]
+) -> None:
+    distrusting(promotion, tmp_path)
+    before = promotion.stack_file()
+
+    result = promotion.run("--from", "dev", "--to", "staging", "--yes", *digest)
+
+    assert result.returncode == 1, result.stderr
+    assert "must be signed by the trusted key" in result.stderr
+    assert '--skip-verification "<reason>" (make promote ... REASON="<reason>")' in result.stderr
+    assert not [entry for entry in promotion.entries() if entry.get("args", [""])[0] in ("preview", "up")]
+    assert promotion.stack_file() == before
+
+
+def test_promotion_without_trusted_evidence_goes_ahead_only_with_a_reason(promotion: Promotion, tmp_path: Path) -> None:
+    distrusting(promotion, tmp_path)
+
+    result = promotion.run(
+        "--from", "dev", "--to", "staging", "--digest", OLDER, "--skip-verification", "hotfix, by hand"
+    )
+
+    previewed = [entry["args"] for entry in promotion.entries() if entry.get("args", [""])[0] == "preview"]
+    assert previewed, result.stderr
+    assert "not deploying without a terminal to confirm on" in result.stderr
+    assert "Evidence:" not in result.stdout
+
+
+def test_promotion_names_the_evidence_it_trusted(promotion: Promotion) -> None:
+    result = promotion.run("--from", "dev", "--to", "staging")
+
+    assert f"Evidence: {DIGEST} passed verification in stack 'dev'" in result.stdout, result.stdout + result.stderr
+    assert f"hello-world:sha256-{'1' * 64}.verified-dev" in result.stdout
