@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
@@ -145,7 +146,7 @@ def run(
                     raise roll_back(
                         stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say
                     ) from error
-                record_evidence(log, engine, stack, work_dir, config_file, environ, say=_to_stderr)
+                record_evidence(log, engine, stack, work_dir, config_file, environ)
                 _show_answer(log.stack_outputs().get("nodePort"), settings, work_dir, environ, say)
 
 
@@ -209,43 +210,24 @@ def record_evidence(
     work_dir: Path,
     config_file: Path,
     environ: Mapping[str, str],
-    say: Callable[[str], None],
 ) -> None:
-    """After a successful up whose verification Job ran and passed (its events say so, not the state), signs
-    that the image passed in this stack and stores the evidence beside the image (ops/evidence.py).
-
-    The deploy stands either way: evidence that cannot be made is said, and promotion from this stack then
-    refuses the image until a deploy records it.
-    """
+    """Signs and stores the evidence of a verification this up ran and passed (ops/evidence.py), pushing with the
+    credentials the stack's pods pull with (ops/stack_registry.py says the order)."""
     from ops import evidence
-    from ops.registry import RegistryError
     from ops.stack_registry import stack_registry
 
-    check = evidence.passed_check(log.events)
-    if check is None:
-        return
     name = stack.name.split("/")[-1]
-    image = parse_image_ref(check.image)
-    if not isinstance(image, ImageRef):
-        say(
-            f"warning: stack {name!r}'s verification passed for {check.image}, which is not pinned by digest: "
-            "no evidence was recorded"
-        )
-        return
 
     def pull_password() -> str:
         return engine.get_secret(stack, f"{PROJECT}:imagePullPassword", config_file=config_file)
 
-    try:
-        registry = stack_registry(image, work_dir, name, pull_password, environ)
-        where = evidence.record(registry, image, name, check, evidence.git_commit(work_dir), environ)
-    except (evidence.EvidenceError, RegistryError, CommandError) as error:
-        say(
-            f"warning: {image} passed verification in stack {name!r}, but no evidence of it was recorded "
-            f"({error}); promotion from {name} will refuse this digest until a deploy records it"
-        )
-        return
-    say(f"Verification evidence for {image.digest} in stack {name!r}: signed, stored as {where}")
+    def registry_for(image: ImageRef) -> Any:
+        try:
+            return stack_registry(image, work_dir, name, pull_password, environ)
+        except CommandError as error:
+            raise evidence.EvidenceUnavailableError(f"stack {name!r}'s imagePullPassword cannot be read") from error
+
+    evidence.record_after_up(log.events, name, registry_for, work_dir, _to_stderr)
 
 
 def promote_hint(stack: str) -> str:

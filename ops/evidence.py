@@ -20,7 +20,7 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from image_ref import ImageRef
+from image_ref import ImageRef, parse_image_ref
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -360,3 +360,44 @@ def require(registry: Any, image: ImageRef, stack: str, environ: Mapping[str, st
             f"the evidence {where} must be a {ENVELOPE_MEDIA_TYPE}, got {artifact.media_type[:80]!r}"
         )
     return open_envelope(artifact.content, trusted, image=image, stack=stack, tag=where)
+
+
+def record_after_up(
+    events: Iterable[Any],
+    stack: str,
+    registry_for: Callable[[ImageRef], Any],
+    work_dir: Path,
+    say: Callable[[str], None],
+    expected: ImageRef | None = None,
+) -> None:
+    """After a successful up of ``stack`` whose verification Job ran and passed (its ``events`` say so, not the
+    state), signs that and stores it beside the image; says where, or why not.
+
+    The deploy stands either way: evidence that cannot be made is said, and promotion from this stack then
+    refuses the image until a deploy records it.
+
+    Args:
+        registry_for: The image's registry, with the credentials that may push there.
+        expected: The image the up was to verify (a promotion's); a check of another image records nothing.
+    """
+    from ops.registry import RegistryError
+
+    check = passed_check(events)
+    if check is None:
+        return
+    image = parse_image_ref(check.image)
+    if not isinstance(image, ImageRef) or (expected is not None and image != expected):
+        want = "an image pinned by digest" if expected is None else str(expected)
+        say(
+            f"warning: stack {stack!r}'s verification must have checked {want}, got {check.image}: no evidence recorded"
+        )
+        return
+    try:
+        where = record(registry_for(image), image, stack, check, git_commit(work_dir))
+    except (EvidenceError, RegistryError) as error:
+        say(
+            f"warning: {image} passed verification in stack {stack!r}, but no evidence of it was recorded "
+            f"({error}); promotion from {stack} will refuse this digest until a deploy records it"
+        )
+        return
+    say(f"Verification evidence for {image.digest} in stack {stack!r}: signed, stored as {where}")

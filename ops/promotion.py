@@ -19,7 +19,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from image_ref import DIGEST, ImageRef, parse_image_ref
-from ops import PROJECT_DIR
+from ops import PROJECT_DIR, evidence
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
 from ops.evidence import git_commit
 from ops.locking import LOCK_WAIT_SECONDS, locked
@@ -137,8 +137,6 @@ def check_evidence(source: str, image: ImageRef, registry: Registry, say: Callab
     Raises:
         PromotionError: When there is no trusted evidence that ``image`` passed verification in ``source``.
     """
-    from ops import evidence
-
     try:
         found = evidence.require(registry, image, source)
     except evidence.EvidenceError as error:
@@ -331,7 +329,9 @@ def promote(
                 log = EventLog()
                 try:
                     _deploy(target, engine, say, packs, configs, config_file, log)
-                    record_evidence(log, image, target_stack.name, registry, work_dir)
+                    evidence.record_after_up(
+                        log.events, target_stack.name, lambda _: registry, work_dir, _to_stderr, expected=image
+                    )
                 except CommandError as error:
                     # The target's settings are put back below: the failed change does not stay pending.
                     failure = Failure(stack=target_stack.name, what=log.first_error(), pending=False)
@@ -387,39 +387,14 @@ def _deploy(
         raise
 
 
-def record_evidence(log: EventLog, image: ImageRef, target: str, registry: Registry, work_dir: Path) -> None:
-    """After the promotion's deploy, signs that ``image`` passed the target's own verification, when that deploy's
-    events show its verification Job ran and passed; the next promotion from the target needs it.
-
-    A deploy whose evidence cannot be stored still stands: it is said on stderr.
-    """
-    from ops import evidence
-
-    check = evidence.passed_check(log.events)
-    if check is None:
-        return
-    if check.image != str(image):
-        print(
-            f"warning: stack {target!r}'s verification checked {check.image}, not {image}: no evidence recorded",
-            file=sys.stderr,
-        )
-        return
-    try:
-        where = evidence.record(registry, image, target, check, git_commit(work_dir))
-    except evidence.EvidenceError as error:
-        print(
-            f"warning: {image} passed verification in stack {target!r}, but no evidence of it was recorded "
-            f"({error}); promotion from {target} will refuse this digest until a deploy records it",
-            file=sys.stderr,
-        )
-        return
-    print(f"Verification evidence for {image.digest} in stack {target!r}: signed, stored as {where}", file=sys.stderr)
-
-
 def provenance(source: str, image: ImageRef, commit: str) -> dict[str, str]:
     """Where a promoted image came from, recorded in the target's ``promotion`` setting."""
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     return {"from": source, "digest": image.digest, "at": now, "commit": commit}
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def ask(question: str) -> bool:

@@ -385,3 +385,48 @@ def test_registry_serving_an_envelope_of_another_kind_is_named(
 
     with pytest.raises(MalformedEvidenceError, match=r"must be a application/vnd.dsse.envelope.v1"):
         evidence.require(registry, image_in(registry), "dev", environ)
+
+
+def test_an_up_whose_check_passed_records_evidence_and_says_where(
+    artifact_registry: tuple[Registry, dict[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    registry, environ = artifact_registry
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+    image = image_in(registry)
+    said: list[str] = []
+
+    evidence.record_after_up([job_event(image=str(image))], "dev", lambda _: registry, tmp_path, said.append)
+
+    assert said == [
+        f"Verification evidence for {DIGEST} in stack 'dev': signed, stored as {registry.address}/"
+        f"hello-world:sha256-{'a' * 64}.verified-dev"
+    ]
+    assert evidence.require(registry, image, "dev", environ).stack == "dev"
+
+
+def test_an_up_that_cannot_store_its_evidence_stands_and_says_so(tmp_path: Path) -> None:
+    down = Registry("127.0.0.1:1")
+    said: list[str] = []
+
+    evidence.record_after_up([job_event(image=str(image_in(down)))], "dev", lambda _: down, tmp_path, said.append)
+
+    (warning,) = said
+    assert warning.startswith(f"warning: {image_in(down)} passed verification in stack 'dev', but no evidence")
+    assert "promotion from dev will refuse this digest until a deploy records it" in warning
+
+
+def test_a_promotion_s_up_that_checked_another_image_records_nothing(tmp_path: Path) -> None:
+    said: list[str] = []
+
+    def no_registry(_: ImageRef) -> Registry:
+        raise AssertionError("nothing is stored")
+
+    evidence.record_after_up(
+        [job_event()], "staging", no_registry, tmp_path, said.append, expected=IMAGE.with_digest(OTHER)
+    )
+
+    assert said == [
+        f"warning: stack 'staging''s verification must have checked {IMAGE.with_digest(OTHER)}, got {IMAGE}: "
+        "no evidence recorded"
+    ]
