@@ -47,13 +47,13 @@ class Request:
     source: str
     target: str
     digest: str | None = None
-    """Roll the target to this earlier digest of the source's repository instead."""
+    """Roll the target to this earlier digest of the source's repository instead; it needs the source's evidence."""
     out_of_chain: bool = False
     yes: bool = False
     wait_seconds: float = LOCK_WAIT_SECONDS
     """How long to wait for another promotion or review of the target to finish. Default 30."""
     skip_verification: str | None = None
-    """Why an image that did not pass the source's verification is promoted anyway; recorded."""
+    """Why an image without evidence that it passed the source's verification is promoted anyway; recorded."""
     rollback: bool = True
     """Return the target to its last verified digest when the deployment fails. Default True."""
 
