@@ -15,7 +15,9 @@ override OUT := $(value OUT)
 override KEY := $(value KEY)
 override ARGS := $(value ARGS)
 override QUICK := $(value QUICK)
-export STACK STACKS FROM TO OUT KEY ARGS QUICK
+# REASON: why `make promote` promotes an image without verification evidence; one argument, whatever it holds.
+override REASON := $(value REASON)
+export STACK STACKS FROM TO OUT KEY ARGS QUICK REASON
 # SAVE: the folder where `make review` keeps each stack's review; REVIEWED: the review file `make up` is held to.
 override SAVE := $(value SAVE)
 override REVIEWED := $(value REVIEWED)
@@ -114,10 +116,11 @@ secret: venv tools ## Set KEY, a secret setting of STACK, on this machine from s
 refresh: venv tools ## Refresh STACK's state from its cluster
 	$(NOT_REVIEWED) $(ENV) $(PLATFORM_IF_NEEDED) $(OPS) refresh "$$STACK"
 
-promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:...")
+promote: venv tools ## Promote FROM's image to TO by digest (ARGS="--yes", "--digest sha256:..."; REASON="..." skips verification)
 	$(ENV) read -ra args <<<"$${ARGS//$$'\n'/ }" && \
+	  reason=() && { [[ -z $$REASON ]] || reason=("--skip-verification=$$REASON"); } && \
 	  $(OPS) promote --from "$${FROM:?make promote needs FROM=<stack>}" \
-	    --to "$${TO:?make promote needs TO=<stack>}" "$${args[@]}"
+	    --to "$${TO:?make promote needs TO=<stack>}" "$${args[@]}" "$${reason[@]}"
 
 review: venv tools ## Markdown summary of a real preview of every stack, or of STACKS="..."; SAVE=<dir> keeps it for deploys
 	$(ENV) read -ra stacks <<<"$${STACKS//$$'\n'/ }" && \

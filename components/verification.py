@@ -108,6 +108,8 @@ def verification_job(
         image=image,
         command=["node", "-e", _CHECK],
         env=[
+            # What is checked, named: the evidence a passed check signs is about this image (ops/evidence.py).
+            k8s.core.v1.EnvVarArgs(name="IMAGE_UNDER_TEST", value=image),
             k8s.core.v1.EnvVarArgs(name="TARGET", value=target),
             k8s.core.v1.EnvVarArgs(name="EXPECT_STATUS", value=str(check.status)),
             k8s.core.v1.EnvVarArgs(name="EXPECT_BODY", value=check.body),

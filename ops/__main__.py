@@ -287,7 +287,10 @@ def parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--from", dest="source", required=True, help="stack whose deployed image is promoted")
     promote.add_argument("--to", dest="target", required=True, help="stack that receives it")
-    promote.add_argument("--digest", help="roll the target to this earlier sha256 digest of the same repository")
+    promote.add_argument(
+        "--digest",
+        help="roll the target to this earlier sha256 digest of the same repository (it needs the source's evidence)",
+    )
     promote.add_argument("--yes", action="store_true", help="deploy after the preview without asking")
     promote.add_argument(
         "--out-of-chain", action="store_true", help="allow a target that is not the next stack in the chain"
@@ -295,7 +298,8 @@ def parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--skip-verification",
         metavar="REASON",
-        help="promote even though the source's verification did not pass; the reason goes into the provenance",
+        help="promote without signed evidence that the image passed the source's verification; the reason is "
+        "recorded in the target's promotion setting (make promote ... REASON=...)",
     )
     reviewing = promote.add_mutually_exclusive_group()
     reviewing.add_argument(

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
@@ -158,6 +159,7 @@ def run(
                     raise roll_back(
                         stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say
                     ) from error
+                record_evidence(log, engine, stack, work_dir, config_file, environ)
                 _show_answer(log.stack_outputs().get("nodePort"), settings, work_dir, environ, say)
 
 
@@ -212,6 +214,33 @@ def check_pinned_image(
             f"stack {name!r} pins image {image}, which its registry must serve, got nothing; nothing ran. "
             f"Give the stack an image that passed the stack before it: {promote_hint(name)}"
         )
+
+
+def record_evidence(
+    log: EventLog,
+    engine: Engine,
+    stack: auto.Stack,
+    work_dir: Path,
+    config_file: Path,
+    environ: Mapping[str, str],
+) -> None:
+    """Signs and stores the evidence of a verification this up ran and passed (ops/evidence.py), pushing with the
+    credentials the stack's pods pull with (ops/stack_registry.py says the order)."""
+    from ops import evidence
+    from ops.stack_registry import stack_registry
+
+    name = stack.name.split("/")[-1]
+
+    def pull_password() -> str:
+        return engine.get_secret(stack, f"{PROJECT}:imagePullPassword", config_file=config_file)
+
+    def registry_for(image: ImageRef) -> Any:
+        try:
+            return stack_registry(image, work_dir, name, pull_password, environ)
+        except CommandError as error:
+            raise evidence.EvidenceUnavailableError(f"stack {name!r}'s imagePullPassword cannot be read") from error
+
+    evidence.record_after_up(log.events, name, registry_for, work_dir, _to_stderr)
 
 
 def promote_hint(stack: str) -> str:

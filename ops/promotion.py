@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import select
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -21,8 +20,9 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from image_ref import DIGEST, ImageRef, parse_image_ref
-from ops import PROJECT_DIR
+from ops import PROJECT_DIR, evidence
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
+from ops.evidence import git_commit
 from ops.image_names import ImageName, parse_image_name
 from ops.locking import LOCK_WAIT_SECONDS, backend_lock_error, locked
 from ops.policy_config import policy_run
@@ -52,13 +52,13 @@ class Request:
     source: str
     target: str
     digest: str | None = None
-    """Roll the target to this earlier digest of the source's repository instead."""
+    """Roll the target to this earlier digest of the source's repository instead; it needs the source's evidence."""
     out_of_chain: bool = False
     yes: bool = False
     wait_seconds: float = LOCK_WAIT_SECONDS
     """How long to wait for another promotion or review of the target to finish. Default 30."""
     skip_verification: str | None = None
-    """Why an image that did not pass the source's verification is promoted anyway; recorded."""
+    """Why an image without evidence that it passed the source's verification is promoted anyway; recorded."""
     rollback: bool = True
     """Return the target to its last verified digest when the deployment fails. Default True."""
     save_review: Path | None = None
@@ -139,19 +139,24 @@ def check_last_update(source: str, history: list[auto.UpdateSummary]) -> None:
         )
 
 
-def check_verified(source: str, image: ImageRef, verified: auto.OutputValue | None) -> None:
-    """Only what passed the source stack's in-cluster verification moves on.
+def check_evidence(source: str, image: ImageRef, registry: Registry, say: Callable[[str], None]) -> None:
+    """Only what passed the source stack's in-cluster verification moves on, as its signed evidence shows
+    (ops/evidence.py); the source's state outputs are no evidence, since whoever can write the state can set them.
 
     Raises:
-        PromotionError: When the source's verifiedImageRef is not the image it runs.
+        PromotionError: When there is no trusted evidence that ``image`` passed verification in ``source``.
     """
-    passed = None if verified is None else verified.value
-    if passed != str(image):
+    try:
+        found = evidence.require(registry, image, source)
+    except evidence.EvidenceError as error:
         raise PromotionError(
-            f"stack {source!r} runs {image}, but its verification must have passed for that image, got "
-            f"{'no verified image' if not passed else f'a pass for {passed}'}; deploy it until the check passes, "
-            'or pass --skip-verification "<reason>" to promote it anyway (the reason is recorded)'
-        )
+            f'{error}; or pass --skip-verification "<reason>" (make promote ... REASON="<reason>") to promote '
+            "it anyway: the reason is recorded; nothing was promoted"
+        ) from error
+    say(
+        f"Evidence: {image.digest} passed verification in stack {source!r} at {found.at} (commit {found.commit}), "
+        f"signed by the trusted key ({found.tag})"
+    )
 
 
 def check_served(image: ImageRef, registry: Registry, copied_from: ImageRef | None = None) -> None:
@@ -248,13 +253,6 @@ def target_registry(image: ImageRef, work_dir: Path, target: auto.Stack, engine:
         raise PromotionError(str(error)) from error
 
 
-def git_commit(directory: Path) -> str:
-    result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() or "unknown"
-
-
 def promote(
     request: Request,
     *,
@@ -319,15 +317,18 @@ def promote(
         if "imageRef" not in outputs:
             raise PromotionError(f"stack {request.source!r} must have been deployed (an imageRef output), got none")
         image = candidate(str(outputs["imageRef"].value), request.digest)
-        if request.digest is None and request.skip_verification is None:
-            check_last_update(request.source, source.history(page_size=1))
-            check_verified(request.source, image, outputs.get("verifiedImageRef"))
+        if request.skip_verification is None:
+            if request.digest is None:
+                check_last_update(request.source, source.history(page_size=1))
+            # The evidence is beside the image in the source's repository, asked as the source's pods pull.
+            check_evidence(source_stack.name, image, target_registry(image, work_dir, source, engine), say)
 
         target = engine.stack(target_stack.given)
         # The digest is checked where, and as, the target will pull it.
         source_image, image = image, pinned_for(image, pulls_from(work_dir, target_stack.name))
         copied_from = source_image if image != source_image else None
-        check_served(image, target_registry(image, work_dir, target, engine), copied_from)
+        registry = target_registry(image, work_dir, target, engine)
+        check_served(image, registry, copied_from)
         deployed = target.outputs().get("imageRef")
         if deployed is not None and deployed.value == str(image):
             say(f"{request.target} already runs {image}; nothing to promote")
@@ -382,6 +383,9 @@ def promote(
                 log = EventLog()
                 try:
                     _deploy(target, engine, say, packs, configs, config_file, log, plan)
+                    evidence.record_after_up(
+                        log.events, target_stack.name, lambda _: registry, work_dir, _to_stderr, expected=image
+                    )
                 except CommandError as error:
                     # Another machine's update holds the shared backend's lock: nothing ran, nothing to roll back.
                     if (held := backend_lock_error(str(error), target_stack.name)) is not None:
@@ -447,6 +451,10 @@ def provenance(source: str, image: ImageRef, commit: str) -> dict[str, str]:
     """Where a promoted image came from, recorded in the target's ``promotion`` setting."""
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     return {"from": source, "digest": image.digest, "at": now, "commit": commit}
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def ask(question: str) -> bool:

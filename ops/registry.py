@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import http.client
 import inspect
 import ipaddress
@@ -113,6 +114,23 @@ class CredentialsWouldLeakError(RegistryError):
 
 class DockerConfigError(RegistryError):
     """The Docker config or its credential helper is broken."""
+
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_CONFIG = b"{}"
+"""The OCI image spec's empty descriptor content: the config of an artifact that has none."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Artifact:
+    """One file stored in a registry as an OCI artifact (evidence beside an image, say)."""
+
+    artifact_type: str
+    media_type: str
+    """The media type of its one layer, the file."""
+    content: bytes
+    annotations: Mapping[str, str]
 
 
 @dataclass(frozen=True, repr=False)
@@ -480,36 +498,7 @@ class Registry:
         """
         if not (DIGEST.fullmatch(reference) or TAG.fullmatch(reference)):
             raise RegistryError(f"reference must be a tag or sha256:<64 hex digits>, got {_shown(reference)!r}")
-        registry, repository = normalised(self.address, repository)
-        scheme = "http" if self.plain_http else "https"
-        url = f"{scheme}://{api_host(registry)}/v2/{repository}/manifests/{reference}"
-        client = self._oras()
-        for refreshed in (False, True):
-            headers = {"Accept": MANIFEST_TYPES}
-            if self.credentials is not None:
-                # Sent to the registry itself at once (requests drops it on a redirect to another host),
-                # so that a basic-auth registry answers the first request.
-                token = f"{self.credentials.username}:{self.credentials.password}".encode()
-                headers["Authorization"] = f"Basic {base64.b64encode(token).decode()}"
-            try:
-                response: requests.Response = _request(client, url, "HEAD", headers=headers)
-            except requests.exceptions.TooManyRedirects as error:
-                raise RedirectLoopError(
-                    f"registry {self.address} redirected more than {MAX_REDIRECTS} times for {repository}"
-                ) from error
-            except requests.exceptions.RequestException as error:
-                raise NotARegistryError(f"registry {self.address} cannot be asked: {_shown(error)}") from error
-            except ValueError as error:  # oras: a 401 it could not answer; the watch names the usual ones first
-                raise CredentialsRefusedError(f"registry {self.address}: {_shown(error)}") from error
-            if response.status_code != 401:
-                break
-            if refreshed:
-                error_text = _shown(dict(_challenge_params(response.headers.get("WWW-Authenticate", ""))).get("error"))
-                raise TokenRefusedError(
-                    f"registry {self.address} refused its token issuer's token for {repository} again after one "
-                    f"refresh ({error_text}); try again, and check the registry's clock and token lifetime"
-                )
-            client.auth.token = None  # expired, or revoked: one fresh token
+        response = self._ask("HEAD", repository, f"manifests/{reference}", {"Accept": MANIFEST_TYPES})
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -521,6 +510,157 @@ class Registry:
                 f"registry {self.address} must answer one Docker-Content-Digest of sha256:<64 hex digits>, got {got}"
             )
         return digests[0]
+
+    def _url(self, repository: str, path: str) -> tuple[str, str]:
+        """The repository as the registry names it, and the address of ``path`` under it."""
+        registry, repository = normalised(self.address, repository)
+        scheme = "http" if self.plain_http else "https"
+        return repository, f"{scheme}://{api_host(registry)}/v2/{repository}/{path}"
+
+    def _ask(
+        self, method: str, repository: str, path: str, headers: Mapping[str, str], data: bytes | None = None
+    ) -> requests.Response:
+        """One request to the registry's API for ``repository``, with its credentials; a token that stops working
+        mid-run is fetched anew once.
+
+        Raises:
+            RegistryError: One of its subclasses, for each way the registry can fail to answer.
+        """
+        repository, url = self._url(repository, path)
+        return self._send(method, url, repository, headers, data)
+
+    def _send(
+        self, method: str, url: str, repository: str, headers: Mapping[str, str], data: bytes | None = None
+    ) -> requests.Response:
+        client = self._oras()
+        for refreshed in (False, True):
+            sent = dict(headers)
+            if self.credentials is not None:
+                # Sent to the registry itself at once (requests drops it on a redirect to another host),
+                # so that a basic-auth registry answers the first request.
+                token = f"{self.credentials.username}:{self.credentials.password}".encode()
+                sent["Authorization"] = f"Basic {base64.b64encode(token).decode()}"
+            try:
+                response: requests.Response = _request(client, url, method, headers=sent, data=data)
+            except requests.exceptions.TooManyRedirects as error:
+                raise RedirectLoopError(
+                    f"registry {self.address} redirected more than {MAX_REDIRECTS} times for {repository}"
+                ) from error
+            except requests.exceptions.RequestException as error:
+                raise NotARegistryError(f"registry {self.address} cannot be asked: {_shown(error)}") from error
+            except ValueError as error:  # oras: a 401 it could not answer; the watch names the usual ones first
+                raise CredentialsRefusedError(f"registry {self.address}: {_shown(error)}") from error
+            if response.status_code != 401:
+                return response
+            if refreshed:
+                error_text = _shown(dict(_challenge_params(response.headers.get("WWW-Authenticate", ""))).get("error"))
+                raise TokenRefusedError(
+                    f"registry {self.address} refused its token issuer's token for {repository} again after one "
+                    f"refresh ({error_text}); try again, and check the registry's clock and token lifetime"
+                )
+            client.auth.token = None  # expired, or revoked: one fresh token
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def push_artifact(self, repository: str, tag: str, artifact: Artifact) -> str:
+        """Stores ``artifact`` as an OCI artifact (an image manifest with an empty config and one layer) under
+        ``tag`` of ``repository``, as the OCI image spec's artifact guidance describes it.
+
+        Returns:
+            The digest of the manifest the registry stored.
+
+        Raises:
+            RegistryError: When the registry refuses the upload or cannot be asked.
+        """
+        if not TAG.fullmatch(tag):
+            raise RegistryError(f"tag must match {TAG.pattern}, got {_shown(tag)!r}")
+        # Uploads first, each with the push scope: a pull-scoped token from an earlier question would be refused.
+        layer = self._upload_blob(repository, artifact.content)
+        config = self._upload_blob(repository, EMPTY_CONFIG)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact.artifact_type,
+            "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": config, "size": len(EMPTY_CONFIG)},
+            "layers": [{"mediaType": artifact.media_type, "digest": layer, "size": len(artifact.content)}],
+            "annotations": dict(artifact.annotations),
+        }
+        body = json.dumps(manifest, sort_keys=True).encode()
+        response = self._ask("PUT", repository, f"manifests/{tag}", {"Content-Type": OCI_MANIFEST}, body)
+        if response.status_code not in (200, 201):
+            raise RegistryError(
+                f"registry {self.address} must store the manifest {tag} of {repository}, got "
+                f"{response.status_code} {_shown(response.reason)}"
+            )
+        return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+    def _upload_blob(self, repository: str, content: bytes) -> str:
+        digest = f"sha256:{hashlib.sha256(content).hexdigest()}"
+        started = self._ask("POST", repository, "blobs/uploads/", {"Content-Type": "application/octet-stream"})
+        location = started.headers.get("Location", "")
+        if started.status_code != 202 or not location:
+            raise RegistryError(
+                f"registry {self.address} must start a blob upload to {repository} (202 and a Location), got "
+                f"{started.status_code} {_shown(started.reason)}"
+            )
+        target = urllib.parse.urljoin(started.url, location)
+        if _origin(target) != _origin(started.url):
+            raise CredentialsWouldLeakError(
+                f"registry {self.address} sent the upload to another host: {_shown(target)}; nothing was sent there"
+            )
+        joiner = "&" if urllib.parse.urlsplit(target).query else "?"
+        url = f"{target}{joiner}{urllib.parse.urlencode({'digest': digest})}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(content))}
+        stored = self._send("PUT", url, repository, headers, content)
+        if stored.status_code not in (201, 204):
+            raise RegistryError(
+                f"registry {self.address} must store the blob {digest} in {repository}, got "
+                f"{stored.status_code} {_shown(stored.reason)}"
+            )
+        return digest
+
+    def fetch_artifact(self, repository: str, tag: str, artifact_type: str) -> Artifact | None:
+        """The artifact of ``artifact_type`` that :meth:`push_artifact` stored under ``tag``, checked against its
+        digests; None when the registry has no such tag.
+
+        Raises:
+            NotARegistryError: When the manifest or the blob is not what was stored (malformed, another type,
+                a blob whose digest differs).
+            RegistryError: When the registry cannot be asked.
+        """
+        if not TAG.fullmatch(tag):
+            raise RegistryError(f"tag must match {TAG.pattern}, got {_shown(tag)!r}")
+        where = f"{self.address}/{repository}:{tag}"
+        response = self._ask("GET", repository, f"manifests/{tag}", {"Accept": OCI_MANIFEST})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryError(f"registry {self.address} answered {response.status_code} {_shown(response.reason)}")
+        try:
+            manifest = json.loads(response.content)
+            layers = manifest["layers"]
+            found_type = manifest.get("artifactType")
+            (layer,) = layers
+            media_type, digest, size = str(layer["mediaType"]), str(layer["digest"]), int(layer["size"])
+            annotations = manifest.get("annotations") or {}
+        except (ValueError, KeyError, TypeError) as error:
+            raise NotARegistryError(
+                f"{where} must be an OCI artifact manifest with one layer: {_shown(error)}"
+            ) from error
+        if found_type != artifact_type or not DIGEST.fullmatch(digest) or not 0 <= size <= MAX_ANSWER_BYTES:
+            raise NotARegistryError(
+                f"{where} must be an artifact of type {artifact_type} with one sha256 layer, got type "
+                f"{_shown(found_type)!r}, layer {_shown(digest)!r} of {size} bytes"
+            )
+        blob = self._ask("GET", repository, f"blobs/{digest}", {})
+        if blob.status_code != 200:
+            raise RegistryError(
+                f"registry {self.address} must serve the blob {digest} of {where}, got {blob.status_code}"
+            )
+        content = blob.content
+        if f"sha256:{hashlib.sha256(content).hexdigest()}" != digest:
+            raise NotARegistryError(f"registry {self.address} served a blob for {where} whose digest is not {digest}")
+        shown = {str(key): str(value) for key, value in annotations.items()} if isinstance(annotations, dict) else {}
+        return Artifact(artifact_type=artifact_type, media_type=media_type, content=content, annotations=shown)
 
 
 def same_registry(first: str, second: str) -> bool:

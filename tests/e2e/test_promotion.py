@@ -50,6 +50,23 @@ class Chain:
             check=False,
         )
 
+    def up(self, workspace: Workspace, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``python -m ops up`` (what `make up` runs) of one of the chain's stacks: a passed verification is signed
+        as evidence beside the image, which promotion from that stack needs (ops/evidence.py)."""
+        env = {**workspace.env, "HELLO_PROJECT_DIR": str(workspace.directory)}
+        result = subprocess.run(
+            [sys.executable, "-m", "ops", "up", workspace.stack],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+            check=False,
+        )
+        assert not check or result.returncode == 0, result.stdout + result.stderr
+        return result
+
     def staging_file(self) -> bytes:
         return (self.staging.directory / "Pulumi.staging.yaml").read_bytes()
 
@@ -79,9 +96,10 @@ def make_chain(base: Path, registry: LocalRegistry, name: str, first_port: int, 
 
 @contextmanager
 def deployed(chain: Chain, teardowns: Teardowns, *, promoted: bool) -> Iterator[Chain]:
-    """Deploys dev, and promotes it to staging when ``promoted``; destroys both afterwards, also after a failure."""
+    """Deploys dev (as `make up` does, which records its verification evidence), and promotes it to staging when
+    ``promoted``; destroys both afterwards, also after a failure."""
     try:
-        chain.dev.up()
+        chain.up(chain.dev)
         if promoted:
             result = chain.promote("--from", "dev", "--to", "staging", "--yes")
             assert result.returncode == 0, result.stdout + result.stderr
@@ -132,7 +150,10 @@ def test_promoting_the_deployed_digest_again_changes_nothing(chain: Chain) -> No
 def test_promoting_a_digest_the_registry_lacks_aborts_and_changes_nothing(chain: Chain) -> None:
     before = (chain.staging_file(), kube_image("promo-staging"))
 
-    result = chain.promote("--from", "dev", "--to", "staging", "--yes", "--digest", MISSING_DIGEST)
+    reason = "the registry check comes after the evidence"
+    result = chain.promote(
+        "--from", "dev", "--to", "staging", "--yes", "--digest", MISSING_DIGEST, "--skip-verification", reason
+    )
 
     assert result.returncode == 1
     assert f"the registry must still serve {MISSING_DIGEST}" in result.stderr
@@ -151,7 +172,7 @@ def test_rollback_by_digest_returns_staging_to_the_older_image(chain: Chain) -> 
     older = chain.dev.outputs()["imageRef"]
     server = chain.dev.directory / "app" / "server.js"
     server.write_text(server.read_text().replace("'Hello World'", "'Hello Newer World'"))
-    chain.dev.up()
+    chain.up(chain.dev)
     newer = chain.dev.outputs()["imageRef"]
     assert newer != older
     assert chain.promote("--from", "dev", "--to", "staging", "--yes").returncode == 0

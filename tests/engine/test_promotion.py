@@ -24,7 +24,7 @@ import yaml
 from tests.conftest import stack_config
 from tests.engine.fixtures import MakeWorkspace
 from tests.engine.workspace import ROOT, Workspace
-from tests.unit.ops.test_promotion import registry_serving_any_digest
+from tests.unit.ops.test_promotion import evidence_env, registry_serving_any_digest
 
 pytestmark = pytest.mark.engine
 
@@ -47,7 +47,12 @@ class Chain:
         return subprocess.Popen(
             [sys.executable, "-m", "ops", "promote", *args, "--digest", DIGEST],
             cwd=ROOT,
-            env={**self.prod.env, "HELLO_PROJECT_DIR": str(self.prod.directory)},
+            env={
+                **self.prod.env,
+                "HELLO_PROJECT_DIR": str(self.prod.directory),
+                # The stand-in registry serves signed evidence for every digest: trust its key.
+                **evidence_env(self.prod.directory.parent),
+            },
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -27,6 +27,12 @@ export HELLO_TOKEN_REGISTRY_USER=hello                # pull and push on every r
 export HELLO_TOKEN_REGISTRY_READER=hello-reader       # pull only, and only on public/*
 export HELLO_TOKEN_REGISTRY_PASSWORD_FILE="$HELLO_RUN/token-registry/password"
 export HELLO_TOKEN_REGISTRY_READER_PASSWORD_FILE="$HELLO_RUN/token-registry/reader-password"
+# Verification evidence (ops/evidence.py): the deploy jobs sign with the private key, promotion trusts the public
+# key. Set both to a team's own key files (CI: an environment secret) to override the platform's (evidence-key.sh).
+export HELLO_EVIDENCE_DIR="$HELLO_RUN/evidence"
+: "${HELLO_EVIDENCE_KEY_FILE:=$HELLO_EVIDENCE_DIR/signing-key.pem}"
+: "${HELLO_EVIDENCE_PUBLIC_KEY_FILE:=$HELLO_EVIDENCE_DIR/signing-key.pub}"
+export HELLO_EVIDENCE_KEY_FILE HELLO_EVIDENCE_PUBLIC_KEY_FILE
 export HELLO_BUILDKIT_SOCK="$HELLO_RUN/buildkit/buildkitd.sock"
 # Our own buildx store, holding only the local BuildKit builder: pulumi-docker-build reads it.
 export BUILDX_CONFIG="$HELLO_RUN/buildx"

@@ -25,6 +25,7 @@ say "base image" "$PLATFORM_DIR/base-image.sh" up
 say "registry login" "$PLATFORM_DIR/registry.sh" check-login
 # Before BuildKit and the cluster: their trust of the token registry names the CA this makes.
 say "token registry" "$PLATFORM_DIR/token-registry.sh" up
+say "evidence key" "$PLATFORM_DIR/evidence-key.sh" up
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" up
 say "state store" "$PLATFORM_DIR/state-store.sh" up
 if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then

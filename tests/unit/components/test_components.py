@@ -168,7 +168,12 @@ def test_web_service_verifies_its_image_through_the_service_inside_the_cluster(r
     (checker,) = pod["containers"]
     env = {item["name"]: item["value"] for item in checker["env"]}
     assert checker["image"] == IMAGE
-    assert env == {"TARGET": f"http://{CHECK_TARGET_IP}:80/hello", "EXPECT_STATUS": "201", "EXPECT_BODY": "Hi"}
+    assert env == {
+        "IMAGE_UNDER_TEST": IMAGE,  # what the evidence of a passed check names (ops/evidence.py)
+        "TARGET": f"http://{CHECK_TARGET_IP}:80/hello",
+        "EXPECT_STATUS": "201",
+        "EXPECT_BODY": "Hi",
+    }
     assert "name" not in job["metadata"]  # a new Job, with a new name, for every new image
     assert job["spec"]["backoffLimit"] == 0
     app = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]

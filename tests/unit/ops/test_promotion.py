@@ -3,6 +3,7 @@ behaviour under signals, a concurrent promotion and the policy pack (against a s
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -19,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from image_ref import ImageRef
+from ops import evidence
 from ops.__main__ import parser, promotion_request
 from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_config
@@ -285,11 +290,67 @@ elif args[0] == "up":
 """
 
 
+EVIDENCE_KEY = Ed25519PrivateKey.generate()
+"""Signs the evidence the stand-in registry serves; tests trust its public key (``evidence_env``)."""
+_EVIDENCE_TAG = re.compile(r"/v2/(?P<repository>.+)/manifests/sha256-(?P<hex>[0-9a-f]{64})\.verified-(?P<stack>.+)")
+_BLOBS: dict[str, bytes] = {}
+
+
+def evidence_env(directory: Path) -> dict[str, str]:
+    """The environment that trusts the stand-in registry's evidence: its public key in ``directory``."""
+    path = directory / "evidence.pub"
+    if not path.exists():
+        path.write_bytes(
+            EVIDENCE_KEY.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return {"HELLO_EVIDENCE_PUBLIC_KEY_FILE": str(path)}
+
+
 class _Manifests(http.server.BaseHTTPRequestHandler):
+    """Serves every digest, and for each one signed evidence that it passed verification in any stack."""
+
     def do_HEAD(self) -> None:
         self.send_response(200)
         self.send_header("Docker-Content-Digest", self.path.rsplit("/", 1)[-1])
         self.end_headers()
+
+    def do_GET(self) -> None:
+        found = _EVIDENCE_TAG.fullmatch(self.path)
+        if found is not None:
+            image = ImageRef(
+                registry=self.headers["Host"], repository=found["repository"], digest=f"sha256:{found['hex']}"
+            )
+            check = evidence.PassedCheck(image=str(image), url="http://checked/", status=200, body="Hello")
+            envelope = evidence.sign(
+                evidence.statement(image, found["stack"], check, "abc1234", "2026-01-01T00:00:00+00:00"), EVIDENCE_KEY
+            )
+            digest = f"sha256:{hashlib.sha256(envelope).hexdigest()}"
+            _BLOBS[digest] = envelope
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": evidence.ARTIFACT_TYPE,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:" + "4" * 64, "size": 2},
+                "layers": [{"mediaType": evidence.ENVELOPE_MEDIA_TYPE, "digest": digest, "size": len(envelope)}],
+            }
+            self._answer(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+            return
+        blob = _BLOBS.get(self.path.rsplit("/", 1)[-1])
+        if "/blobs/" in self.path and blob is not None:
+            self._answer(blob, "application/octet-stream")
+            return
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _answer(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -371,6 +432,7 @@ def promotion(tmp_path: Path, fake_registry: str) -> Promotion:
         "HELLO_PROJECT_DIR": str(project),
         "FAKE_PULUMI_LOG": str(log),
         "FAKE_PULUMI_OUTPUTS": json.dumps({"dev": {"imageRef": image, "verifiedImageRef": image}}),
+        **evidence_env(tmp_path),
     }
     return Promotion(project=project, env=env, log=log, image=image)
 
@@ -487,3 +549,50 @@ def test_promotion_to_a_stack_without_its_own_policy_config_runs_every_rule_mand
 
     configs = [entry["policy_config"] for entry in promotion.entries() if "policy_config" in entry]
     assert configs == [{"all": "mandatory"}]
+
+
+def distrusting(promotion: Promotion, tmp_path: Path) -> None:
+    """The promotion trusts another key than the one the stand-in registry's evidence is signed with."""
+    other = tmp_path / "other.pub"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    promotion.env["HELLO_EVIDENCE_PUBLIC_KEY_FILE"] = str(other)
+
+
+@pytest.mark.parametrize("digest", [[], ["--digest", OLDER]], ids=["source-image", "rollback-by-digest"])
+def test_promotion_refuses_evidence_the_trusted_key_did_not_sign_and_changes_nothing(
+    promotion: Promotion, tmp_path: Path, digest: list[str]
+) -> None:
+    distrusting(promotion, tmp_path)
+    before = promotion.stack_file()
+
+    result = promotion.run("--from", "dev", "--to", "staging", "--yes", *digest)
+
+    assert result.returncode == 1, result.stderr
+    assert "must be signed by the trusted key" in result.stderr
+    assert '--skip-verification "<reason>" (make promote ... REASON="<reason>")' in result.stderr
+    assert not [entry for entry in promotion.entries() if entry.get("args", [""])[0] in ("preview", "up")]
+    assert promotion.stack_file() == before
+
+
+def test_promotion_without_trusted_evidence_goes_ahead_only_with_a_reason(promotion: Promotion, tmp_path: Path) -> None:
+    distrusting(promotion, tmp_path)
+
+    result = promotion.run(
+        "--from", "dev", "--to", "staging", "--digest", OLDER, "--skip-verification", "hotfix, by hand"
+    )
+
+    previewed = [entry["args"] for entry in promotion.entries() if entry.get("args", [""])[0] == "preview"]
+    assert previewed, result.stderr
+    assert "not deploying without a terminal to confirm on" in result.stderr
+    assert "Evidence:" not in result.stdout
+
+
+def test_promotion_names_the_evidence_it_trusted(promotion: Promotion) -> None:
+    result = promotion.run("--from", "dev", "--to", "staging")
+
+    assert f"Evidence: {DIGEST} passed verification in stack 'dev'" in result.stdout, result.stdout + result.stderr
+    assert f"hello-world:sha256-{'1' * 64}.verified-dev" in result.stdout

@@ -162,6 +162,10 @@ def test_promotion_with_a_wrong_pull_password_is_refused_by_the_targets_registry
     assert "not-the-password" not in result.stdout + result.stderr
 
 
+# The source registry below serves digests, not evidence: these tests are about where credentials go.
+NO_EVIDENCE = ("--skip-verification", "the test's source registry holds no evidence")
+
+
 @pytest.fixture
 def source_registry(pull_promotion: Promotion) -> Iterator[PrivateRegistry]:
     """dev's image in a registry of its own that serves any digest and notes every Authorization it gets."""
@@ -190,7 +194,7 @@ def test_promotion_to_a_target_whose_image_is_not_pinned_asks_only_the_registry_
     private_registry.served.add(DIGEST)
     set_settings(pull_promotion.project, "staging", {"image": f"{private_registry.address}/team/hello-world:v1"})
 
-    result = pull_promotion.run("--from", "dev", "--to", "staging")
+    result = pull_promotion.run("--from", "dev", "--to", "staging", *NO_EVIDENCE)
 
     assert f"Promoting {private_registry.address}/team/hello-world@{DIGEST} from dev to staging" in result.stdout
     expected = "Basic " + base64.b64encode(f"{TARGET_USER}:{TARGET_PASSWORD}".encode()).decode()
@@ -208,7 +212,7 @@ def test_promotion_to_a_target_with_a_pull_secret_but_no_registry_of_its_own_is_
         kept.append(f"  hello-world:image: {image}")
     staging.write_text("\n".join(kept) + "\n")
 
-    result = pull_promotion.run("--from", "dev", "--to", "staging")
+    result = pull_promotion.run("--from", "dev", "--to", "staging", *NO_EVIDENCE)
 
     assert result.returncode == 1
     assert "stack 'staging' sets imagePull, so its image must name the registry those credentials are for" in (

@@ -134,6 +134,25 @@ def test_make_promote_hands_from_and_to_over_and_splits_args_into_plain_words(pr
     ]
 
 
+def test_make_promote_hands_a_multi_word_reason_over_as_one_skip_verification_argument(project: Project) -> None:
+    marker = project.marker
+    values = [*hostile(marker), "registry down; hotfix by alice", "--yes", "two  spaces  inside  ", "* glob ?"]
+
+    recorded = [project.make("promote", FROM="dev", TO="staging", ARGS="--yes", REASON=value)[-1] for value in values]
+
+    assert not marker.exists()
+    assert recorded == [
+        ["record", "-m", "ops", "promote", "--from", "dev", "--to", "staging", "--yes", f"--skip-verification={value}"]
+        for value in values
+    ]
+
+
+def test_make_promote_without_reason_skips_nothing(project: Project) -> None:
+    recorded = project.make("promote", FROM="dev", TO="staging", REASON="")
+
+    assert recorded == [["record", "-m", "ops", "promote", "--from", "dev", "--to", "staging"]]
+
+
 def test_make_review_splits_stacks_into_plain_words(project: Project) -> None:
     marker = project.marker
     (project.dir / "Pulumi.dev.yaml").write_text("")  # something for a glob to find
