@@ -146,6 +146,9 @@ def run(
                     raise held from error
                 raise
             if request.action is Action.UP:
+                from ops import evidence  # only an up signs or checks evidence (cryptography: 25 ms to import)
+
+                registry_for = evidence_registry(engine, stack, work_dir, config_file, environ)
                 log = EventLog()
                 try:
                     # Refreshed first: against the state alone, an up sees no change where the cluster drifted
@@ -156,10 +159,17 @@ def run(
                     if (held := backend_lock_error(str(error), request.stack)) is not None:
                         raise held from error
                     failure = Failure(stack=request.stack, what=log.first_error())
+                    doubt = evidence.doubts(registry_for, request.stack)
                     raise roll_back(
-                        stack, config=config_file, failure=failure, rollback=request.rollback, policy=policy, say=say
+                        stack,
+                        config=config_file,
+                        failure=failure,
+                        rollback=request.rollback,
+                        policy=policy,
+                        doubt=doubt,
+                        say=say,
                     ) from error
-                record_evidence(log, engine, stack, work_dir, config_file, environ)
+                evidence.record_after_up(log.events, request.stack, registry_for, work_dir, _to_stderr)
                 _show_answer(log.stack_outputs().get("nodePort"), settings, work_dir, environ, say)
 
 
@@ -216,16 +226,11 @@ def check_pinned_image(
         )
 
 
-def record_evidence(
-    log: EventLog,
-    engine: Engine,
-    stack: auto.Stack,
-    work_dir: Path,
-    config_file: Path,
-    environ: Mapping[str, str],
-) -> None:
-    """Signs and stores the evidence of a verification this up ran and passed (ops/evidence.py), pushing with the
-    credentials the stack's pods pull with (ops/stack_registry.py says the order)."""
+def evidence_registry(
+    engine: Engine, stack: auto.Stack, work_dir: Path, config_file: Path, environ: Mapping[str, str]
+) -> Callable[[ImageRef], Any]:
+    """An image's registry for the stack's verification evidence (ops/evidence.py), with the credentials the
+    stack's pods pull with (ops/stack_registry.py says the order)."""
     from ops import evidence
     from ops.stack_registry import stack_registry
 
@@ -240,7 +245,7 @@ def record_evidence(
         except CommandError as error:
             raise evidence.EvidenceUnavailableError(f"stack {name!r}'s imagePullPassword cannot be read") from error
 
-    evidence.record_after_up(log.events, name, registry_for, work_dir, _to_stderr)
+    return registry_for
 
 
 def promote_hint(stack: str) -> str:

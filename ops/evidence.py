@@ -362,6 +362,29 @@ def require(registry: Any, image: ImageRef, stack: str, environ: Mapping[str, st
     return open_envelope(artifact.content, trusted, image=image, stack=stack, tag=where)
 
 
+def doubts(registry_for: Callable[[ImageRef], Any], stack: str) -> Callable[[str], str | None]:
+    """What a rollback asks before it deploys the image a state names as verified: why that image, in ``stack``,
+    has no trusted evidence of its verification (None when it has), since whoever can write the state can name
+    any image there.
+
+    Args:
+        registry_for: The image's registry, with the credentials the stack pulls with.
+    """
+    from ops.registry import RegistryError
+
+    def doubt(reference: str) -> str | None:
+        image = parse_image_ref(reference)
+        if not isinstance(image, ImageRef):
+            return f"{reference} is not an image pinned by digest"
+        try:
+            require(registry_for(image), image, stack)
+        except (EvidenceError, RegistryError) as error:
+            return str(error)
+        return None
+
+    return doubt
+
+
 def record_after_up(
     events: Iterable[Any],
     stack: str,

@@ -398,6 +398,7 @@ def promote(
                         failure=failure,
                         rollback=request.rollback,
                         policy=policy,
+                        doubt=evidence.doubts(lambda _: registry, target_stack.name),
                         say=say,
                     ) from error
         if runner.interrupted is not None:

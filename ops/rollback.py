@@ -106,6 +106,13 @@ class Failure:
             f"that passed verification here, and that rollout finished: it runs now{pending}"
         )
 
+    def untrusted(self, verified: str, doubt: str, deployed: str | None) -> str:
+        """The closing message when the image the state names as verified has no trusted evidence of it."""
+        return (
+            f"stack {self.stack!r}: the update failed ({self.what}); not rolled back to {verified}, which the state "
+            f"names as verified, because {doubt}; it runs what the failed update left ({deployed or 'no Deployment'})"
+        )
+
     def rollback_failed(self, verified: str, error: str) -> str:
         return (
             f"stack {self.stack!r}: the update failed ({self.what}), and the rollback to {verified} failed too "
@@ -157,6 +164,7 @@ def roll_back(
     failure: Failure,
     rollback: bool,
     policy: PolicyRun,
+    doubt: Callable[[str], str | None],
     say: Callable[[str], None] = print,
 ) -> DeployError:
     """After a failed ``pulumi up`` of ``stack``, returns it to its last verified digest when that is due.
@@ -166,6 +174,8 @@ def roll_back(
     Args:
         config: The config file the failed update ran with; a copy of it deploys the verified digest.
         rollback: False for ``--no-rollback``.
+        doubt: Why an image the state names as verified is not to be trusted, or None (``evidence.doubts``):
+            whoever can write the state can name any image there.
 
     Returns:
         The error to raise: the update failed whatever was done after it.
@@ -180,6 +190,8 @@ def roll_back(
     if decision is not Decision.ROLL_BACK:
         return DeployError(failure.message(decision, verified=verified, deployed=deployed))
     assert verified is not None  # decide() rolls back only to a verified image
+    if (why := doubt(verified)) is not None:
+        return DeployError(failure.untrusted(verified, why, deployed))
     log = EventLog()
     say(f"The update of {failure.stack} failed; rolling back to {verified}, the last image that passed verification:")
     try:

@@ -227,19 +227,41 @@ class FakeStack:
             raise create_command_error(auto.CommandResult(stdout="", stderr="error: the registry is gone", code=1))
 
 
-def run_roll_back(tmp_path: Path, stack: FakeStack, rollback: bool = True) -> str:
+def run_roll_back(tmp_path: Path, stack: FakeStack, rollback: bool = True, doubt: str | None = None) -> str:
+    """Rolls ``stack`` back; the image its state names as verified has trusted evidence unless ``doubt`` says why
+    not."""
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(STACK_FILE))
     policy = PolicyRun(pack=tmp_path / "policy", config=tmp_path / "policy.json")
     said: list[str] = []
+    asked: list[str] = []
+
+    def doubting(reference: str) -> str | None:
+        asked.append(reference)
+        return doubt
+
     error = roll_back(
         stack,  # type: ignore[arg-type]
         config=tmp_path / "Pulumi.dev.yaml",
         failure=FAILURE,
         rollback=rollback,
         policy=policy,
+        doubt=doubting,
         say=said.append,
     )
+    assert asked in ([], [GOOD]), "only the image to roll back to is asked about"
     return str(error)
+
+
+def test_roll_back_deploys_nothing_when_the_state_s_verified_image_has_no_trusted_evidence(tmp_path: Path) -> None:
+    stack = FakeStack({"verifiedImageRef": GOOD, "imageRef": BAD}, BAD)
+
+    message = run_roll_back(tmp_path, stack, doubt="it has no signed evidence")
+
+    assert stack.ups == []
+    assert message == FAILURE.untrusted(GOOD, "it has no signed evidence", BAD)
+    assert f"; not rolled back to {GOOD}, which the state names as verified, because it has no signed evidence;" in (
+        message
+    )
 
 
 def test_roll_back_deploys_the_verified_image_through_a_private_copy_with_the_policy_pack(tmp_path: Path) -> None:
