@@ -702,10 +702,11 @@ def from_environment(
 
 
 def local_platform_ca(address: str, environ: Mapping[str, str]) -> str | None:
-    """The local platform's CA certificate (``HELLO_CA_CERT``, set by tooling/platform/env.sh) for its token
-    registry, which speaks TLS on loopback (tooling/platform/token-registry.sh); None for any other registry."""
+    """The local platform's CA certificate (``HELLO_CA_CERT``, set by tooling/platform/env.sh) for its registries,
+    which speak TLS on loopback (tooling/platform/registry.sh, token-registry.sh); None for any other registry."""
     ca_cert = environ.get("HELLO_CA_CERT")
-    if not ca_cert or not same_registry(address, Platform.from_environment(environ).token_registry):
+    platform = Platform.from_environment(environ)
+    if not ca_cert or not any(same_registry(address, ours) for ours in (platform.registry, platform.token_registry)):
         return None
     return ca_cert
 

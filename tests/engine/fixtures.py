@@ -75,7 +75,9 @@ def local_registry() -> LocalRegistry:
     username = os.environ.get("HELLO_REGISTRY_USER", "hello")
     password = password_file.read_text().strip()
     address = os.environ.get("HELLO_REGISTRY", "127.0.0.1:5000")
-    return LocalRegistry(Registry(address, username, password), username, password)
+    source = f"the local registry's {username} ({password_file})"
+    ca_cert = os.environ.get("HELLO_CA_CERT")  # it speaks TLS from the platform's CA
+    return LocalRegistry(Registry(address, username, password, source, ca_cert), username, password)
 
 
 def token_registry_user(user_variable: str, password_variable: str) -> LocalRegistry:

@@ -87,8 +87,8 @@ publish() {
   password=${password//\\/\\\\}
   password=${password//\"/\\\"}
   if printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" | curl -fsS -K - -o /dev/null -I \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null; then
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' --cacert "$HELLO_CA_CERT" \
+    "https://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null; then
     info "base image already served as $HELLO_BASE_IMAGE_REF"
     return 0
   fi

@@ -64,9 +64,9 @@ refresh_sums() (
 
 write_config() {
   mkdir -p "$BUILDKIT_DIR" "$BUILDX_CONFIG/instances"
-  # The local registry speaks plain HTTP; the token registry speaks TLS from the platform's CA (`http = false`:
-  # unset, BuildKit takes a loopback registry for plain HTTP). Builds need no network of their own (no RUN
-  # step downloads anything), so the worker shares the host's and needs no CNI.
+  # Both registries speak TLS from the platform's CA (`http = false`: unset, BuildKit takes a loopback registry
+  # for plain HTTP). Builds need no network of their own (no RUN step downloads anything), so the worker
+  # shares the host's and needs no CNI.
   cat >"$BUILDKIT_CONFIG" <<TOML
 root = "$BUILDKIT_DIR/root"
 [grpc]
@@ -80,8 +80,8 @@ root = "$BUILDKIT_DIR/root"
 [worker.containerd]
   enabled = false
 [registry."$HELLO_REGISTRY"]
-  http = true
-  insecure = true
+  http = false
+  ca = ["$HELLO_CA_CERT"]
 [registry."$HELLO_TOKEN_REGISTRY"]
   http = false
   ca = ["$HELLO_CA_CERT"]

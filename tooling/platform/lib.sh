@@ -168,3 +168,7 @@ ensure_secret_file() {
 }
 
 docker_ours() { docker -H "unix://$HELLO_DOCKER_SOCK" "$@"; }
+
+# port_taken HOST:PORT: something answers there, over TLS or plain HTTP (a registry of someone else's would take
+# our pushes).
+port_taken() { curl -s -o /dev/null -m 2 -k "https://$1/" || curl -s -o /dev/null -m 2 "http://$1/"; }

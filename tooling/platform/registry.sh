@@ -6,12 +6,15 @@ set -euo pipefail
 PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/env.sh"
 source "$PLATFORM_DIR/lib.sh"
+# ca_server_cert: the registry speaks TLS from the platform's CA, as the registries users bring speak HTTPS
+source "$PLATFORM_DIR/ca.sh"
 
 REGISTRY_DIR=$HELLO_RUN/registry
 REGISTRY_PIDFILE=$REGISTRY_DIR/registry.pid
 REGISTRY_LOG=$REGISTRY_DIR/registry.log
 HTPASSWD_FILE=$REGISTRY_DIR/htpasswd
 CONFIG_FILE=$REGISTRY_DIR/config.yml
+FINGERPRINT_FILE=$REGISTRY_DIR/registry.fingerprint
 PASSWORD_LENGTH=32
 START_TIMEOUT=30
 STOP_TIMEOUT=15
@@ -43,6 +46,9 @@ storage:
 http:
   addr: $HELLO_REGISTRY
   secret: $secret
+  tls:
+    certificate: $CA_CRT
+    key: $CA_KEY
   headers:
     X-Content-Type-Options: [nosniff]
 auth:
@@ -53,9 +59,15 @@ EOF
   )
 }
 
-# 401 on /v2/ means: serving, and refusing anonymous clients.
+# 401 on /v2/ over TLS from our CA means: serving, ours, and refusing anonymous clients.
 registry_answers() {
-  [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$HELLO_REGISTRY/v2/") == 401 ]]
+  [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' --cacert "$HELLO_CA_CERT" "https://$HELLO_REGISTRY/v2/") == 401 ]]
+}
+
+# The host of $HELLO_REGISTRY as a subjectAltName entry (IP: for an address, DNS: for a name).
+registry_san() {
+  local host=${HELLO_REGISTRY%:*}
+  if [[ $host =~ ^[0-9.]+$ ]]; then echo "IP:$host"; else echo "DNS:$host"; fi
 }
 
 up() {
@@ -65,18 +77,23 @@ up() {
   chmod 0700 "$REGISTRY_DIR"
   ensure_secret_file "$HELLO_REGISTRY_PASSWORD_FILE" "$PASSWORD_LENGTH"
   ensure_htpasswd
-  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers; then
+  ca_server_cert registry "$(registry_san)"
+  # The registry reads its certificate at start: a renewed one means a restart.
+  local fingerprint
+  fingerprint=$(sha256sum <"$CA_CRT" | cut -d' ' -f1)
+  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers &&
+    [[ $(cat "$FINGERPRINT_FILE" 2>/dev/null) == "$fingerprint" ]]; then
     info "registry already running on $HELLO_REGISTRY (pid $(<"$REGISTRY_PIDFILE"))"
     return 0
   fi
   stop_pidfile "$REGISTRY_PIDFILE" docker-registry "$STOP_TIMEOUT"
   # A registry of someone else's on our port would take our pushes; refuse to share it.
-  if curl -s -o /dev/null -m 2 "http://$HELLO_REGISTRY/v2/"; then
-    die "something else already serves http://$HELLO_REGISTRY; stop it or set HELLO_REGISTRY to a free address"
-  fi
+  port_taken "$HELLO_REGISTRY" &&
+    die "something else already serves $HELLO_REGISTRY; stop it or set HELLO_REGISTRY to a free address"
   write_config
   start_background "$REGISTRY_PIDFILE" "$REGISTRY_LOG" docker-registry serve "$CONFIG_FILE"
-  wait_until "$START_TIMEOUT" "registry on http://$HELLO_REGISTRY (expecting 401 on /v2/)" "$REGISTRY_LOG" "$STARTED_PID" registry_answers
+  wait_until "$START_TIMEOUT" "registry on https://$HELLO_REGISTRY (expecting 401 on /v2/)" "$REGISTRY_LOG" "$STARTED_PID" registry_answers
+  echo "$fingerprint" >"$FINGERPRINT_FILE"
   info "registry on $HELLO_REGISTRY, user $HELLO_REGISTRY_USER"
 }
 

@@ -135,8 +135,6 @@ status_of() { curl -s -o /dev/null -m 2 --cacert "$HELLO_CA_CERT" -w '%{http_cod
 registry_answers() { [[ $(status_of "https://$HELLO_TOKEN_REGISTRY/v2/") == 401 ]]; }
 issuer_answers() { [[ $(status_of "https://$HELLO_TOKEN_ISSUER/token") == 401 ]]; }
 # Anything listening there, TLS or not, that is not ours.
-port_taken() { curl -s -o /dev/null -m 2 -k "https://$1/" || curl -s -o /dev/null -m 2 "http://$1/"; }
-
 start_issuer() {
   local fingerprint
   fingerprint=$(cat "$ISSUER_SCRIPT" "$ISSUER_CONFIG" "$ISSUER_VENV/.pins" "$CA_CRT" | sha256sum | cut -d' ' -f1)

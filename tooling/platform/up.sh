@@ -20,10 +20,11 @@ lock_platform
 say "packages" require_commands $(awk '!/^#/ && NF { print $1 }' "$PLATFORM_DIR/commands.tsv")
 start=$SECONDS
 say "engine" "$PLATFORM_DIR/engine.sh" up
+# Before the registries, BuildKit and the cluster: they serve or trust certificates of this CA.
+say "CA" "$PLATFORM_DIR/ca.sh" up
 say "registry" "$PLATFORM_DIR/registry.sh" up
 say "base image" "$PLATFORM_DIR/base-image.sh" up
 say "registry login" "$PLATFORM_DIR/registry.sh" check-login
-# Before BuildKit and the cluster: their trust of the token registry names the CA this makes.
 say "token registry" "$PLATFORM_DIR/token-registry.sh" up
 say "evidence key" "$PLATFORM_DIR/evidence-key.sh" up
 say "buildkit" "$PLATFORM_DIR/buildkit.sh" up

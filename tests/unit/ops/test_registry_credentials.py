@@ -202,13 +202,23 @@ def test_docker_credentials_reads_home_s_docker_config_without_docker_config(tmp
 
 @pytest.mark.parametrize(
     ("address", "ca_cert", "plain_http"),
-    [("127.0.0.1:5443", "/ca/ca.crt", False), ("127.0.0.1:5000", None, True), (ADDRESS, None, False)],
-    ids=["token-registry-over-tls-with-the-ca", "first-registry-plain-http", "elsewhere-system-cas"],
+    [
+        ("127.0.0.1:5443", "/ca/ca.crt", False),
+        ("127.0.0.1:5000", "/ca/ca.crt", False),
+        ("127.0.0.1:5001", None, True),
+        (ADDRESS, None, False),
+    ],
+    ids=["token-registry", "registry", "other-loopback-plain-http", "elsewhere-system-cas"],
 )
-def test_local_platform_ca_goes_only_to_the_platform_s_token_registry(
+def test_local_platform_ca_goes_only_to_the_platform_s_registries_which_speak_tls(
     address: str, ca_cert: str | None, plain_http: bool
 ) -> None:
-    environ = {"HELLO_TOKEN_REGISTRY": "127.0.0.1:5443", "HELLO_CA_CERT": "/ca/ca.crt", "DOCKER_CONFIG": "/nowhere"}
+    environ = {
+        "HELLO_REGISTRY": "127.0.0.1:5000",
+        "HELLO_TOKEN_REGISTRY": "127.0.0.1:5443",
+        "HELLO_CA_CERT": "/ca/ca.crt",
+        "DOCKER_CONFIG": "/nowhere",
+    }
 
     registry = from_environment(address, environ)
 

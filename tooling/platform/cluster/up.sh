@@ -239,11 +239,12 @@ temp = "$CTRD_RUN/tmp"
       config_path = "$CTRD_RUN/certs.d"$auth_block
 EOF
   write_file "$CTRD_RUN/certs.d/$HELLO_REGISTRY/hosts.toml" 644 <<EOF
-# The project registry speaks plain HTTP on loopback.
-server = "http://$HELLO_REGISTRY"
+# The project registry speaks TLS from the platform's CA (tooling/platform/registry.sh).
+server = "https://$HELLO_REGISTRY"
 
-[host."http://$HELLO_REGISTRY"]
+[host."https://$HELLO_REGISTRY"]
   capabilities = ["pull", "resolve"]
+  ca = "$HELLO_CA_CERT"
 EOF
   # The token registry speaks TLS from the platform's CA. No credentials here: pods pull from it with their
   # stack's imagePullSecret, as on a user's cluster. containerd reads certs.d at each pull: no restart.
