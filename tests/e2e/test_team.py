@@ -184,6 +184,10 @@ def wait_for_lock(locks: Path, before: set[Path]) -> Path:
 
 
 def test_two_ups_at_once_one_proceeds_and_the_other_names_the_lock_holder(team: Team) -> None:
+    # An edit of the app: A's up builds, rolls out and verifies it, so it holds the lock for seconds, not the
+    # second or so a no-op up takes (B's up could otherwise start after it ended).
+    server = team.a.directory / "app" / "server.js"
+    server.write_text(server.read_text() + "\n// an edit that takes a build and a rollout\n")
     before = lock_files(team.locks)
     first = team.a.start("up")
     lock = wait_for_lock(team.locks, before)

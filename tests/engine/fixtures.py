@@ -108,8 +108,9 @@ def token_registry() -> LocalRegistry:
 def registry() -> LocalRegistry:
     """The registry `make platform` started; fails when it is not running."""
     found = local_registry()
+    context = ssl.create_default_context(cafile=os.environ["HELLO_CA_CERT"])  # it speaks TLS from the platform's CA
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"http://{found.client.address}/v2/", timeout=5)
+        urllib.request.urlopen(f"https://{found.client.address}/v2/", timeout=5, context=context)
     assert refused.value.code == 401, f"registry at {found.client.address} must ask for credentials"
     return found
 
