@@ -95,7 +95,9 @@ def workspace(
     )
     try:
         set_message(workspace, "Hello Good World")
-        workspace.up()
+        # As `make up` deploys it: its verification passes and signs the evidence a rollback asks for.
+        first = up_with_rollback(workspace)
+        assert first.code == 0, first.stdout + first.stderr
         yield workspace
     finally:
         teardowns.destroy(workspace)
