@@ -128,7 +128,12 @@ class BackendLockHolder:
             return True
         except PermissionError:
             return False
-        return False
+        # A killed process stays a zombie until something reaps it (its parent may be gone too): it runs no more.
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state == "Z"
 
 
 def backend_lock_error(output: str, stack: str, hostname: str | None = None) -> BackendLockedError | None:

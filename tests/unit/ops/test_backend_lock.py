@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from pathlib import Path
 
 from ops.locking import BackendLockHolder, StackLockedError, backend_lock_error
 
@@ -48,3 +50,17 @@ def test_a_holder_of_this_machine_that_still_runs_is_not_stale() -> None:
     assert not BackendLockHolder(who="root@here", pid=os.getpid(), since="t").stale("here")
     assert BackendLockHolder(who="root@here", pid=gone_pid(), since="t").stale("here")
     assert not BackendLockHolder(who="root@there", pid=gone_pid(), since="t").stale("here")
+
+
+def test_a_holder_of_this_machine_killed_and_not_yet_reaped_left_a_stale_lock() -> None:
+    with subprocess.Popen(["sleep", "60"]) as holder:
+        alive = BackendLockHolder(who="root@here", pid=holder.pid, since="t").stale("here")
+        holder.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed process never became a zombie"
+            time.sleep(0.01)
+        zombie = BackendLockHolder(who="root@here", pid=holder.pid, since="t").stale("here")
+        holder.wait()
+
+    assert (alive, zombie) == (False, True)
