@@ -22,7 +22,7 @@ from typing import Any
 from ops import PROJECT_DIR
 from ops.engine import Engine
 from ops.review_summary import SECRET_SIG_KEY, changes, display, preview_stack
-from settings import DEFAULT_BUILD_CONTEXT
+from settings import DEFAULT_BUILD_CONTEXT, decoded_object
 from settings.stack_files import read_known_settings
 
 # Bumped when the record's meaning changes: an older review is refused, never half-compared.
@@ -134,9 +134,8 @@ def fingerprint(
     builds = any(step["urn"].split("::")[2].endswith(IMAGE_BUILD_TYPE) for step in preview.get("steps", []))
     context = base = None
     if builds:
-        build = read_known_settings(work_dir, stack).get("build") or {}
-        if isinstance(build, str):  # an object set with `pulumi config set` is kept as JSON text
-            build = json.loads(build)
+        found_build = decoded_object(read_known_settings(work_dir, stack).get("build"))
+        build = found_build if isinstance(found_build, dict) else {}
         context_dir = work_dir / str(build.get("context") or DEFAULT_BUILD_CONTEXT)
         context = build_context_hash(context_dir)
         base = pinned_base_image(str(build.get("baseImage") or _dockerfile_base(context_dir)), environ)

@@ -4,7 +4,20 @@ This package imports nothing heavy itself, so `ops/` can use `settings.stack_fil
 `settings.local_platform` alone.
 """
 
+import json
+from contextlib import suppress
+from typing import Any
+
 PROJECT = "hello-world"
 """The Pulumi project: the prefix of every setting (``hello-world:<key>``)."""
 DEFAULT_BUILD_CONTEXT = "app"
 """The image's build context, relative to the project: the sample server and its Dockerfile."""
+
+
+def decoded_object(value: Any) -> Any:
+    """An object setting as the engine keeps one set with `pulumi config set`: JSON text, decoded. Anything else
+    (a mapping, other text, text that is not JSON) comes back as it is."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        with suppress(ValueError):
+            return json.loads(value)
+    return value

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Mapping
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ValidationError
 
-from settings import PROJECT
+from settings import PROJECT, decoded_object
 from settings.clashes import namespace_clashes, node_port_clashes
 from settings.model import StackSettings, aliases, expectation, rendered_without, secret_of, section_of
 from settings.stack_files import read_stack_files
@@ -78,10 +76,7 @@ def _presence_problems(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> l
 
 def _renders(raw: Mapping[str, Any]) -> bool:
     """Whether the stack writes manifests (``cluster.renderTo``) instead of applying them."""
-    cluster = raw.get("cluster")
-    if isinstance(cluster, str):
-        with suppress(ValueError):
-            cluster = json.loads(cluster)
+    cluster = decoded_object(raw.get("cluster"))
     return isinstance(cluster, dict) and cluster.get("renderTo") is not None
 
 

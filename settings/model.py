@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WrapValidator, field_validator, model_validator
@@ -17,7 +15,7 @@ from components import Builder, IngressArgs, ResourcesArgs, VerificationArgs
 from components.container_image import DEFAULT_BUILDER, DEFAULT_PLATFORM
 from components.web_service import DEFAULT_INGRESS_PATH, DEFAULT_REPLICAS, DEFAULT_ROLLOUT_TIMEOUT_SECONDS, NODE_PORTS
 from image_ref import PINNED_FORM, REGISTRY, REPOSITORY, ImageRef, parse_image_ref
-from settings import DEFAULT_BUILD_CONTEXT, PROJECT
+from settings import DEFAULT_BUILD_CONTEXT, PROJECT, decoded_object
 
 # The local platform writes its admin kubeconfig there; a stack must name any other cluster
 # explicitly, so a user's default kubeconfig is never used by accident.
@@ -84,10 +82,7 @@ class Section(BaseModel):
     @classmethod
     def _from_json(cls, value: Any) -> Any:
         """The engine passes an object setting as JSON text; other text stays text, and is refused."""
-        if isinstance(value, str) and value.lstrip().startswith("{"):
-            with suppress(ValueError):
-                return json.loads(value)
-        return value
+        return decoded_object(value)
 
     def as_args(self, target: Callable[..., T], **given: Any) -> T:
         """``target(**given)``, with every setting named like one of its parameters too."""
