@@ -165,10 +165,11 @@ def test_promoted_stack_deploys_the_pinned_image_without_building(deploy: Deploy
 def test_prod_exposes_an_ingress_with_tls(deploy: Deploy) -> None:
     deployed = run_stack(deploy, "prod")
 
-    spec = deployed.one(INGRESS).inputs["spec"]
-    assert spec["ingressClassName"] == "nginx"
+    ingress = deployed.one(INGRESS).inputs
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "traefik"
     (rule,) = spec["rules"]
-    assert rule["host"] == "hello.example.com"
+    assert rule["host"] == "hello.hello-pulumi.test"
     assert rule["http"]["paths"] == [
         {
             "path": "/",
@@ -176,8 +177,12 @@ def test_prod_exposes_an_ingress_with_tls(deploy: Deploy) -> None:
             "backend": {"service": {"name": "hello-world", "port": {"number": 80}}},
         }
     ]
-    assert spec["tls"] == [{"hosts": ["hello.example.com"], "secretName": "hello-example-com-tls"}]
-    assert deployed.outputs["ingressUrl"] == "https://hello.example.com/"
+    # The controller's default certificate (the local platform's, for *.hello-pulumi.test) serves the host.
+    assert spec["tls"] == [{"hosts": ["hello.hello-pulumi.test"]}]
+    assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] == (
+        "https-redirect@file"
+    )
+    assert deployed.outputs["ingressUrl"] == "https://hello.hello-pulumi.test/"
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging"])
