@@ -177,9 +177,9 @@ class IngressSettings(Section):
     path: str = _expect("a path starting with '/'", default=DEFAULT_INGRESS_PATH, pattern=r"^/")
     """Path prefix. Default ``/``."""
     class_name: DnsName | None = _expect("an IngressClass name", default=None)
-    """IngressClass. Default: the cluster's default class."""
+    """IngressClass; the cluster must have it (a preview or up asks). Default: the cluster's default class."""
     tls_secret_name: DnsName | None = _expect("a Secret name", default=None)
-    """Secret holding the certificate for ``host`` (and every ``services[].host``). Default: no TLS."""
+    """Secret in the namespace with the certificate of every host routed (a preview or up asks). Default: no TLS."""
 
     @field_validator("host")
     @classmethod

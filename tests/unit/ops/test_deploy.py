@@ -22,6 +22,7 @@ from ops.review_gate import Fingerprint, plan_file, review_file, save
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import uses_local_platform
 from tests.conftest import ROOT
+from tests.unit.ops.stand_in_kubectl import install_kubectl
 from tests.unit.ops.test_promotion import fake_registry  # noqa: F401 - a fixture
 
 LOCAL_REGISTRY = "127.0.0.1:5000"
@@ -217,6 +218,7 @@ def ops_project(
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
     fake.write_text(f"#!{sys.executable}\n{OPS_FAKE_PULUMI}")
+    install_kubectl(fake.parent)  # prod's Ingress names a class and a Secret, which a preview asks the cluster for
     fake.chmod(0o755)
     log = tmp_path / "pulumi.log"
     env = {
