@@ -42,6 +42,8 @@ TERMINATION_GRACE_SECONDS = 30
 MIN_READY_SECONDS = 2
 """A new pod counts as available only after staying ready this long: two readiness probes in a row."""
 READINESS_PERIOD_SECONDS = 1
+REDIRECT_ANNOTATIONS = {"traefik.ingress.kubernetes.io/router.middlewares": "https-redirect@file"}
+"""Asks the local platform's Traefik for its ``https-redirect`` middleware (tooling/platform/ingress.sh)."""
 VERSION_LABEL = "app.kubernetes.io/version"
 """On the pods: the image they run, so the check reaches the new version's pods only."""
 DENY_EGRESS_SUFFIX = "-deny-egress"
@@ -77,6 +79,24 @@ class IngressArgs:
     """IngressClass; default: the cluster's default class."""
     tls_secret_name: str | None = None
     """Secret with the certificate for ``host``; default: no TLS."""
+    controller_certificate: bool = False
+    """TLS for ``host`` with the ingress controller's default certificate (a ``tls`` entry without a Secret);
+    default ``False``."""
+    redirect_to_https: bool = False
+    """Plain HTTP answers with a redirect to HTTPS (the local platform's Traefik middleware); default ``False``."""
+
+    def __post_init__(self) -> None:
+        if self.controller_certificate and self.tls_secret_name:
+            raise ValueError("controller_certificate must be False when tls_secret_name is set, got True")
+        if self.redirect_to_https and not self.has_tls:
+            raise ValueError(
+                "redirect_to_https must be False without TLS (tls_secret_name or controller_certificate), got True"
+            )
+
+    @property
+    def has_tls(self) -> bool:
+        """Whether ``host`` is served over TLS."""
+        return bool(self.tls_secret_name) or self.controller_certificate
 
     @property
     def url(self) -> str:
@@ -85,7 +105,7 @@ class IngressArgs:
 
     def url_for(self, host: str, path: str) -> str:
         """The URL of ``host`` and ``path`` through this Ingress: HTTPS where it terminates TLS (for every host)."""
-        scheme = "https" if self.tls_secret_name else "http"
+        scheme = "https" if self.has_tls else "http"
         return f"{scheme}://{host}{path}"
 
 
@@ -663,14 +683,15 @@ def _ingress(
             labels=metadata.labels,
             # Pulumi would otherwise wait for a load balancer address that only an
             # ingress controller assigns; local and NodePort clusters have none.
-            annotations={"pulumi.com/skipAwait": "true"},
+            annotations={"pulumi.com/skipAwait": "true", **(REDIRECT_ANNOTATIONS if ingress.redirect_to_https else {})},
         ),
         spec=k8s.networking.v1.IngressSpecArgs(
             ingress_class_name=ingress.class_name,
             rules=rules,
+            # No secret_name with the controller's certificate: the controller serves every host with its default one.
             tls=(
                 [k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=ingress.tls_secret_name)]
-                if ingress.tls_secret_name
+                if ingress.has_tls
                 else None
             ),
         ),

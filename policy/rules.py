@@ -164,22 +164,20 @@ def _covers(pattern: str, host: str) -> bool:
 
 
 def ingress_tls_configured(ingress: Mapping[str, Any], *, require_tls: bool = DEFAULT_REQUIRE_INGRESS_TLS) -> list[str]:
-    """When TLS is required, every host the Ingress routes is listed in a ``spec.tls`` entry with a Secret.
+    """When TLS is required, every host the Ingress routes is listed in a ``spec.tls`` entry.
 
-    A rule without a host, like ``spec.defaultBackend``, answers for any host name, which no
-    certificate covers, so a TLS-only Ingress routes named hosts only.
+    An entry may name no Secret: the controller then serves its hosts with its default certificate (the
+    local platform's Traefik holds one for ``*.hello-pulumi.test``). A rule without a host, like
+    ``spec.defaultBackend``, answers for any host name, which no certificate covers, so a TLS-only Ingress
+    routes named hosts only.
     """
     if not require_tls:
         return []
-    fix = "(the stack's ingress.tlsSecretName setting)"
+    fix = "(the stack's ingress.tlsSecretName or ingress.controllerCertificate setting)"
     entries = [entry for entry in items(get(ingress, "spec", "tls")) if isinstance(entry, Mapping)]
-    messages = [
-        f"spec.tls[{index}] names no secretName: name the Secret that holds the certificate {fix}"
-        for index, entry in enumerate(entries)
-        if not entry.get("secretName")
-    ]
+    messages = []
     if not entries:
-        messages.append(f"spec.tls is not set: add a TLS entry with the Ingress's hosts and a certificate Secret {fix}")
+        messages.append(f"spec.tls is not set: add a TLS entry with the Ingress's hosts {fix}")
     if get(ingress, "spec", "defaultBackend") is not None:
         messages.append(
             "spec.defaultBackend answers for any host name, which no TLS certificate covers: remove it "

@@ -180,6 +180,10 @@ class IngressSettings(Section):
     """IngressClass; the cluster must have it (a preview or up asks). Default: the cluster's default class."""
     tls_secret_name: DnsName | None = _expect("a Secret name", default=None)
     """Secret in the namespace with the certificate of every host routed (a preview or up asks). Default: no TLS."""
+    controller_certificate: Boolean = False
+    """TLS with the controller's default certificate (local: ``*.hello-pulumi.test``). Default ``false``."""
+    redirect_to_https: Boolean = False
+    """Redirect plain HTTP to HTTPS (local Traefik's ``https-redirect@file``); needs TLS. Default ``false``."""
 
     @field_validator("host")
     @classmethod
@@ -187,6 +191,20 @@ class IngressSettings(Section):
         if host is None and info.data.get("enabled"):
             raise ValueError("a DNS host name when ingress.enabled is true")
         return host
+
+    @field_validator("controller_certificate")
+    @classmethod
+    def _one_certificate(cls, controller_certificate: bool, info: ValidationInfo) -> bool:
+        if controller_certificate and info.data.get("tls_secret_name"):
+            raise ValueError("false when ingress.tlsSecretName names the certificate")
+        return controller_certificate
+
+    @field_validator("redirect_to_https")
+    @classmethod
+    def _redirect_needs_tls(cls, redirect_to_https: bool, info: ValidationInfo) -> bool:
+        if redirect_to_https and not (info.data.get("tls_secret_name") or info.data.get("controller_certificate")):
+            raise ValueError("false unless the host has TLS (ingress.tlsSecretName or ingress.controllerCertificate)")
+        return redirect_to_https
 
     @property
     def url(self) -> str:

@@ -166,10 +166,11 @@ def test_promoted_stack_deploys_the_pinned_image_without_building(deploy: Deploy
 def test_prod_exposes_an_ingress_with_tls(deploy: Deploy) -> None:
     deployed = run_stack(deploy, "prod")
 
-    spec = deployed.one(INGRESS).inputs["spec"]
-    assert spec["ingressClassName"] == "nginx"
+    ingress = deployed.one(INGRESS).inputs
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "traefik"
     (rule,) = spec["rules"]
-    assert rule["host"] == "hello.example.com"
+    assert rule["host"] == "hello.hello-pulumi.test"
     assert rule["http"]["paths"] == [
         {
             "path": "/",
@@ -177,25 +178,32 @@ def test_prod_exposes_an_ingress_with_tls(deploy: Deploy) -> None:
             "backend": {"service": {"name": "hello-world", "port": {"number": 80}}},
         }
     ]
-    assert spec["tls"] == [{"hosts": ["hello.example.com"], "secretName": "hello-example-com-tls"}]
-    assert deployed.outputs["ingressUrl"] == "https://hello.example.com/"
-    assert deployed.outputs["serviceUrls"] == {"hello-world": "https://hello.example.com/"}
+    # The controller's default certificate (the local platform's, for *.hello-pulumi.test) serves the host.
+    assert spec["tls"] == [{"hosts": ["hello.hello-pulumi.test"]}]
+    assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] == (
+        "https-redirect@file"
+    )
+    assert deployed.outputs["ingressUrl"] == "https://hello.hello-pulumi.test/"
+    assert deployed.outputs["serviceUrls"] == {"hello-world": "https://hello.hello-pulumi.test/"}
 
 
 def test_stack_with_a_second_service_routes_both_through_one_ingress_and_exports_their_urls(deploy: Deploy) -> None:
-    second = {"name": "hello-v2", "message": "Hello World v2", "host": "v2.example.com", "replicas": "3"}
+    second = {"name": "hello-v2", "message": "Hello World v2", "host": "v2.hello-pulumi.test", "replicas": "3"}
     config = {**stack_config("prod"), "hello-world:services": json.dumps([second])}
 
     deployed = deploy("prod", config)
 
     (ingress,) = deployed.of_type(INGRESS)
-    assert [rule["host"] for rule in ingress.inputs["spec"]["rules"]] == ["hello.example.com", "v2.example.com"]
+    assert [rule["host"] for rule in ingress.inputs["spec"]["rules"]] == [
+        "hello.hello-pulumi.test",
+        "v2.hello-pulumi.test",
+    ]
     assert sorted(d.inputs["metadata"]["name"] for d in deployed.of_type(DEPLOYMENT)) == ["hello-v2", "hello-world"]
     assert deployed.outputs["serviceUrls"] == {
-        "hello-world": "https://hello.example.com/",
-        "hello-v2": "https://v2.example.com/",
+        "hello-world": "https://hello.hello-pulumi.test/",
+        "hello-v2": "https://v2.hello-pulumi.test/",
     }
-    assert deployed.outputs["ingressUrl"] == "https://hello.example.com/"
+    assert deployed.outputs["ingressUrl"] == "https://hello.hello-pulumi.test/"
     assert deployed.outputs["verifiedImageRef"] == stack_config("prod")["hello-world:image"]
 
 

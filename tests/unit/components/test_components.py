@@ -81,6 +81,49 @@ def test_web_service_children_are_named_from_the_component(recorded: Deployed) -
     ]
 
 
+def test_web_service_ingress_with_the_controller_certificate_lists_its_host_without_a_secret(
+    recorded: Deployed,
+) -> None:
+    ingress = IngressArgs(host="shop.example.com", controller_certificate=True, redirect_to_https=True)
+
+    settle(lambda: WebService("shop", web_service_args(ingress=ingress)))
+
+    inputs = recorded.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    assert inputs["spec"]["tls"] == [{"hosts": ["shop.example.com"]}]
+    assert inputs["metadata"]["annotations"] == {
+        "pulumi.com/skipAwait": "true",
+        "traefik.ingress.kubernetes.io/router.middlewares": "https-redirect@file",
+    }
+    assert ingress.url == "https://shop.example.com/"
+
+
+def test_web_service_ingress_without_tls_asks_for_no_redirect(recorded: Deployed) -> None:
+    settle(lambda: WebService("shop", web_service_args(ingress=IngressArgs(host="shop.example.com"))))
+
+    inputs = recorded.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    assert "tls" not in inputs["spec"]
+    assert inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"tls_secret_name": "shop-tls", "controller_certificate": True},
+            "controller_certificate must be False when tls_secret_name is set, got True",
+        ),
+        (
+            {"redirect_to_https": True},
+            r"redirect_to_https must be False without TLS \(tls_secret_name or controller_certificate\), got True",
+        ),
+    ],
+    ids=["two-certificates", "redirect-without-tls"],
+)
+def test_ingress_args_refuse_a_tls_choice_that_cannot_hold(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        IngressArgs(host="shop.example.com", **overrides)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -4,7 +4,6 @@ them first, and runs nothing when one is missing. Asked through a stand-in kubec
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -190,7 +189,7 @@ def test_make_preview_and_up_of_a_stack_naming_a_missing_class_run_nothing(
 
     result = subprocess.run(
         [sys.executable, "-m", "ops", action, "prod"],
-        env={**env, "FAKE_KUBECTL_MISSING": "ingressclass/nginx", "FAKE_KUBECTL_CLASSES": "traefik"},
+        env={**env, "FAKE_KUBECTL_MISSING": "ingressclass/traefik", "FAKE_KUBECTL_CLASSES": "nginx"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -200,7 +199,7 @@ def test_make_preview_and_up_of_a_stack_naming_a_missing_class_run_nothing(
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
         "error: stack 'prod''s Ingress names what its cluster does not have, so nothing ran:\n"
-        "  - ingress.className must be an IngressClass of the stack's cluster (it has traefik), got 'nginx'\n"
+        "  - ingress.className must be an IngressClass of the stack's cluster (it has nginx), got 'traefik'\n"
     )
     ran = [json.loads(line)["args"][0] for line in log.read_text().splitlines()] if log.exists() else []
     assert action not in ran
@@ -209,7 +208,11 @@ def test_make_preview_and_up_of_a_stack_naming_a_missing_class_run_nothing(
 def test_a_promotion_to_a_stack_naming_a_missing_secret_pins_and_previews_nothing(
     promotion: Promotion,  # noqa: F811 - the fixture
 ) -> None:
-    shutil.copy2(promotion.project / "Pulumi.prod.yaml", promotion.project / "Pulumi.qa.yaml")
+    qa = (promotion.project / "Pulumi.staging.yaml").read_text()
+    (promotion.project / "Pulumi.qa.yaml").write_text(
+        qa + "  hello-world:ingress:\n    enabled: true\n    host: qa.example.com\n"
+        "    className: traefik\n    tlsSecretName: hello-example-com-tls\n"
+    )
     before = promotion.stack_file("qa")
     promotion.env.update(FAKE_KUBECTL_MISSING="secret/hello-example-com-tls")
 

@@ -225,19 +225,23 @@ def test_ingress_tls_configured_accepts_covered_hosts_when_required(tls: list[di
 
 def test_ingress_tls_configured_rejects_an_ingress_without_tls_when_required() -> None:
     assert rules.ingress_tls_configured(ingress(), require_tls=True) == [
-        "spec.tls is not set: add a TLS entry with the Ingress's hosts and a certificate Secret "
-        "(the stack's ingress.tlsSecretName setting)"
+        "spec.tls is not set: add a TLS entry with the Ingress's hosts "
+        "(the stack's ingress.tlsSecretName or ingress.controllerCertificate setting)"
     ]
 
 
-def test_ingress_tls_configured_rejects_an_uncovered_host_and_a_missing_secret() -> None:
+def test_ingress_tls_configured_accepts_a_host_served_with_the_controller_default_certificate() -> None:
+    resource = ingress(tls=[{"hosts": ["hello.example.com"]}])
+
+    assert rules.ingress_tls_configured(resource, require_tls=True) == []
+
+
+def test_ingress_tls_configured_rejects_an_uncovered_host() -> None:
     resource = ingress(tls=[{"hosts": ["other.example.com"]}])
 
     assert rules.ingress_tls_configured(resource, require_tls=True) == [
-        "spec.tls[0] names no secretName: name the Secret that holds the certificate "
-        "(the stack's ingress.tlsSecretName setting)",
         "host 'hello.example.com' is served without TLS: add it to the hosts of a spec.tls entry "
-        "(the stack's ingress.tlsSecretName setting)",
+        "(the stack's ingress.tlsSecretName or ingress.controllerCertificate setting)",
     ]
 
 

@@ -18,6 +18,7 @@ from tests.conftest import ROOT, Deploy
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PINNED = f"registry.example.com/team/hello-world@{DIGEST}"
 BUILD = {"registry": "127.0.0.1:5000", "username": "hello"}
+INGRESS = {"enabled": True, "host": "a.example.com"}
 
 
 def building(**extra: Any) -> dict[str, Any]:
@@ -103,6 +104,16 @@ def test_settings_read_every_key() -> None:
     assert (settings.cluster.kubeconfig, settings.cluster.context) == ("~/.kube/config", "prod")
 
 
+def test_settings_ingress_with_the_controller_certificate_is_https() -> None:
+    ingress = INGRESS | {"controllerCertificate": "true", "redirectToHttps": "true"}
+
+    settings = parse_settings({"image": PINNED, "ingress": json.dumps(ingress)}, stack="s")
+
+    assert settings.ingress is not None
+    assert (settings.ingress.controller_certificate, settings.ingress.redirect_to_https) == (True, True)
+    assert settings.ingress.url == "https://a.example.com/"
+
+
 def test_settings_ingress_disabled_is_none() -> None:
     settings = parse_settings({"image": PINNED, "ingress": json.dumps({"enabled": False, "host": "a.b"})}, stack="s")
 
@@ -129,8 +140,17 @@ def test_settings_ingress_disabled_is_none() -> None:
         ),
         (
             {"image": PINNED, "ingress": json.dumps({"enabled": True, "host": "a.example.com", "hots": "b"})},
-            "ingress.hots is not a known setting: expected one of className, enabled, host, path, tlsSecretName, "
-            "got 'hots' (did you mean 'ingress.host'?)",
+            "ingress.hots is not a known setting: expected one of className, controllerCertificate, enabled, host, "
+            "path, redirectToHttps, tlsSecretName, got 'hots' (did you mean 'ingress.host'?)",
+        ),
+        (
+            {"image": PINNED, "ingress": json.dumps(INGRESS | {"tlsSecretName": "t", "controllerCertificate": True})},
+            "ingress.controllerCertificate must be false when ingress.tlsSecretName names the certificate, got True",
+        ),
+        (
+            {"image": PINNED, "ingress": json.dumps(INGRESS | {"redirectToHttps": True})},
+            "ingress.redirectToHttps must be false unless the host has TLS (ingress.tlsSecretName or "
+            "ingress.controllerCertificate), got True",
         ),
         (
             {"image": f"hello-world@{DIGEST}"},
@@ -206,6 +226,8 @@ def test_settings_ingress_disabled_is_none() -> None:
         "unknown-key-typo",
         "ingress-without-host",
         "unknown-nested-key",
+        "two-certificates",
+        "redirect-without-tls",
         "image-without-registry",
         "image-by-tag",
         "neither-image-nor-build",
