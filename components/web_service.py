@@ -51,6 +51,19 @@ VERIFY_SUFFIX = "-verify"
 VERIFY_TARGET_SUFFIX = "-verify-target"
 MAX_SERVICE_NAME_LENGTH = 63 - len(VERIFY_TARGET_SUFFIX)
 """A further service's name, with the longest suffix its objects add, still fits a DNS label (63)."""
+SERVICE_CHILDREN = (
+    "deployment",
+    "service",
+    "network-policy",
+    "deny-egress",
+    "disruption-budget",
+    "verify-target",
+    "verify-network-policy",
+    "verify",
+)
+"""How each service's children are named after their prefix: the component's name, then a further service's."""
+COMPONENT_CHILDREN = ("namespace", "pull-secret", "ingress")
+"""How the children the services share are named after the component's name."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +91,7 @@ class IngressArgs:
     class_name: str | None = None
     """IngressClass; default: the cluster's default class."""
     tls_secret_name: str | None = None
-    """Secret with the certificate for ``host``; default: no TLS."""
+    """Secret with the certificate for ``host`` and every further service's host; default: no TLS."""
     controller_certificate: bool = False
     """TLS for ``host`` with the ingress controller's default certificate (a ``tls`` entry without a Secret);
     default ``False``."""
@@ -164,6 +177,9 @@ def routing_problems(main: str, ingress: IngressArgs | None, services: Sequence[
         names = ", ".join(repr(service.name) for service in services)
         return [f"services must come with ingress.enabled: true (they are reached only through it), got {names}"]
     problems = []
+    # A further service's children are named after the main service's prefix and its own name, so some names
+    # would make a child the same as one of the main service's (``verify`` + ``network-policy``).
+    main_children = {*SERVICE_CHILDREN, *COMPONENT_CHILDREN}
     main_route = Route(ingress.host, ingress.path, main)
     owners = {taken: ("the main service", main) for taken in object_names(main)}
     routed = {(main_route.host, main_route.prefix): "the main service (ingress.host and ingress.path)"}
@@ -181,6 +197,11 @@ def routing_problems(main: str, ingress: IngressArgs | None, services: Sequence[
                 if owners_name == service.name
                 else f"{key}.name must be a name whose objects no other service's objects share, got "
                 f"{service.name!r}: {owner} ({owners_name!r}) names one of its objects {shared[0]!r} too"
+            )
+        elif named := [child for child in SERVICE_CHILDREN if f"{service.name}-{child}" in main_children]:
+            problems.append(
+                f"{key}.name must be a name that names none of its resources like one of the main service's, got "
+                f"{service.name!r}: its {named[0]} would be named as the main service's {service.name}-{named[0]}"
             )
         for taken in object_names(service.name):
             owners.setdefault(taken, (key, service.name))

@@ -10,6 +10,7 @@ import pytest
 
 from components import IngressArgs, RoutedServiceArgs, WebService, WebServiceArgs
 from components.verification import VerificationArgs
+from components.web_service import COMPONENT_CHILDREN, SERVICE_CHILDREN
 from tests.conftest import CHECK_TARGET_IP, FAKE_DIGEST, VERIFIED_AT, Deployed
 from tests.unit.components.test_components import settle
 
@@ -76,6 +77,11 @@ def test_further_services_get_their_own_children_named_from_the_component_and_th
         "shop-web-v2-verify-network-policy",
         "shop-web-v2-verify-target",
     ]
+    # The names routing_problems keeps apart are the ones the component gives.
+    assert set(names) == {
+        *(f"shop-{child}" for child in (*SERVICE_CHILDREN, *COMPONENT_CHILDREN) if child != "pull-secret"),
+        *(f"shop-web-v2-{child}" for child in SERVICE_CHILDREN),
+    }
 
 
 def test_every_service_runs_the_one_image_with_its_own_message_and_replicas(recorded: Deployed) -> None:
@@ -243,6 +249,11 @@ def test_web_service_without_an_ingress_has_no_service_urls(recorded: Deployed) 
             "which services[0] ('web-v2') routes",
         ),
         (
+            {"services": (RoutedServiceArgs(name="verify", path="/check"),)},
+            "services[0].name must be a name that names none of its resources like one of the main service's, got "
+            "'verify': its network-policy would be named as the main service's verify-network-policy",
+        ),
+        (
             {"services": (RoutedServiceArgs(name="none", path="/none", replicas=0),)},
             "services[0].replicas must be at least 1, got 0",
         ),
@@ -256,6 +267,7 @@ def test_web_service_without_an_ingress_has_no_service_urls(recorded: Deployed) 
         "name-too-long",
         "route-of-the-main-service",
         "same-prefix-with-a-trailing-slash",
+        "name-making-a-resource-name-of-the-main-service",
         "no-replicas",
     ],
 )
