@@ -91,6 +91,11 @@ def test_a_stack_without_services_has_none() -> None:
             "services[1].name must be a name no other service has, got 'hello-v2', which services[0] has",
         ),
         (
+            stack([{**V2, "name": "verify"}]),
+            "services[0].name must be a name that names none of its resources like one of the main service's, got "
+            "'verify': its network-policy would be named as the main service's verify-network-policy",
+        ),
+        (
             stack([{**V2, "path": "/"}]),
             "services[0].path must be a path no other service routes on host 'hello.example.com', got '/', "
             "which the main service (ingress.host and ingress.path) routes",
@@ -129,6 +134,7 @@ def test_a_stack_without_services_has_none() -> None:
         "service-without-name",
         "service-named-as-the-main-one",
         "two-services-of-one-name",
+        "service-named-like-a-main-resource",
         "service-on-the-main-services-route",
         "two-services-on-one-route",
         "unknown-service-key",
