@@ -129,7 +129,7 @@ def check_ingress_objects(
     if problems:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise IngressObjectsMissingError(
-            f"stack {stack!r}'s Ingress names what its cluster does not have, so nothing ran:\n{lines}"
+            f"the Ingress of stack {stack!r} names what its cluster does not have, so nothing ran:\n{lines}"
         )
 
 

@@ -56,7 +56,7 @@ def test_a_class_the_cluster_lacks_is_named_with_the_classes_it_has() -> None:
     found = holding("secret/hello-tls", "namespace/hello-world-prod", classes=["traefik"])
 
     assert problems({"ingress": PROD_INGRESS}, found) == (
-        "stack 'prod''s Ingress names what its cluster does not have, so nothing ran:\n"
+        "the Ingress of stack 'prod' names what its cluster does not have, so nothing ran:\n"
         "  - ingress.className must be an IngressClass of the stack's cluster (it has traefik), got 'nginx'"
     )
 
@@ -198,7 +198,7 @@ def test_make_preview_and_up_of_a_stack_naming_a_missing_class_run_nothing(
 
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
-        "error: stack 'prod''s Ingress names what its cluster does not have, so nothing ran:\n"
+        "error: the Ingress of stack 'prod' names what its cluster does not have, so nothing ran:\n"
         "  - ingress.className must be an IngressClass of the stack's cluster (it has nginx), got 'traefik'\n"
     )
     ran = [json.loads(line)["args"][0] for line in log.read_text().splitlines()] if log.exists() else []
