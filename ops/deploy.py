@@ -176,7 +176,9 @@ def run(
                         say=say,
                     ) from error
                 evidence.record_after_up(log.events, request.stack, registry_for, work_dir, _to_stderr)
-                _show_answer(log.stack_outputs().get("nodePort"), settings, work_dir, environ, say)
+                outputs = log.stack_outputs()
+                _show_answer(outputs.get("nodePort"), settings, work_dir, environ, say)
+                _show_service_urls(outputs.get("serviceUrls"), say)
 
 
 def check_pinned_image(
@@ -339,6 +341,15 @@ def _show_answer(
             if attempt == ANSWER_TRIES - 1:
                 raise DeployError(f"the stack deployed, but {url} did not answer: {error}") from error
             time.sleep(1)
+
+
+def _show_service_urls(urls: object, say: Callable[[str], None]) -> None:
+    """Where each service answers through the Ingress (the ``serviceUrls`` output), when the stack has one."""
+    if not isinstance(urls, dict) or not urls:
+        return
+    say("Through the Ingress:")
+    for name, url in urls.items():
+        say(f"  {name}: {url}")
 
 
 SETTING_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,99}")

@@ -185,6 +185,8 @@ if os.environ.get("FAKE_OPEN_FAILS") and args[:2] in (["stack", "select"], ["sta
     sys.exit(1)
 if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
     stack = {"type": "pulumi:pulumi:Stack", "outputs": {"nodePort": int(os.environ["FAKE_NODE_PORT"])}}
+    if os.environ.get("FAKE_SERVICE_URLS"):
+        stack["outputs"]["serviceUrls"] = json.loads(os.environ["FAKE_SERVICE_URLS"])
     outputs = {"metadata": {"op": "same", "type": stack["type"], "new": stack, "provider": ""}}
     summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
     with open(args[args.index("--event-log") + 1], "a") as events:
@@ -339,6 +341,30 @@ def test_an_up_reads_nothing_back_and_says_where_the_service_answers_from_the_en
     assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
     commands = [json.loads(line)["args"][:2] for line in log.read_text().splitlines()]
     assert commands[-1][0] == "up", commands  # no `stack output` and no `stack history` after it
+
+
+def test_an_up_of_a_stack_with_services_says_where_each_answers_through_the_ingress(
+    tmp_path: Path,
+    service_port: int,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    _, env, _ = ops_project(tmp_path, "qa", service_port, registry=fake_registry)
+    urls = {"hello-world": "https://hello.hello-pulumi.test/", "hello-v2": "https://hello.hello-pulumi.test/v2"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "up", "qa"],
+        env={**env, "FAKE_SERVICE_URLS": json.dumps(urls)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(
+        "Through the Ingress:\n"
+        "  hello-world: https://hello.hello-pulumi.test/\n"
+        "  hello-v2: https://hello.hello-pulumi.test/v2\n"
+    )
 
 
 def test_an_up_held_to_a_review_runs_pulumi_up_with_the_reviewed_update_plan(
