@@ -298,11 +298,12 @@ def hold_to_review(
     """
     from ops.review_gate import check, load, take_plan
 
-    plan = take_plan(reviewed, load(reviewed, stack), into)
+    fingerprinted = load(reviewed, stack)
+    plan = take_plan(reviewed, fingerprinted, into)
     from ops.review_summary import ReviewError
 
     try:
-        found = check(stack, reviewed, work_dir, engine=engine)
+        found = check(fingerprinted, work_dir, engine=engine)
     except ReviewError as error:
         raise DeployRefusedError(
             f"the deploy's own preview failed, so it cannot be held to the review: {error}"

@@ -305,13 +305,11 @@ def differences(reviewed: Fingerprint, now: Fingerprint) -> list[str]:
     return found
 
 
-def check(stack: str, review_file: Path, work_dir: Path = PROJECT_DIR, engine: Engine | None = None) -> list[str]:
-    """Previews ``stack`` again and returns how its changes differ from the review file's (none: it may deploy).
+def check(reviewed: Fingerprint, work_dir: Path = PROJECT_DIR, engine: Engine | None = None) -> list[str]:
+    """Previews the reviewed stack again and returns how its changes differ from the review's (none: it may deploy).
 
     Raises:
-        ReviewGateError: As :func:`load`.
         ReviewError: When the fresh preview fails.
     """
-    reviewed = load(review_file, stack)
-    preview, _ = preview_stack(stack, work_dir, engine)
-    return differences(reviewed, fingerprint(stack, preview, work_dir))
+    preview, _ = preview_stack(reviewed.stack, work_dir, engine)
+    return differences(reviewed, fingerprint(reviewed.stack, preview, work_dir))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ops.__main__ import EXIT_REVIEW_DIFFERS
-from ops.review_gate import check, fingerprint, plan_file, review_file, save
+from ops.review_gate import check, fingerprint, load, plan_file, review_file, save
 from ops.review_summary import preview_stack, summarize
 from tests.conftest import stack_config
 from tests.engine.fixtures import MakeWorkspace
@@ -37,7 +37,7 @@ def test_binding_allows_the_reviewed_changes_and_refuses_a_stack_file_changed_af
     saved = review_file(tmp_path, "qa")
     save(saved, reviewed, summarize("qa", preview, events))
 
-    unchanged = check("qa", saved, workspace.directory)
+    unchanged = check(load(saved, "qa"), workspace.directory)
 
     image = config["hello-world:image"]
     pushed_image = image.rsplit("@", 1)[0] + "@" + OTHER_DIGEST
@@ -72,13 +72,13 @@ def test_binding_refuses_a_build_whose_app_source_changed_after_the_review(
     preview, events = preview_stack("qa", workspace.directory)
     saved = review_file(tmp_path, "qa")
     save(saved, fingerprint("qa", preview, workspace.directory), summarize("qa", preview, events))
-    unchanged = check("qa", saved, workspace.directory)
+    unchanged = check(load(saved, "qa"), workspace.directory)
     server = workspace.directory / "app" / "server.js"
 
     server.write_text(server.read_text().replace("'Hello World'", "'Hello Unreviewed World'"))
 
     assert unchanged == []
-    assert check("qa", saved, workspace.directory) == [
+    assert check(load(saved, "qa"), workspace.directory) == [
         "the build context differs from the reviewed source: another image would be built"
     ]
     assert "never-used-by-a-preview" not in saved.read_text()

@@ -172,3 +172,26 @@ docker_ours() { docker -H "unix://$HELLO_DOCKER_SOCK" "$@"; }
 # port_taken HOST:PORT: something answers there, over TLS or plain HTTP (a registry of someone else's would take
 # our pushes).
 port_taken() { curl -s -o /dev/null -m 2 -k "https://$1/" || curl -s -o /dev/null -m 2 "http://$1/"; }
+
+# serve NAME ADDRESS_VAR PIDFILE LOG FINGERPRINT_FILE FINGERPRINT ANSWERS EXPECTING -- COMMAND...: keep NAME serving
+# on the address held by the variable ADDRESS_VAR. One already running from PIDFILE that ANSWERS and was started from
+# the same FINGERPRINT (a hash of what it reads only at start: config, certificates) is left as it is. Otherwise it
+# is stopped and COMMAND started in the background (output in LOG); an address someone else serves is refused, as
+# it would take the traffic meant for ours. Waits START_TIMEOUT seconds for ANSWERS (EXPECTING says what that is).
+serve() {
+  local name=$1 address_var=$2 pidfile=$3 log=$4 fingerprint_file=$5 fingerprint=$6 answers=$7 expecting=$8
+  [[ $9 == -- ]] || die "serve: expected -- before the command, got '$9'"
+  shift 9
+  local address=${!address_var} process=${1##*/}
+  if pid_of "$pidfile" "$process" >/dev/null && "$answers" &&
+    [[ $(cat "$fingerprint_file" 2>/dev/null) == "$fingerprint" ]]; then
+    info "$name already running on $address (pid $(<"$pidfile"))"
+    return 0
+  fi
+  stop_pidfile "$pidfile" "$process" "$STOP_TIMEOUT"
+  port_taken "$address" &&
+    die "something else already serves $address; stop it or set $address_var to a free address"
+  start_background "$pidfile" "$log" "$@"
+  wait_until "$START_TIMEOUT" "$name on https://$address ($expecting)" "$log" "$STARTED_PID" "$answers"
+  echo "$fingerprint" >"$fingerprint_file"
+}

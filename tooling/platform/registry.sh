@@ -78,22 +78,11 @@ up() {
   ensure_secret_file "$HELLO_REGISTRY_PASSWORD_FILE" "$PASSWORD_LENGTH"
   ensure_htpasswd
   ca_server_cert registry "$(registry_san)"
-  # The registry reads its certificate at start: a renewed one means a restart.
-  local fingerprint
-  fingerprint=$(sha256sum <"$CA_CRT" | cut -d' ' -f1)
-  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers &&
-    [[ $(cat "$FINGERPRINT_FILE" 2>/dev/null) == "$fingerprint" ]]; then
-    info "registry already running on $HELLO_REGISTRY (pid $(<"$REGISTRY_PIDFILE"))"
-    return 0
-  fi
-  stop_pidfile "$REGISTRY_PIDFILE" docker-registry "$STOP_TIMEOUT"
-  # A registry of someone else's on our port would take our pushes; refuse to share it.
-  port_taken "$HELLO_REGISTRY" &&
-    die "something else already serves $HELLO_REGISTRY; stop it or set HELLO_REGISTRY to a free address"
   write_config
-  start_background "$REGISTRY_PIDFILE" "$REGISTRY_LOG" docker-registry serve "$CONFIG_FILE"
-  wait_until "$START_TIMEOUT" "registry on https://$HELLO_REGISTRY (expecting 401 on /v2/)" "$REGISTRY_LOG" "$STARTED_PID" registry_answers
-  echo "$fingerprint" >"$FINGERPRINT_FILE"
+  # The registry reads its certificate at start: a renewed one means a restart.
+  serve registry HELLO_REGISTRY "$REGISTRY_PIDFILE" "$REGISTRY_LOG" "$FINGERPRINT_FILE" \
+    "$(sha256sum <"$CA_CRT" | cut -d' ' -f1)" registry_answers "expecting 401 on /v2/" -- \
+    docker-registry serve "$CONFIG_FILE"
   info "registry on $HELLO_REGISTRY, user $HELLO_REGISTRY_USER"
 }
 

@@ -134,41 +134,18 @@ status_of() { curl -s -o /dev/null -m 2 --cacert "$HELLO_CA_CERT" -w '%{http_cod
 # 401 on /v2/ and on /token without credentials: serving, and refusing anonymous clients.
 registry_answers() { [[ $(status_of "https://$HELLO_TOKEN_REGISTRY/v2/") == 401 ]]; }
 issuer_answers() { [[ $(status_of "https://$HELLO_TOKEN_ISSUER/token") == 401 ]]; }
-# Anything listening there, TLS or not, that is not ours.
 start_issuer() {
-  local fingerprint
-  fingerprint=$(cat "$ISSUER_SCRIPT" "$ISSUER_CONFIG" "$ISSUER_VENV/.pins" "$CA_CRT" | sha256sum | cut -d' ' -f1)
-  if pid_of "$ISSUER_PIDFILE" python >/dev/null && issuer_answers &&
-    [[ $(cat "$ISSUER_FINGERPRINT" 2>/dev/null) == "$fingerprint" ]]; then
-    info "token issuer already running on $HELLO_TOKEN_ISSUER (pid $(<"$ISSUER_PIDFILE"))"
-    return 0
-  fi
-  stop_pidfile "$ISSUER_PIDFILE" python "$STOP_TIMEOUT"
-  port_taken "$HELLO_TOKEN_ISSUER" &&
-    die "something else already serves $HELLO_TOKEN_ISSUER; stop it or set HELLO_TOKEN_ISSUER to a free address"
-  start_background "$ISSUER_PIDFILE" "$ISSUER_LOG" "$ISSUER_VENV/bin/python" "$ISSUER_SCRIPT" "$ISSUER_CONFIG"
-  wait_until "$START_TIMEOUT" "token issuer on https://$HELLO_TOKEN_ISSUER (expecting 401 on /token)" \
-    "$ISSUER_LOG" "$STARTED_PID" issuer_answers
-  echo "$fingerprint" >"$ISSUER_FINGERPRINT"
+  serve "token issuer" HELLO_TOKEN_ISSUER "$ISSUER_PIDFILE" "$ISSUER_LOG" "$ISSUER_FINGERPRINT" \
+    "$(cat "$ISSUER_SCRIPT" "$ISSUER_CONFIG" "$ISSUER_VENV/.pins" "$CA_CRT" | sha256sum | cut -d' ' -f1)" \
+    issuer_answers "expecting 401 on /token" -- "$ISSUER_VENV/bin/python" "$ISSUER_SCRIPT" "$ISSUER_CONFIG"
 }
 
 start_registry() {
-  # The registry reads its certificate and the issuer's at start: a renewed one means a restart.
-  local fingerprint
-  fingerprint=$(cat "$CA_CRT" "$SIGNING_CERT" | sha256sum | cut -d' ' -f1)
-  if pid_of "$REGISTRY_PIDFILE" docker-registry >/dev/null && registry_answers &&
-    [[ $(cat "$REGISTRY_FINGERPRINT" 2>/dev/null) == "$fingerprint" ]]; then
-    info "token registry already running on $HELLO_TOKEN_REGISTRY (pid $(<"$REGISTRY_PIDFILE"))"
-    return 0
-  fi
-  stop_pidfile "$REGISTRY_PIDFILE" docker-registry "$STOP_TIMEOUT"
-  port_taken "$HELLO_TOKEN_REGISTRY" &&
-    die "something else already serves $HELLO_TOKEN_REGISTRY; stop it or set HELLO_TOKEN_REGISTRY to a free address"
   write_registry_config
-  start_background "$REGISTRY_PIDFILE" "$REGISTRY_LOG" docker-registry serve "$REGISTRY_CONFIG"
-  wait_until "$START_TIMEOUT" "token registry on https://$HELLO_TOKEN_REGISTRY (expecting 401 on /v2/)" \
-    "$REGISTRY_LOG" "$STARTED_PID" registry_answers
-  echo "$fingerprint" >"$REGISTRY_FINGERPRINT"
+  # The registry reads its certificate and the issuer's at start: a renewed one means a restart.
+  serve "token registry" HELLO_TOKEN_REGISTRY "$REGISTRY_PIDFILE" "$REGISTRY_LOG" "$REGISTRY_FINGERPRINT" \
+    "$(cat "$CA_CRT" "$SIGNING_CERT" | sha256sum | cut -d' ' -f1)" registry_answers "expecting 401 on /v2/" -- \
+    docker-registry serve "$REGISTRY_CONFIG"
 }
 
 up() {

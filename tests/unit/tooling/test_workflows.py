@@ -20,6 +20,7 @@ import yaml
 from tests.conftest import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+LOCAL_ACTIONS = ROOT / ".github" / "actions"
 BIN = Path(sys.executable).parent
 YAMLLINT_CONFIG = (
     "{extends: default, rules: {line-length: {max: 120}, document-start: disable, truthy: {check-keys: false}}}"
@@ -270,6 +271,8 @@ def test_jobs_that_run_make_install_the_pinned_cli_with_pulumis_action_and_cache
 
 # `uses: owner/repo@<full commit sha>  # v<release>`: a tag can be moved to other code, a commit cannot.
 PINNED_USE = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+(\.\d+){0,2}$")
+# Or one of this repository's own actions, which the checked-out commit pins.
+LOCAL_USE = re.compile(r"^\s*(?:- )?uses: \./\.github/actions/([a-z-]+)$")
 
 
 def test_every_action_is_pinned_by_its_full_commit_sha_with_its_release_named() -> None:
@@ -278,9 +281,64 @@ def test_every_action_is_pinned_by_its_full_commit_sha_with_its_release_named() 
 
         assert uses, f"{workflow.name} uses no action"
         for line in uses:
-            assert PINNED_USE.match(line), (
+            local = LOCAL_USE.match(line)
+            assert PINNED_USE.match(line) or (local and (LOCAL_ACTIONS / local[1] / "action.yml").is_file()), (
                 f"{workflow.name}: pin by full commit SHA with `# v<release>`: {line.strip()}"
             )
+
+
+def test_our_actions_validate_against_the_github_action_schema_and_pass_yamllint() -> None:
+    actions = sorted(map(str, LOCAL_ACTIONS.glob("*/action.yml")))
+    schema = [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions]
+    lint = [str(BIN / "yamllint"), "-d", YAMLLINT_CONFIG, *actions]
+
+    assert actions
+    for command in (schema, lint):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_evidence_keys(tmp_path: Path, **inputs: str) -> dict[str, str]:
+    """Runs the evidence-keys action's script as the runner would; returns what it adds to the job's env."""
+    (step,) = load(LOCAL_ACTIONS / "evidence-keys" / "action.yml")["runs"]["steps"]
+    env_file = tmp_path / "github_env"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_ENV": str(env_file),
+        "SIGNING_KEY": inputs.get("signing_key", ""),
+        "PUBLIC_KEY": inputs["public_key"],
+    }
+    assert set(step["env"]) == {"SIGNING_KEY", "PUBLIC_KEY"}
+    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], env=env, check=True)
+    return dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+
+
+def test_evidence_keys_are_written_for_this_user_only_and_named_in_the_jobs_env(tmp_path: Path) -> None:
+    added = run_evidence_keys(tmp_path, signing_key="PRIVATE $(touch pwned)", public_key="PUBLIC")
+
+    assert set(added) == {"HELLO_EVIDENCE_KEY_FILE", "HELLO_EVIDENCE_PUBLIC_KEY_FILE"}
+    assert Path(added["HELLO_EVIDENCE_KEY_FILE"]).read_text() == "PRIVATE $(touch pwned)\n"
+    assert Path(added["HELLO_EVIDENCE_PUBLIC_KEY_FILE"]).read_text() == "PUBLIC\n"
+    assert {Path(path).stat().st_mode & 0o777 for path in added.values()} == {0o600}
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_job_that_only_checks_evidence_gets_no_signing_key_file(tmp_path: Path) -> None:
+    added = run_evidence_keys(tmp_path, public_key="PUBLIC")
+
+    assert set(added) == {"HELLO_EVIDENCE_PUBLIC_KEY_FILE"}
+    assert not (tmp_path / "evidence-key.pem").exists()
+
+
+def test_only_jobs_that_deploy_give_the_evidence_action_the_signing_key() -> None:
+    for workflow in WORKFLOWS:
+        for job_name, job in jobs_of(workflow):
+            for step in steps_using(job, "./.github/actions/evidence-keys"):
+                deploys = any(re.search(r"make (up|promote)\b", s.get("run", "")) for s in job["steps"])
+                reviews_only = any("--save-review" in s.get("run", "") for s in job["steps"])
+                signs = "signing-key" in step.get("with", {})
+                assert signs == (deploys and not reviews_only), f"{workflow.name} job {job_name}"
 
 
 def test_every_checkout_keeps_no_token_in_the_git_config() -> None:
