@@ -10,14 +10,18 @@ missing. They run in file order.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
+from settings.stack_files import plain_config
 from tests.e2e.test_exercise import kubectl
 from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import Workspace
@@ -30,12 +34,15 @@ NAMESPACE = "hello-world-services"
 REPOSITORY = "hello-world-services"
 CONTROLLER_HTTP = "127.0.0.1:8880"
 """Where the local platform's ingress controller takes plain HTTP (tooling/platform, ingress-platform branch)."""
+CONTROLLER_HTTPS_PORT = 8843
+"""Its HTTPS port, on 127.0.0.1, with a default certificate from the platform's CA for ``*.hello-pulumi.test``."""
 MAIN_HOST = "services.hello-pulumi.test"
 BETA_HOST = "beta-services.hello-pulumi.test"
 SERVICES = [
     {"name": "hello-v2", "message": "Hello World v2", "path": "/v2"},
     {"name": "hello-beta", "message": "Hello Beta", "host": BETA_HOST, "replicas": "1"},
 ]
+URL_PATHS = [(MAIN_HOST, "/"), (MAIN_HOST, "/v2"), (BETA_HOST, "/")]
 ROUTES = [
     (MAIN_HOST, "/", "Hello World\n"),
     (MAIN_HOST, "/v2", "Hello World v2\n"),
@@ -120,3 +127,47 @@ def test_a_host_the_ingress_does_not_route_is_not_answered_by_any_service(worksp
         through_controller("nobody.hello-pulumi.test", "/")
 
     assert raised.value.code == 404
+
+
+def over_https(url: str) -> subprocess.CompletedProcess[str]:
+    """``url`` asked of the controller's HTTPS port as a client resolving its host there, checked against the CA."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--noproxy",
+            "*",
+            "--cacert",
+            os.environ["HELLO_CA_CERT"],
+            "--resolve",
+            f"{host}:{CONTROLLER_HTTPS_PORT}:127.0.0.1",
+            f"https://{host}:{CONTROLLER_HTTPS_PORT}{parts.path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_with_the_controllers_certificate_every_service_url_answers_over_verified_https(workspace: Workspace) -> None:
+    ingress = {"enabled": True, "host": MAIN_HOST, "className": "traefik", "controllerCertificate": True}
+    workspace.write_config({**plain_config(workspace.directory, workspace.stack), "hello-world:ingress": ingress})
+
+    workspace.up()
+
+    urls = workspace.outputs()["serviceUrls"]
+    assert sorted(urls.values()) == sorted(f"https://{host}{path}" for host, path in URL_PATHS)
+    expected = {"hello-world": "Hello World\n", "hello-v2": "Hello World v2\n", "hello-beta": "Hello Beta\n"}
+    answers = {}
+    for name, url in urls.items():
+        for _ in range(30):  # the controller picks the TLS entry up within seconds
+            result = over_https(url)
+            if result.returncode == 0 and result.stdout == expected[name]:
+                break
+            time.sleep(1)
+        answers[name] = result.stdout if result.returncode == 0 else result.stderr
+    assert answers == expected
