@@ -79,7 +79,7 @@ plan: ## Say which long first-run builds `make up`/`make test` will do, with rou
 tools: ## Use the pulumi on PATH, or build the CLI and plugins (TOOLCHAIN=source forces the build)
 	tooling/toolchain/build.sh $(if $(filter tools,$(MAKECMDGOALS)),all,ready)
 
-platform: ## Start the local Docker engine, registries and cluster (root)
+platform: ## Start the local Docker engine, registries, cluster and its ingress controller (root)
 	tooling/platform/up.sh
 
 platform-down: ## Stop everything `make platform` started

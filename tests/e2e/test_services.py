@@ -2,9 +2,9 @@
 message, deployed on the local cluster, each checked by its own Job, and reached through the platform's ingress
 controller by host and by path.
 
-Needs the full local platform with its ingress controller (Traefik, IngressClass `traefik`, plain HTTP on
-127.0.0.1:8880: the ingress-platform branch), which `make test` starts; the tests fail, never skip, when it is
-missing. They run in file order.
+Needs the full local platform with its ingress controller (Traefik, IngressClass `traefik`, on
+``HELLO_INGRESS_HTTP`` and ``HELLO_INGRESS_HTTPS``), which `make test` starts; the tests fail, never skip, when it
+is missing. They run in file order.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ STACK = "services"
 NODE_PORT = 31697
 NAMESPACE = "hello-world-services"
 REPOSITORY = "hello-world-services"
-CONTROLLER_HTTP = "127.0.0.1:8880"
-"""Where the local platform's ingress controller takes plain HTTP (tooling/platform, ingress-platform branch)."""
-CONTROLLER_HTTPS_PORT = 8843
-"""Its HTTPS port, on 127.0.0.1, with a default certificate from the platform's CA for ``*.hello-pulumi.test``."""
+CONTROLLER_HTTP = os.environ.get("HELLO_INGRESS_HTTP", "127.0.0.1:8880")
+"""Where the local platform's ingress controller takes plain HTTP (tooling/platform/env.sh)."""
+CONTROLLER_HTTPS = os.environ.get("HELLO_INGRESS_HTTPS", "127.0.0.1:8843")
+"""Where it takes HTTPS, with a default certificate from the platform's CA for ``*.hello-pulumi.test``."""
 MAIN_HOST = "services.hello-pulumi.test"
 BETA_HOST = "beta-services.hello-pulumi.test"
 SERVICES = [
@@ -133,6 +133,7 @@ def over_https(url: str) -> subprocess.CompletedProcess[str]:
     """``url`` asked of the controller's HTTPS port as a client resolving its host there, checked against the CA."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    address, _, port = CONTROLLER_HTTPS.rpartition(":")
     return subprocess.run(
         [
             "curl",
@@ -143,8 +144,8 @@ def over_https(url: str) -> subprocess.CompletedProcess[str]:
             "--cacert",
             os.environ["HELLO_CA_CERT"],
             "--resolve",
-            f"{host}:{CONTROLLER_HTTPS_PORT}:127.0.0.1",
-            f"https://{host}:{CONTROLLER_HTTPS_PORT}{parts.path}",
+            f"{host}:{port}:{address}",
+            f"https://{host}:{port}{parts.path}",
         ],
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ set -euo pipefail
 PLATFORM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$PLATFORM_DIR/env.sh"
 source "$PLATFORM_DIR/lib.sh"
-# gomod_lock, gomod_run, gomod_require_pin, gomod_check_unchanged, gomod_refresh; GOSUMDB=off
+# gomod_build, gomod_lock, gomod_refresh; GOSUMDB=off
 # shellcheck source=../toolchain/gomod.sh
 source "$PLATFORM_DIR/../toolchain/gomod.sh"
 
@@ -28,23 +28,11 @@ BUILDKIT_WRAPPER=$PLATFORM_DIR/buildkit
 BUILDKITD_PKG=github.com/moby/buildkit/cmd/buildkitd
 REFRESH="tooling/platform/buildkit.sh refresh-sums"
 
-# In a subshell: the build lock is released before `up` starts the daemon.
-build() (
-  [[ -x $BUILDKIT_BIN ]] && exit 0
-  gomod_lock buildkit
-  [[ -x $BUILDKIT_BIN ]] && exit 0 # built by the run we waited for
-  gomod_require_pin "$BUILDKIT_WRAPPER" github.com/moby/buildkit "$BUILDKIT_VERSION" "$REFRESH"
-  local dir
-  dir=$(gomod_prepare "$BUILDKIT_WRAPPER" "$HELLO_CACHE/buildkit/$BUILDKIT_VERSION/wrapper")
-  mkdir -p "$(dirname "$BUILDKIT_BIN")"
-  cd "$dir"
-  say "resolving buildkit $BUILDKIT_VERSION modules" \
-    gomod_run "$BUILDKIT_WRAPPER" "$REFRESH" go list -deps "$BUILDKITD_PKG" >/dev/null
-  say "building buildkitd $BUILDKIT_VERSION from its Go module" \
-    gomod_run "$BUILDKIT_WRAPPER" "$REFRESH" go build -trimpath -ldflags "-s -w" -o "$BUILDKIT_BIN.tmp" "$BUILDKITD_PKG"
-  gomod_check_unchanged "$dir" "$BUILDKIT_WRAPPER" "$REFRESH"
-  mv "$BUILDKIT_BIN.tmp" "$BUILDKIT_BIN"
-)
+# The build lock (gomod_build's, in a subshell) is released before `up` starts the daemon.
+build() {
+  gomod_build buildkit "$BUILDKIT_WRAPPER" github.com/moby/buildkit "$BUILDKIT_VERSION" "$BUILDKITD_PKG" "$BUILDKIT_BIN" \
+    "$REFRESH" -ldflags "-s -w"
+}
 
 # refresh_sums: write the wrapper's go.mod for $BUILDKIT_VERSION and its go.sum from the module
 # proxy, for review. Never run by a build.

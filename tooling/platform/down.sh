@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the local platform (cluster first, then BuildKit, the registries and the engine) and take back dockerd's host changes.
+# Stop the local platform (ingress controller and cluster first, then BuildKit, the registries and the engine) and take back dockerd's host changes.
 # Usage: down.sh [--purge]   --purge also deletes images, registry contents, the registry passwords and the CA.
 # Data stays by default so that the next up.sh is a warm start. Needs root.
 set -euo pipefail
@@ -19,6 +19,7 @@ lock_platform
 # Every part is stopped even when an earlier one fails; the failures are reported at the end.
 failed=()
 if [[ -f $PLATFORM_DIR/cluster/down.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
+  say "ingress controller" "$PLATFORM_DIR/ingress.sh" down || failed+=(ingress)
   say "cluster" bash "$PLATFORM_DIR/cluster/down.sh" $purge 9>&- || failed+=(cluster)
 fi
 say "state store" "$PLATFORM_DIR/state-store.sh" down $purge || failed+=(state-store)

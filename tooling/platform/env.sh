@@ -78,3 +78,13 @@ export HELLO_STATE_STORE_REGION=us-east-1
 export HELLO_STATE_BUCKET=hello-pulumi-state
 # PULUMI_BACKEND_URL for a stack kept there (gocloud's s3 URL parameters, as the pinned CLI reads them).
 export HELLO_STATE_STORE_URL="s3://$HELLO_STATE_BUCKET?endpoint=http://$HELLO_STATE_STORE&use_path_style=true&region=$HELLO_STATE_STORE_REGION"
+# The cluster's ingress controller (tooling/platform/ingress.sh): Traefik on loopback ports of this machine, with
+# a default certificate from the platform's CA for the test domain below.
+export HELLO_TRAEFIK_VERSION=v3.6.12 # v3.7 needs a module the Go proxy does not serve
+export HELLO_TRAEFIK_BIN="$HELLO_CACHE/traefik/$HELLO_TRAEFIK_VERSION/bin/traefik"
+: "${HELLO_INGRESS_HTTP:=127.0.0.1:8880}"
+: "${HELLO_INGRESS_HTTPS:=127.0.0.1:8843}"
+export HELLO_INGRESS_HTTP HELLO_INGRESS_HTTPS
+export HELLO_INGRESS_DOMAIN=hello-pulumi.test
+export HELLO_INGRESS_NAMESPACE=hello-ingress
+export HELLO_INGRESS_CLASS=traefik

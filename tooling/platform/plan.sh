@@ -28,6 +28,7 @@ done < <(awk '!/^#/ && NF' "$PLATFORM_DIR/commands.tsv")
 [[ -x $HELLO_VERSITYGW_BIN ]] || step "versitygw (S3 state store), from its Go module" "3.5 min"
 [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/etcd ]] || step "Kubernetes $K8S_VERSION and etcd, from Go modules" "10 min"
 [[ -n $(compgen -G "$HELLO_CACHE/k8s/kube-router-*/kube-router") ]] || step "kube-router (NetworkPolicy), from its Go module" "3 min"
+[[ -x $HELLO_TRAEFIK_BIN ]] || step "Traefik (ingress controller), from its Go module" "10 min"
 
 ((${#steps[@]} == 0)) && exit 0
 echo "First run on this machine: these steps build what later runs reuse (cache: $HELLO_CACHE)."

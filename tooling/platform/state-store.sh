@@ -27,21 +27,11 @@ STOP_TIMEOUT=15
 
 random_secret() { head -c 96 /dev/urandom | base64 -w0 | tr -d '+/=' | head -c "$1"; }
 
-# In a subshell: the build lock is released before `up` starts the daemon.
-build() (
-  [[ -x $VERSITYGW_BIN ]] && exit 0
-  gomod_lock versitygw
-  [[ -x $VERSITYGW_BIN ]] && exit 0 # built by the run we waited for
-  gomod_require_pin "$WRAPPER" github.com/versity/versitygw "$VERSITYGW_VERSION" "$REFRESH"
-  local dir
-  dir=$(gomod_prepare "$WRAPPER" "$HELLO_CACHE/versitygw/$VERSITYGW_VERSION/wrapper")
-  mkdir -p "$(dirname "$VERSITYGW_BIN")"
-  cd "$dir"
-  say "building versitygw $VERSITYGW_VERSION from its Go module" \
-    gomod_run "$WRAPPER" "$REFRESH" go build -trimpath -ldflags "-s -w" -o "$VERSITYGW_BIN.tmp" "$VERSITYGW_PKG"
-  gomod_check_unchanged "$dir" "$WRAPPER" "$REFRESH"
-  mv "$VERSITYGW_BIN.tmp" "$VERSITYGW_BIN"
-)
+# The build lock (gomod_build's, in a subshell) is released before `up` starts the daemon.
+build() {
+  gomod_build versitygw "$WRAPPER" github.com/versity/versitygw "$VERSITYGW_VERSION" "$VERSITYGW_PKG" "$VERSITYGW_BIN" \
+    "$REFRESH" -ldflags "-s -w"
+}
 
 # refresh_sums: write the wrapper's go.mod for $VERSITYGW_VERSION and its go.sum from the module proxy,
 # for review. Never run by a build.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the local platform: Docker engine, registry, Node.js base image, token-auth registry and its issuer,
-# BuildKit, then the cluster if there is one.
+# BuildKit, then the cluster and its ingress controller if there is one.
 # Idempotent: what already runs is left as it is. Needs root.
 # HELLO_PLATFORM_CLUSTER=0 skips the cluster. HELLO_PLATFORM_UNAVAILABLE=1 makes it fail at once, doing nothing:
 # a test sets it to prove that a stack which does not need the platform never starts it.
@@ -32,6 +32,8 @@ say "state store" "$PLATFORM_DIR/state-store.sh" up
 if [[ -f $PLATFORM_DIR/cluster/up.sh && ${HELLO_PLATFORM_CLUSTER:-1} != 0 ]]; then
   # fd 9 is the platform lock: the cluster's daemons must not inherit it.
   say "cluster" bash "$PLATFORM_DIR/cluster/up.sh" 9>&-
+  say "ingress controller" "$PLATFORM_DIR/ingress.sh" up
+  ingress="  ingress:    http://$HELLO_INGRESS_HTTP and https://$HELLO_INGRESS_HTTPS (Traefik; IngressClass $HELLO_INGRESS_CLASS, default certificate *.$HELLO_INGRESS_DOMAIN)"
 fi
 
 cat <<SUMMARY
@@ -42,5 +44,6 @@ Platform up in $((SECONDS - start))s.
   base image: $HELLO_BASE_IMAGE (served as $HELLO_BASE_IMAGE_REF)
   buildkit:   unix://$HELLO_BUILDKIT_SOCK (buildx builder hello-buildkit in BUILDX_CONFIG=$BUILDX_CONFIG)
   state:      s3 on http://$HELLO_STATE_STORE (versitygw; credentials in $HELLO_STATE_STORE_CREDENTIALS)
+${ingress:-  ingress:    none (no cluster)}
   logs:       $HELLO_RUN/docker/dockerd.log, $HELLO_RUN/registry/registry.log, $HELLO_RUN/token-registry/*.log, $HELLO_RUN/state-store/*.log
 SUMMARY

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Builds from committed Go wrapper modules, shared by tooling/toolchain/build.sh,
-# tooling/platform/buildkit.sh and tooling/platform/cluster/build.sh: one lock per part, and
-# go commands that use only the checksums committed in the wrapper's go.sum.
+# Builds from committed Go wrapper modules, shared by tooling/toolchain/build.sh, the platform's daemons
+# (buildkit.sh, state-store.sh, ingress.sh, cluster/netpol.sh: gomod_build) and tooling/platform/cluster/build.sh:
+# one lock per part, and go commands that use only the checksums committed in the wrapper's go.sum.
 #
 # Sourced after platform/env.sh, whose GOFLAGS=-mod=readonly makes a go command fail on a
 # checksum or requirement the wrapper lacks instead of adding it. sum.golang.org is unreachable
@@ -115,6 +115,28 @@ gomod_check_unchanged() {
   for f in "${changed[@]}"; do diff -u "$wrapper/$f" "$scratch/$f" >&2 || true; done
   gomod_fail "the build changed ${changed[*]} of its copy of $(gomod_rel "$wrapper") ($scratch); builds must not add or change checksums. To change them on purpose, run \`$refresh\`, review \`git diff -- $(gomod_rel "$wrapper")\` and commit it"
 }
+
+# gomod_build PART WRAPPER MODULE VERSION PACKAGE BIN REFRESH [GO_BUILD_FLAG...]: build the main PACKAGE from
+# a scratch copy of the committed WRAPPER, which must require MODULE at VERSION, to BIN, unless BIN exists.
+# Holds PART's build lock meanwhile (a subshell: a daemon the caller starts next never inherits it). Every
+# module is resolved first, so a missing checksum stops the build before a long compile; BIN is kept only if
+# the copy's go.mod and go.sum are still as committed. CGO_ENABLED and the like come from the environment.
+gomod_build() (
+  local part=$1 wrapper=$2 module=$3 version=$4 pkg=$5 bin=$6 refresh=$7 dir
+  shift 7
+  [[ -x $bin ]] && exit 0
+  gomod_lock "$part"
+  [[ -x $bin ]] && exit 0 # built by the run we waited for
+  gomod_require_pin "$wrapper" "$module" "$version" "$refresh"
+  dir=$(gomod_prepare "$wrapper" "$HELLO_CACHE/build/$part")
+  mkdir -p "$(dirname "$bin")"
+  cd "$dir" || exit 1
+  say "resolving $part $version modules" gomod_run "$wrapper" "$refresh" go list -deps "$pkg" >/dev/null
+  say "building $part $version from its Go module" \
+    gomod_run "$wrapper" "$refresh" go build -trimpath "$@" -o "$bin.tmp" "$pkg"
+  gomod_check_unchanged "$dir" "$wrapper" "$refresh"
+  mv -f "$bin.tmp" "$bin"
+)
 
 # gomod_module_dir WRAPPER MODULE@VERSION REFRESH: where the module's files are in the module
 # cache, downloaded if needed; read-only. Only for a module whose checksum WRAPPER/go.sum holds,

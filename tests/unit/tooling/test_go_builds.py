@@ -27,6 +27,7 @@ BUILD_WRAPPERS = (
     "tooling/toolchain/docker-build",
     "tooling/platform/buildkit",
     "tooling/platform/state-store",
+    "tooling/platform/ingress",
     "tooling/platform/cluster/wrapper/kubernetes",
     "tooling/platform/cluster/wrapper/etcd",
 )
@@ -34,7 +35,9 @@ BUILD_SCRIPTS = {
     "tooling/toolchain/build.sh": "toolchain",
     "tooling/platform/buildkit.sh": "buildkit",
     "tooling/platform/state-store.sh": "versitygw",
+    "tooling/platform/ingress.sh": "traefik",
     "tooling/platform/cluster/build.sh": "cluster",
+    "tooling/platform/cluster/netpol.sh": "kube-router",
 }
 REFRESH = "tooling/toolchain/build.sh refresh-sums language"
 GO_TIMEOUT_SECONDS = 600
@@ -131,7 +134,13 @@ def gomod(
 @functools.cache
 def script_pins() -> dict[str, str]:
     """The versions the build scripts pin: requirements.txt (through env.sh), env.sh and cluster/common.sh."""
-    names = ("HELLO_PULUMI_VERSION", "HELLO_DOCKER_BUILD_VERSION", "HELLO_BUILDKIT_VERSION", "HELLO_K8S_VERSION")
+    names = (
+        "HELLO_PULUMI_VERSION",
+        "HELLO_DOCKER_BUILD_VERSION",
+        "HELLO_BUILDKIT_VERSION",
+        "HELLO_K8S_VERSION",
+        "HELLO_TRAEFIK_VERSION",
+    )
     script = (
         f'source "{TOOLING}/toolchain/env.sh"; source "{TOOLING}/platform/cluster/common.sh"; '
         + "".join(f'echo "{name}=${name}"; ' for name in names)
@@ -188,10 +197,21 @@ def test_wrapper_go_sum_holds_both_checksums_of_every_required_module(wrapper: s
             "KUBERNETES_PROVIDER_MODULE",
         ),
         ("tooling/platform/buildkit", "github.com/moby/buildkit", "HELLO_BUILDKIT_VERSION"),
+        ("tooling/platform/ingress", "github.com/traefik/traefik/v3", "HELLO_TRAEFIK_VERSION"),
         ("tooling/platform/cluster/wrapper/kubernetes", "k8s.io/kubernetes", "HELLO_K8S_VERSION"),
         ("tooling/platform/cluster/wrapper/etcd", "go.etcd.io/etcd/server/v3", "ETCD_VERSION"),
     ],
-    ids=["cli pkg", "cli sdk", "language sdk", "docker-build", "kubernetes plugin", "buildkit", "kubernetes", "etcd"],
+    ids=[
+        "cli pkg",
+        "cli sdk",
+        "language sdk",
+        "docker-build",
+        "kubernetes plugin",
+        "buildkit",
+        "traefik",
+        "kubernetes",
+        "etcd",
+    ],
 )
 def test_wrapper_requires_the_version_its_script_pins(wrapper: str, module: str, pin: str) -> None:
     version = script_pins()[pin]
@@ -234,7 +254,14 @@ def test_build_script_takes_the_lock_of_its_part(script: str, part: str) -> None
     text = (ROOT / script).read_text()
 
     assert re.search(r"^(?:source|\.) \S*/gomod\.sh\"?$", text, re.MULTILINE)
-    assert re.search(rf"^\s*gomod_lock {part}$", text, re.MULTILINE)
+    # gomod_build takes the lock of the part it is given.
+    assert re.search(rf"^\s*(?:[A-Z_]+=\S+ )*gomod_(?:lock {part}$|build {part} )", text, re.MULTILINE)
+
+
+def test_gomod_build_takes_the_lock_of_its_part_before_building() -> None:
+    (build,) = re.findall(r"^gomod_build\(\) \(\n(.*?)^\)", GOMOD_SH.read_text(), re.MULTILINE | re.DOTALL)
+
+    assert build.index('gomod_lock "$part"') < build.index("go build")
 
 
 def test_gomod_lock_gives_up_after_the_bounded_wait_when_another_build_holds_it(

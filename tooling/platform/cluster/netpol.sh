@@ -17,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
-# gomod_lock, gomod_prepare, gomod_run, gomod_require_pin, gomod_check_unchanged, gomod_refresh; GOSUMDB=off
+# gomod_build, gomod_lock, gomod_refresh; GOSUMDB=off
 # shellcheck source=../../toolchain/gomod.sh
 source "$here/../../toolchain/gomod.sh"
 
@@ -35,21 +35,13 @@ KUBE_ROUTER_USER=hello:kube-router
 # OUTPUT: this bounds how long a rule another tool inserts above them can outrank a policy.
 IPTABLES_SYNC_PERIOD=1m
 
-# In a subshell: the build lock is released before `up` starts kube-router.
-build() (
-  [[ -x $KUBE_ROUTER_BIN ]] && { info "kube-router $KUBE_ROUTER_VERSION: present"; exit 0; }
-  gomod_lock kube-router
-  [[ -x $KUBE_ROUTER_BIN ]] && exit 0 # built by the run we waited for
-  gomod_require_pin "$KUBE_ROUTER_WRAPPER" "$KUBE_ROUTER_MODULE" "$KUBE_ROUTER_VERSION" "$REFRESH"
-  local dir ldflags="-s -w -X $KUBE_ROUTER_MODULE/pkg/version.Version=$KUBE_ROUTER_VERSION"
+# The build lock (gomod_build's, in a subshell) is released before `up` starts kube-router.
+build() {
+  local ldflags="-s -w -X $KUBE_ROUTER_MODULE/pkg/version.Version=$KUBE_ROUTER_VERSION"
   ldflags+=" -X $KUBE_ROUTER_MODULE/pkg/version.BuildDate=1970-01-01T00:00:00Z"
-  dir=$(gomod_prepare "$KUBE_ROUTER_WRAPPER" "$KUBE_ROUTER_HOME/wrapper")
-  cd "$dir"
-  say "go build kube-router $KUBE_ROUTER_VERSION" gomod_run "$KUBE_ROUTER_WRAPPER" "$REFRESH" \
-    env CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$ldflags" -o "$KUBE_ROUTER_BIN.tmp" "$KUBE_ROUTER_PKG"
-  gomod_check_unchanged "$dir" "$KUBE_ROUTER_WRAPPER" "$REFRESH"
-  mv -f "$KUBE_ROUTER_BIN.tmp" "$KUBE_ROUTER_BIN"
-)
+  CGO_ENABLED=0 gomod_build kube-router "$KUBE_ROUTER_WRAPPER" "$KUBE_ROUTER_MODULE" "$KUBE_ROUTER_VERSION" \
+    "$KUBE_ROUTER_PKG" "$KUBE_ROUTER_BIN" "$REFRESH" -p 2 -ldflags "$ldflags"
+}
 
 # refresh_sums: the wrapper requires kube-router and lists its main package as a tool; starting
 # from the release's own requirements, `go mod tidy` keeps the versions it was tested with (it

@@ -1,0 +1,249 @@
+"""A stack's Ingress served by the local platform's ingress controller (Traefik): HTTPS that a client checks against
+the platform's CA, HTTP redirected to HTTPS when the stack asks, and a rolling update through the Ingress that loses
+no request.
+
+Needs the full local platform with its ingress controller, which `make test` starts (`make platform`). Deploys a
+dev-like stack in namespace hello-world-ingress, node port 31685, repository hello-world-ingress, whose Ingress has
+class traefik, host hello.hello-pulumi.test and the controller's default certificate. Every request goes to
+loopback. The tests run in file order.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from settings.stack_files import plain_config
+from tests.e2e.test_exercise import LOAD_MAX_REQUESTS, LOAD_MAX_SECONDS, LoadResult, kube_object, set_message
+from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
+from tests.engine.workspace import Workspace
+
+pytestmark = [pytest.mark.engine, pytest.mark.platform]
+
+STACK = "ingress"
+NAMESPACE = "hello-world-ingress"
+NODE_PORT = 31685
+REPOSITORY = "hello-world-ingress"
+HOST = "hello.hello-pulumi.test"
+HTTP_ADDRESS = os.environ.get("HELLO_INGRESS_HTTP", "127.0.0.1:8880")
+HTTPS_ADDRESS = os.environ.get("HELLO_INGRESS_HTTPS", "127.0.0.1:8843")
+HTTPS_PORT = int(HTTPS_ADDRESS.rpartition(":")[2])
+URL = f"https://{HOST}:{HTTPS_PORT}/"
+INGRESS = {"enabled": True, "host": HOST, "className": "traefik", "controllerCertificate": True}
+ROLLOUT_TIMEOUT_SECONDS = 60
+REQUEST_TIMEOUT_SECONDS = 2
+LOAD_INTERVAL_SECONDS = 0.02
+SERVED_WITHIN_SECONDS = 60
+"""The controller sees a new Ingress and its endpoints within seconds; this bounds the wait for it."""
+
+
+def ca_cert() -> str:
+    path = os.environ.get("HELLO_CA_CERT", "/var/lib/hello-pulumi/ca/ca.crt")
+    assert os.path.exists(path), f"{path} missing: start the platform with `make platform`"
+    return path
+
+
+def curl(url: str = URL) -> subprocess.CompletedProcess[str]:
+    """The request a person makes: the host resolved to loopback, the certificate checked against the platform's CA."""
+    host_port = url.split("/")[2]
+    resolve = f"{host_port}:{HTTPS_ADDRESS.rpartition(':')[0]}"
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", str(REQUEST_TIMEOUT_SECONDS), "--cacert", ca_cert(), "--resolve", resolve, url],
+        capture_output=True,
+        text=True,
+        timeout=REQUEST_TIMEOUT_SECONDS + 5,
+        check=False,
+    )
+
+
+def curl_eventually(expected: str) -> str:
+    """The first body through the Ingress that contains ``expected``, asking once a second for a bounded time."""
+    deadline = time.monotonic() + SERVED_WITHIN_SECONDS
+    last = ""
+    while time.monotonic() < deadline:
+        result = curl()
+        last = result.stdout if result.returncode == 0 else f"curl exit {result.returncode}: {result.stderr.strip()}"
+        if result.returncode == 0 and expected in result.stdout:
+            return result.stdout
+        time.sleep(1)
+    raise AssertionError(f"{URL} never answered {expected!r} within {SERVED_WITHIN_SECONDS}s; last answer: {last}")
+
+
+def https_get(context: ssl.SSLContext) -> tuple[int, str]:
+    """GET / through the HTTPS entry point, with SNI and Host naming the Ingress's host, the certificate checked."""
+    ip, _, port = HTTPS_ADDRESS.rpartition(":")
+    with (
+        socket.create_connection((ip, int(port)), timeout=REQUEST_TIMEOUT_SECONDS) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as tls,
+    ):
+        connection = http.client.HTTPConnection(HOST, int(port), timeout=REQUEST_TIMEOUT_SECONDS)
+        connection.sock = tls
+        connection.request("GET", "/", headers={"Host": f"{HOST}:{port}"})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+
+
+def http_get() -> http.client.HTTPResponse:
+    """GET / through the plain HTTP entry point, Host naming the Ingress's host; redirects are not followed."""
+    ip, _, port = HTTP_ADDRESS.rpartition(":")
+    connection = http.client.HTTPConnection(ip, int(port), timeout=REQUEST_TIMEOUT_SECONDS)
+    connection.request("GET", "/", headers={"Host": f"{HOST}:{port}"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+class HttpsLoad:
+    """A bounded loop of GETs through the Ingress over HTTPS (loopback), counted, run in a thread."""
+
+    def __init__(self) -> None:
+        self.context = ssl.create_default_context(cafile=ca_cert())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.result = LoadResult(0, 0, 0.0, [])
+
+    def __enter__(self) -> HttpsLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(LOAD_MAX_SECONDS)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set() and self.result.sent < LOAD_MAX_REQUESTS:
+            if time.monotonic() - started > LOAD_MAX_SECONDS:
+                break
+            self.result.sent += 1
+            try:
+                status, body = https_get(self.context)
+                if status != 200:
+                    raise OSError(f"HTTP {status}: {body[:80]!r}")
+                self.result.bodies.add(body)
+            except (OSError, http.client.HTTPException) as error:
+                self.result.failed += 1
+                self.result.errors.append(repr(error))
+            time.sleep(LOAD_INTERVAL_SECONDS)
+        self.result.seconds = time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry, pulumi_cli: str, teardowns: Teardowns
+) -> Iterator[Workspace]:
+    """A dev-like stack behind an Ingress of class traefik, with its own namespace, node port and repository."""
+    ingress_class = json.loads(
+        subprocess.run(
+            ["kubectl", "--kubeconfig", os.environ["HELLO_KUBECONFIG"], "get", "ingressclass", "traefik", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        or "{}"
+    )
+    assert ingress_class.get("spec", {}).get("controller") == "traefik.io/ingress-controller", (
+        "no IngressClass traefik: start the platform's ingress controller with `make platform`"
+    )
+    workspace = building_workspace(
+        tmp_path_factory.mktemp("ingress"),
+        STACK,
+        registry,
+        REPOSITORY,
+        namespace=NAMESPACE,
+        nodePort=str(NODE_PORT),
+        rolloutTimeoutSeconds=str(ROLLOUT_TIMEOUT_SECONDS),
+        cluster=local_cluster(),
+        verification=json.dumps({"body": "Hello"}),
+        ingress=json.dumps(INGRESS),
+    )
+    yield workspace
+    teardowns.destroy(workspace)
+
+
+def set_ingress(workspace: Workspace, **changes: Any) -> None:
+    config = plain_config(workspace.directory, workspace.stack)
+    config["hello-world:ingress"] = json.dumps({**INGRESS, **changes})
+    workspace.write_config(config)
+
+
+def test_ingress_serves_hello_world_over_https_with_the_platform_certificate(
+    workspace: Workspace, figure: Callable[[str], None]
+) -> None:
+    workspace.up()
+
+    started = time.monotonic()
+    assert curl_eventually("Hello World") == "Hello World\n"
+    figure(
+        f"ingress: first up {workspace.last_seconds:.1f}s, then served over HTTPS in {time.monotonic() - started:.1f}s"
+    )
+    ingress = kube_object("ingress", "hello-world", NAMESPACE)
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert ingress["spec"]["tls"] == [{"hosts": [HOST]}]
+    assert workspace.outputs()["ingressUrl"] == f"https://{HOST}/"
+
+
+def test_ingress_certificate_is_refused_without_the_platform_ca(workspace: Workspace) -> None:
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", "5", "--resolve", f"{HOST}:{HTTPS_PORT}:127.0.0.1", URL],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+        # No SSL_CERT_DIR (env.sh adds the platform's CA to it): only the system's trust store.
+        env={key: value for key, value in os.environ.items() if key != "SSL_CERT_DIR"},
+    )
+
+    assert result.returncode == 60, result  # curl: the peer's certificate cannot be authenticated
+
+
+def test_plain_http_is_served_until_the_stack_asks_for_the_redirect(workspace: Workspace) -> None:
+    response = http_get()
+
+    assert response.status == 200
+
+
+def test_plain_http_redirects_to_https_when_the_stack_asks(workspace: Workspace) -> None:
+    set_ingress(workspace, redirectToHttps=True)
+
+    workspace.up()
+
+    deadline = time.monotonic() + SERVED_WITHIN_SECONDS
+    while (response := http_get()).status == 200 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert response.status in (301, 308), response.status
+    assert response.headers["Location"] == URL
+    assert curl_eventually("Hello World") == "Hello World\n"
+
+
+def test_rolling_update_through_the_ingress_loses_no_request(
+    workspace: Workspace, figure: Callable[[str], None]
+) -> None:
+    set_message(workspace, "Hello Rolled World")
+
+    with HttpsLoad() as load:
+        workspace.up()
+        # The old pods drain after the up returns: keep the load on until the new version alone answers.
+        curl_eventually("Hello Rolled World")
+        time.sleep(10)
+    result = load.result
+
+    figure(
+        f"ingress: rolling update {workspace.last_seconds:.1f}s, {result.sent} HTTPS requests through the Ingress, "
+        f"{result.failed} failed"
+    )
+    assert result.sent > 0
+    assert result.failed == 0, result.errors[:5]
+    assert {"Hello World\n", "Hello Rolled World\n"} <= result.bodies
