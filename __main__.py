@@ -33,3 +33,5 @@ pulumi.export("verifiedImageRef", service.verified_image_ref)
 pulumi.export("verifiedAt", service.verified_at)
 if service.ingress_url is not None:
     pulumi.export("ingressUrl", service.ingress_url)
+if service.service_urls is not None:
+    pulumi.export("serviceUrls", service.service_urls)

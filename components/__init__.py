@@ -4,7 +4,7 @@ from components.container_image import Builder, ContainerImage, ContainerImageAr
 from components.labels import AppLabels
 from components.pull_secret import PullSecretArgs
 from components.verification import VerificationArgs
-from components.web_service import IngressArgs, ResourcesArgs, WebService, WebServiceArgs
+from components.web_service import IngressArgs, ResourcesArgs, RoutedServiceArgs, WebService, WebServiceArgs
 
 __all__ = [
     "AppLabels",
@@ -15,6 +15,7 @@ __all__ = [
     "PullSecretArgs",
     "RegistryArgs",
     "ResourcesArgs",
+    "RoutedServiceArgs",
     "VerificationArgs",
     "WebService",
     "WebServiceArgs",

@@ -1,8 +1,11 @@
-"""WebService: the Kubernetes side of the app: namespace, Deployment, NodePort Service, NetworkPolicy, Ingress."""
+"""WebService: the Kubernetes side of the app: namespace, Deployment, NodePort Service, NetworkPolicy, Ingress, and
+the further services its Ingress routes to."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -26,6 +29,8 @@ NODE_PORTS = (30000, 32767)
 DEFAULT_REPLICAS = 3
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
 DEFAULT_INGRESS_PATH = "/"
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+"""A name Kubernetes takes for a Service (RFC 1035: it starts with a letter)."""
 POD_SECURITY_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
 """The API server itself refuses any pod in the namespace that breaks the "restricted" Pod Security Standard."""
 PRE_STOP_SECONDS = 5
@@ -41,6 +46,24 @@ REDIRECT_ANNOTATIONS = {"traefik.ingress.kubernetes.io/router.middlewares": "htt
 """Asks the local platform's Traefik for its ``https-redirect`` middleware (tooling/platform/ingress.sh)."""
 VERSION_LABEL = "app.kubernetes.io/version"
 """On the pods: the image they run, so the check reaches the new version's pods only."""
+DENY_EGRESS_SUFFIX = "-deny-egress"
+VERIFY_SUFFIX = "-verify"
+VERIFY_TARGET_SUFFIX = "-verify-target"
+MAX_SERVICE_NAME_LENGTH = 63 - len(VERIFY_TARGET_SUFFIX)
+"""A further service's name, with the longest suffix its objects add, still fits a DNS label (63)."""
+SERVICE_CHILDREN = (
+    "deployment",
+    "service",
+    "network-policy",
+    "deny-egress",
+    "disruption-budget",
+    "verify-target",
+    "verify-network-policy",
+    "verify",
+)
+"""How each service's children are named after their prefix: the component's name, then a further service's."""
+COMPONENT_CHILDREN = ("namespace", "pull-secret", "ingress")
+"""How the children the services share are named after the component's name."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +91,7 @@ class IngressArgs:
     class_name: str | None = None
     """IngressClass; default: the cluster's default class."""
     tls_secret_name: str | None = None
-    """Secret with the certificate for ``host``; default: no TLS."""
+    """Secret with the certificate for ``host`` and every further service's host; default: no TLS."""
     controller_certificate: bool = False
     """TLS for ``host`` with the ingress controller's default certificate (a ``tls`` entry without a Secret);
     default ``False``."""
@@ -90,8 +113,108 @@ class IngressArgs:
 
     @property
     def url(self) -> str:
+        """The main service's URL through the Ingress."""
+        return self.url_for(self.host, self.path)
+
+    def url_for(self, host: str, path: str) -> str:
+        """The URL of ``host`` and ``path`` through this Ingress: HTTPS where it terminates TLS (for every host)."""
         scheme = "https" if self.has_tls else "http"
-        return f"{scheme}://{self.host}{self.path}"
+        return f"{scheme}://{host}{path}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutedServiceArgs:
+    """A further service beside the main one: the same image, with a Deployment and a ClusterIP Service of its own,
+    reached only through the main service's Ingress (it has no node port)."""
+
+    name: str
+    """Names its Deployment, Service and ``app.kubernetes.io/name``: a DNS label of at most 49 characters, so that
+    the names of its objects (``<name>-verify-target``) fit one too."""
+    path: str = DEFAULT_INGRESS_PATH
+    """Path prefix the Ingress routes to it. Default ``/``."""
+    host: str | None = None
+    """Host name the Ingress routes to it. Default: the Ingress's ``host``."""
+    message: str | None = None
+    """What its pods answer (the app's ``MESSAGE``), which its check expects too. Default: the app's own answer,
+    checked like the main service's."""
+    replicas: int | None = None
+    """Pod count. Default: the main service's."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A host and path prefix of the Ingress, and the service that answers there."""
+
+    host: str
+    path: str
+    service: str
+    """The Kubernetes name of the Service."""
+
+    @property
+    def prefix(self) -> str:
+        """The path as a Prefix match reads it: ``/v2`` and ``/v2/`` match the same requests."""
+        return self.path.rstrip("/") or "/"
+
+
+def object_names(service: str) -> frozenset[str]:
+    """The names one service's objects take in the namespace: its Deployment, Service, policies and check's.
+
+    Two services whose names share one would overwrite each other's objects, or select each other's pods.
+    """
+    return frozenset(
+        {service, *(service + suffix for suffix in (DENY_EGRESS_SUFFIX, VERIFY_SUFFIX, VERIFY_TARGET_SUFFIX))}
+    )
+
+
+def routing_problems(main: str, ingress: IngressArgs | None, services: Sequence[RoutedServiceArgs]) -> list[str]:
+    """Every reason why the further ``services`` cannot stand beside the main service ``main`` behind ``ingress``.
+
+    Phrased with the stack settings' keys (``services[<index>].<field>``), which name the same things.
+    """
+    if not services:
+        return []
+    if ingress is None:
+        names = ", ".join(repr(service.name) for service in services)
+        return [f"services must come with ingress.enabled: true (they are reached only through it), got {names}"]
+    problems = []
+    # A further service's children are named after the main service's prefix and its own name, so some names
+    # would make a child the same as one of the main service's (``verify`` + ``network-policy``).
+    main_children = {*SERVICE_CHILDREN, *COMPONENT_CHILDREN}
+    main_route = Route(ingress.host, ingress.path, main)
+    owners = {taken: ("the main service", main) for taken in object_names(main)}
+    routed = {(main_route.host, main_route.prefix): "the main service (ingress.host and ingress.path)"}
+    for index, service in enumerate(services):
+        key = f"services[{index}]"
+        if not (DNS_LABEL.fullmatch(service.name) and len(service.name) <= MAX_SERVICE_NAME_LENGTH):
+            problems.append(
+                f"{key}.name must be a DNS label of at most {MAX_SERVICE_NAME_LENGTH} characters starting with a "
+                f"letter, got {service.name!r}"
+            )
+        elif shared := sorted(object_names(service.name) & owners.keys()):
+            owner, owners_name = owners[shared[0]]
+            problems.append(
+                f"{key}.name must be a name no other service has, got {service.name!r}, which {owner} has"
+                if owners_name == service.name
+                else f"{key}.name must be a name whose objects no other service's objects share, got "
+                f"{service.name!r}: {owner} ({owners_name!r}) names one of its objects {shared[0]!r} too"
+            )
+        elif named := [child for child in SERVICE_CHILDREN if f"{service.name}-{child}" in main_children]:
+            problems.append(
+                f"{key}.name must be a name that names none of its resources like one of the main service's, got "
+                f"{service.name!r}: its {named[0]} would be named as the main service's {service.name}-{named[0]}"
+            )
+        for taken in object_names(service.name):
+            owners.setdefault(taken, (key, service.name))
+        if service.replicas is not None and service.replicas < 1:
+            problems.append(f"{key}.replicas must be at least 1, got {service.replicas}")
+        route = Route(service.host or ingress.host, service.path, service.name)
+        if (route.host, route.prefix) in routed:
+            problems.append(
+                f"{key}.path must be a path no other service routes on host {route.host!r}, got {route.path!r}, "
+                f"which {routed[route.host, route.prefix]} routes"
+            )
+        routed.setdefault((route.host, route.prefix), f"{key} ({service.name!r})")
+    return problems
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +247,9 @@ class WebServiceArgs:
     create_namespace: bool = True
     """Create ``namespace``, enforcing the "restricted" Pod Security Standard. ``False``: deploy into a namespace
     that exists, as an account whose rights end at that namespace must. Default ``True``."""
+    services: tuple[RoutedServiceArgs, ...] = ()
+    """Further services the Ingress routes to, each by its host and path, all running ``image``: a deploy moves them
+    together, and its check covers each. They need ``ingress``. Default: none."""
 
     @property
     def pull_secret_name(self) -> str | None:
@@ -138,34 +264,45 @@ class WebServiceArgs:
             raise ValueError(f"node_port must be from {low} to {high}, got {self.node_port}")
         if self.rollout_timeout_seconds < 1:
             raise ValueError(f"rollout_timeout_seconds must be at least 1, got {self.rollout_timeout_seconds}")
+        if problems := routing_problems(self.name, self.ingress, self.services):
+            raise ValueError("; ".join(problems))
+
+    @property
+    def routes(self) -> list[Route]:
+        """Where the Ingress sends requests: the main service first, then each further one; none without an Ingress."""
+        if self.ingress is None:
+            return []
+        return [
+            Route(host=self.ingress.host, path=self.ingress.path, service=self.name),
+            *(Route(host=s.host or self.ingress.host, path=s.path, service=s.name) for s in self.services),
+        ]
 
 
 class WebService(pulumi.ComponentResource):
-    """Runs an HTTP container behind a NodePort Service, hardened and probed."""
+    """Runs an HTTP container behind a NodePort Service, hardened and probed; further services beside it behind its
+    Ingress."""
 
     namespace: pulumi.Output[str]
     """The namespace holding everything."""
     service_name: pulumi.Output[str]
-    """Name of the Service."""
+    """Name of the main Service."""
     node_port: pulumi.Output[int]
-    """Node port the Service answers on (fixed, or the one the cluster chose)."""
+    """Node port the main Service answers on (fixed, or the one the cluster chose)."""
     cluster_url: pulumi.Output[str]
-    """URL of the Service inside the cluster."""
+    """URL of the main Service inside the cluster."""
     ingress_url: pulumi.Output[str] | None
-    """Public URL through the Ingress, when there is one."""
+    """The main service's public URL through the Ingress, when there is one."""
+    service_urls: pulumi.Output[dict[str, str]] | None
+    """Every service's URL through the Ingress (the main one's too), by Service name, when there is one."""
     verified_image_ref: pulumi.Output[str | None]
-    """The image that passed the in-cluster check; known once the check Job has completed."""
+    """The image that passed the in-cluster check of every service; known once the check Jobs have completed."""
     verified_at: pulumi.Output[str | None]
-    """When the check passed (the Job's completion time, UTC)."""
+    """When the last check passed (its Job's completion time, UTC)."""
 
     def __init__(self, name: str, args: WebServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hello-world:index:WebService", name, None, opts)
         labels = AppLabels(name=args.name, instance=args.instance)
-
         namespace_name = _namespace(name, args, labels, self)
-        in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace_name, labels=labels.all)
-        timeout = f"{args.rollout_timeout_seconds}s"
-        hardening = _hardening(args)
         # Pods name the Secret, they do not hold an Output of it: the dependency is stated, so no pod
         # tries to pull before its credentials exist.
         credentials = (
@@ -178,131 +315,35 @@ class WebService(pulumi.ComponentResource):
             if args.image_pull is not None
             else None
         )
-        pulls_with = [credentials] if credentials is not None else []
-        pod = _pod_spec(args, labels, hardening)
-        version = pulumi.Output.from_input(args.image).apply(image_version)
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=in_namespace,
-            spec=_deployment_spec(args, labels, version, pod),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
-                depends_on=pulls_with,
-            ),
+        shared = _Shared(
+            args=args,
+            namespace=namespace_name,
+            hardening=_hardening(args),
+            version=pulumi.Output.from_input(args.image).apply(image_version),
+            pulls_with=[credentials] if credentials is not None else [],
         )
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=in_namespace,
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="NodePort",
-                selector=labels.selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=SERVICE_PORT, target_port="http", node_port=args.node_port
-                    )
-                ],
-            ),
-            # The provider waits for the Service's endpoints; without this, a first rollout whose pods never
-            # get ready would be reported after the provider's 10 minutes instead of the rollout timeout.
-            opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
-            ),
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-policy",
-            metadata=in_namespace,
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
-                policy_types=["Ingress"],
-                # Clients reach the pods only on "http" (node port, Ingress controller).
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")]
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The app opens no connection of its own: all egress is denied. A policy of its own, because
-        # an enforcer that evaluates both types as one chain (kube-router 2.1) would let the ingress
-        # rule above pass the app's own connections to its siblings' http port.
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-deny-egress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.name}-deny-egress", namespace=namespace_name, labels=labels.all
-            ),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector), policy_types=["Egress"]
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        if args.replicas >= 2:
-            # Voluntary disruptions (drains, evictions) take one pod at a time: prod keeps replicas - 1.
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-disruption-budget",
-                metadata=in_namespace,
-                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                    max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector)
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        checker = AppLabels(name=f"{args.name}-verify", instance=args.instance, component="verify")
-        # The check asks this Service, which selects the pods of the image under test only: through the app's
-        # Service it could be answered by an old pod that is still draining, and pass an image that fails.
-        under_test = k8s.core.v1.Service(
-            f"{name}-verify-target",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.name}-verify-target",
-                namespace=namespace_name,
-                labels=labels.all,
-                # Not awaited: its pods are the rollout's, which the Deployment's await already reports on
-                # (a rollout that never gets ready must be named as such, not as a Service without endpoints).
-                annotations={"pulumi.com/skipAwait": "true"},
-            ),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                selector=version.apply(lambda v: {**labels.selector, VERSION_LABEL: v}),
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        verification_network_policy(
-            name,
-            k8s.meta.v1.ObjectMetaArgs(name=f"{args.name}-verify", namespace=namespace_name, labels=checker.all),
-            checker.selector,
-            labels.selector,
-            pulumi.ResourceOptions(parent=self),
-        )
-        job = verification_job(
-            name,
-            args.verification,
-            args.image,
-            hardening,
-            args.pull_secret_name,
-            # No name: each new image gets a new Job, created before the old one is deleted. Its labels
-            # differ from the Service's selector, so no traffic is ever sent to it.
-            k8s.meta.v1.ObjectMetaArgs(namespace=namespace_name, labels=checker.all),
-            # A Service that does not exist yet (a preview) has no address: the target is then unknown.
-            under_test.spec.cluster_ip.apply(
-                lambda ip: f"http://{ip}:{SERVICE_PORT}{args.verification.path}" if ip else unknown()
-            ),
-            pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, under_test, *pulls_with]),
-        )
-        # No status when nothing ran the Job (render mode): then nothing was verified.
-        ran = job.status.apply(lambda status: status is not None)
-        self.verified_at = ran.apply(lambda yes: job.status.completion_time if yes else None)
-        passed = ran.apply(lambda yes: job.status.succeeded.apply(bool) if yes else False)
-        self.verified_image_ref = pulumi.Output.all(passed, args.image).apply(lambda v: v[1] if v[0] else None)
+        main = _serve(name, _Served.main(args), shared, self)
+        # Their children are named from this component and the service, as one component's children must be.
+        further = [
+            _serve(f"{name}-{service.name}", _Served.further(service, args), shared, self) for service in args.services
+        ]
+        served = [main, *further]
+        self.verified_image_ref, self.verified_at = _verdict([each.job for each in served], args.image)
         self.namespace = namespace_name
-        self.service_name = service.metadata.name
-        self.node_port = service.spec.ports[0].node_port
+        self.service_name = main.service.metadata.name
+        self.node_port = main.service.spec.ports[0].node_port
         self.cluster_url = pulumi.Output.concat(
-            "http://", service.metadata.name, ".", namespace_name, ".svc.cluster.local"
+            "http://", main.service.metadata.name, ".", namespace_name, ".svc.cluster.local"
         )
         self.ingress_url = None
+        self.service_urls = None
         if args.ingress is not None:
-            _ingress(name, args, args.ingress, in_namespace, service, self)
+            in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace_name, labels=labels.all)
+            _ingress(name, args.ingress, in_namespace, args.routes, [each.service for each in served], self)
             self.ingress_url = pulumi.Output.from_input(args.ingress.url)
+            self.service_urls = pulumi.Output.from_input(
+                {route.service: args.ingress.url_for(route.host, route.path) for route in args.routes}
+            )
 
         self.register_outputs(
             {
@@ -311,10 +352,211 @@ class WebService(pulumi.ComponentResource):
                 "node_port": self.node_port,
                 "cluster_url": self.cluster_url,
                 "ingress_url": self.ingress_url,
+                "service_urls": self.service_urls,
                 "verified_image_ref": self.verified_image_ref,
                 "verified_at": self.verified_at,
             }
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Shared:
+    """What every service of one WebService shares: its settings, namespace, image and confinement."""
+
+    args: WebServiceArgs
+    namespace: pulumi.Output[str]
+    hardening: Hardening
+    version: pulumi.Output[str]
+    """The image's label value (:func:`image_version`)."""
+    pulls_with: list[pulumi.Resource]
+    """The image pull Secret, when there is one: every pod waits for it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Served:
+    """One service: its name, pods, how it is exposed and what its check expects."""
+
+    name: str
+    replicas: int
+    message: str | None
+    """The pods' ``MESSAGE``; ``None``: the app's own answer."""
+    node_port: int | None
+    exposed: bool
+    """On a node port (the main service); a further service is a ClusterIP reached through the Ingress."""
+    verification: VerificationArgs
+
+    @classmethod
+    def main(cls, args: WebServiceArgs) -> _Served:
+        return cls(
+            name=args.name,
+            replicas=args.replicas,
+            message=None,
+            node_port=args.node_port,
+            exposed=True,
+            verification=args.verification,
+        )
+
+    @classmethod
+    def further(cls, service: RoutedServiceArgs, args: WebServiceArgs) -> _Served:
+        check = args.verification
+        if service.message is not None:
+            check = VerificationArgs(path=check.path, status=check.status, body=service.message)
+        return cls(
+            name=service.name,
+            replicas=service.replicas or args.replicas,
+            message=service.message,
+            node_port=None,
+            exposed=False,
+            verification=check,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Serving:
+    """What :func:`_serve` made that the component reads back."""
+
+    service: k8s.core.v1.Service
+    job: k8s.batch.v1.Job
+
+
+def _serve(name: str, served: _Served, shared: _Shared, parent: pulumi.Resource) -> _Serving:
+    """One service's Deployment, Service, NetworkPolicies, disruption budget and check; children named from ``name``."""
+    args = shared.args
+    labels = AppLabels(name=served.name, instance=args.instance)
+    namespace_name = shared.namespace
+    in_namespace = k8s.meta.v1.ObjectMetaArgs(name=served.name, namespace=namespace_name, labels=labels.all)
+    timeout = f"{args.rollout_timeout_seconds}s"
+    version = shared.version
+    pod = _pod_spec(args, served, labels, shared.hardening)
+    deployment = k8s.apps.v1.Deployment(
+        f"{name}-deployment",
+        metadata=in_namespace,
+        spec=_deployment_spec(args, served, labels, version, pod),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+            depends_on=shared.pulls_with,
+        ),
+    )
+    service = k8s.core.v1.Service(
+        f"{name}-service",
+        metadata=in_namespace,
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="NodePort" if served.exposed else None,
+            selector=labels.selector,
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="http", port=SERVICE_PORT, target_port="http", node_port=served.node_port
+                )
+            ],
+        ),
+        # The provider waits for the Service's endpoints; without this, a first rollout whose pods never
+        # get ready would be reported after the provider's 10 minutes instead of the rollout timeout.
+        opts=pulumi.ResourceOptions(
+            parent=parent, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
+        ),
+    )
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-network-policy",
+        metadata=in_namespace,
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
+            policy_types=["Ingress"],
+            # Clients reach the pods only on "http" (node port, Ingress controller).
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port="http", protocol="TCP")]
+                )
+            ],
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    # The app opens no connection of its own: all egress is denied. A policy of its own, because
+    # an enforcer that evaluates both types as one chain (kube-router 2.1) would let the ingress
+    # rule above pass the app's own connections to its siblings' http port.
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-deny-egress",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=f"{served.name}{DENY_EGRESS_SUFFIX}", namespace=namespace_name, labels=labels.all
+        ),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector), policy_types=["Egress"]
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    if served.replicas >= 2:
+        # Voluntary disruptions (drains, evictions) take one pod at a time: prod keeps replicas - 1.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-disruption-budget",
+            metadata=in_namespace,
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector)
+            ),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+    checker = AppLabels(name=f"{served.name}{VERIFY_SUFFIX}", instance=args.instance, component="verify")
+    # The check asks this Service, which selects the pods of the image under test only: through the app's
+    # Service it could be answered by an old pod that is still draining, and pass an image that fails.
+    under_test = k8s.core.v1.Service(
+        f"{name}-verify-target",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=f"{served.name}{VERIFY_TARGET_SUFFIX}",
+            namespace=namespace_name,
+            labels=labels.all,
+            # Not awaited: its pods are the rollout's, which the Deployment's await already reports on
+            # (a rollout that never gets ready must be named as such, not as a Service without endpoints).
+            annotations={"pulumi.com/skipAwait": "true"},
+        ),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            selector=version.apply(lambda v: {**labels.selector, VERSION_LABEL: v}),
+            ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    verification_network_policy(
+        name,
+        k8s.meta.v1.ObjectMetaArgs(name=checker.name, namespace=namespace_name, labels=checker.all),
+        checker.selector,
+        labels.selector,
+        pulumi.ResourceOptions(parent=parent),
+    )
+    check = served.verification
+    job = verification_job(
+        name,
+        check,
+        args.image,
+        shared.hardening,
+        args.pull_secret_name,
+        # No name: each new image gets a new Job, created before the old one is deleted. Its labels
+        # differ from the Service's selector, so no traffic is ever sent to it.
+        k8s.meta.v1.ObjectMetaArgs(namespace=namespace_name, labels=checker.all),
+        # A Service that does not exist yet (a preview) has no address: the target is then unknown.
+        under_test.spec.cluster_ip.apply(lambda ip: f"http://{ip}:{SERVICE_PORT}{check.path}" if ip else unknown()),
+        pulumi.ResourceOptions(parent=parent, depends_on=[deployment, service, under_test, *shared.pulls_with]),
+    )
+    return _Serving(service=service, job=job)
+
+
+def _verdict(
+    jobs: Sequence[k8s.batch.v1.Job], image: pulumi.Input[str]
+) -> tuple[pulumi.Output[str | None], pulumi.Output[str | None]]:
+    """The image every check passed, and when the last one did; ``None`` for both until each Job has succeeded."""
+    outcomes = [_outcome(job) for job in jobs]
+    every = pulumi.Output.all(*(passed for passed, _ in outcomes)).apply(all)
+    verified_image_ref = pulumi.Output.all(every, image).apply(lambda v: v[1] if v[0] else None)
+    verified_at = pulumi.Output.all(every, *(at for _, at in outcomes)).apply(
+        lambda v: max((at for at in v[1:] if at), default=None) if v[0] else None
+    )
+    return verified_image_ref, verified_at
+
+
+def _outcome(job: k8s.batch.v1.Job) -> tuple[pulumi.Output[bool], pulumi.Output[str | None]]:
+    """Whether one check Job succeeded, and when it completed."""
+    # No status when nothing ran the Job (render mode): then nothing was verified.
+    ran = job.status.apply(lambda status: status is not None)
+    completed: pulumi.Output[str | None] = ran.apply(lambda yes: job.status.completion_time if yes else None)
+    passed: pulumi.Output[bool] = ran.apply(lambda yes: job.status.succeeded.apply(bool) if yes else False)
+    return passed, completed
 
 
 def _namespace(name: str, args: WebServiceArgs, labels: AppLabels, parent: pulumi.Resource) -> pulumi.Output[str]:
@@ -351,7 +593,9 @@ def _hardening(args: WebServiceArgs) -> Hardening:
     )
 
 
-def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> k8s.core.v1.PodSpecArgs:
+def _pod_spec(
+    args: WebServiceArgs, served: _Served, labels: AppLabels, hardening: Hardening
+) -> k8s.core.v1.PodSpecArgs:
     http_get = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http")
     return k8s.core.v1.PodSpecArgs(
         # Soft: a single-node cluster still schedules every replica.
@@ -370,12 +614,13 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
         security_context=hardening.pod,
         containers=[
             k8s.core.v1.ContainerArgs(
-                name=args.name,
+                name=served.name,
                 image=args.image,
                 ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT)],
                 env=[
                     k8s.core.v1.EnvVarArgs(name="PORT", value=str(CONTAINER_PORT)),
                     k8s.core.v1.EnvVarArgs(name="SHUTDOWN_DRAIN_SECONDS", value=str(SHUTDOWN_DRAIN_SECONDS)),
+                    *([k8s.core.v1.EnvVarArgs(name="MESSAGE", value=served.message)] if served.message else []),
                 ],
                 # Readiness is asked every second: a new pod joins the Service, and its rollout moves on, as
                 # soon as it answers. Liveness has more slack, so a slow moment takes a pod out of the Service
@@ -400,10 +645,14 @@ def _pod_spec(args: WebServiceArgs, labels: AppLabels, hardening: Hardening) -> 
 
 
 def _deployment_spec(
-    args: WebServiceArgs, labels: AppLabels, version: pulumi.Output[str], pod: k8s.core.v1.PodSpecArgs
+    args: WebServiceArgs,
+    served: _Served,
+    labels: AppLabels,
+    version: pulumi.Output[str],
+    pod: k8s.core.v1.PodSpecArgs,
 ) -> k8s.apps.v1.DeploymentSpecArgs:
     return k8s.apps.v1.DeploymentSpecArgs(
-        replicas=args.replicas,
+        replicas=served.replicas,
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels.selector),
         min_ready_seconds=MIN_READY_SECONDS,
         progress_deadline_seconds=args.rollout_timeout_seconds,
@@ -423,22 +672,34 @@ def _deployment_spec(
 
 def _ingress(
     name: str,
-    args: WebServiceArgs,
     ingress: IngressArgs,
     metadata: k8s.meta.v1.ObjectMetaArgs,
-    service: k8s.core.v1.Service,
+    routes: Sequence[Route],
+    services: Sequence[k8s.core.v1.Service],
     parent: pulumi.Resource,
 ) -> k8s.networking.v1.Ingress:
-    backend = k8s.networking.v1.IngressBackendArgs(
-        service=k8s.networking.v1.IngressServiceBackendArgs(
-            name=service.metadata.name,
-            port=k8s.networking.v1.ServiceBackendPortArgs(number=SERVICE_PORT),
+    """The one Ingress of the stack: a rule per host, a Prefix path per route, one TLS entry for every host."""
+    by_name = {route.service: service for route, service in zip(routes, services, strict=True)}
+    hosts = list(dict.fromkeys(route.host for route in routes))
+    rules = [
+        k8s.networking.v1.IngressRuleArgs(
+            host=host,
+            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                paths=[
+                    k8s.networking.v1.HTTPIngressPathArgs(
+                        path=route.path, path_type="Prefix", backend=_backend(by_name[route.service])
+                    )
+                    for route in routes
+                    if route.host == host
+                ]
+            ),
         )
-    )
+        for host in hosts
+    ]
     return k8s.networking.v1.Ingress(
         f"{name}-ingress",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=args.name,
+            name=metadata.name,
             namespace=metadata.namespace,
             labels=metadata.labels,
             # Pulumi would otherwise wait for a load balancer address that only an
@@ -447,26 +708,24 @@ def _ingress(
         ),
         spec=k8s.networking.v1.IngressSpecArgs(
             ingress_class_name=ingress.class_name,
-            rules=[
-                k8s.networking.v1.IngressRuleArgs(
-                    host=ingress.host,
-                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                        paths=[
-                            k8s.networking.v1.HTTPIngressPathArgs(
-                                path=ingress.path, path_type="Prefix", backend=backend
-                            )
-                        ]
-                    ),
-                )
-            ],
-            # No secret_name with the controller's certificate: the controller serves the host with its default one.
+            rules=rules,
+            # No secret_name with the controller's certificate: the controller serves every host with its default one.
             tls=(
-                [k8s.networking.v1.IngressTLSArgs(hosts=[ingress.host], secret_name=ingress.tls_secret_name)]
+                [k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=ingress.tls_secret_name)]
                 if ingress.has_tls
                 else None
             ),
         ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[service]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(services)),
+    )
+
+
+def _backend(service: k8s.core.v1.Service) -> k8s.networking.v1.IngressBackendArgs:
+    return k8s.networking.v1.IngressBackendArgs(
+        service=k8s.networking.v1.IngressServiceBackendArgs(
+            name=service.metadata.name,
+            port=k8s.networking.v1.ServiceBackendPortArgs(number=SERVICE_PORT),
+        )
     )
 
 

@@ -26,6 +26,7 @@ from pulumi import automation as auto
 from image_ref import ImageRef, parse_image_ref
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
+from ops.ingress_objects import check_ingress_objects
 from ops.locking import backend_lock_error, locked
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
@@ -89,6 +90,8 @@ def run(
         StackFileError: When the stack has no file or its file is broken; nothing ran.
         ImageNotServedError: When a preview or up would run an image its registry does not serve; nothing ran.
         ImageCheckError: When that registry cannot be asked (down, refusing the credentials); nothing ran.
+        IngressObjectsMissingError: When a preview or up would name an IngressClass or TLS Secret the cluster does
+            not have; nothing ran.
         DeployRefusedError: When ``reviewed`` is given to another action than ``up``, or the changes differ.
         StackOpenError: When pulumi cannot open the stack (its backend, its passphrase); nothing ran.
         StackLockedError: When a promotion or review holds the stack past the lock's wait.
@@ -132,6 +135,9 @@ def run(
                 raise StackOpenError(message) from error
             if request.action in (Action.PREVIEW, Action.UP):
                 check_pinned_image(engine, stack, work_dir, config_file, environ, say=_to_stderr)
+                check_ingress_objects(
+                    read_known_settings(work_dir, request.stack), request.stack, work_dir, say=_to_stderr
+                )
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
             try:
                 if request.action is Action.PREVIEW:
@@ -170,7 +176,9 @@ def run(
                         say=say,
                     ) from error
                 evidence.record_after_up(log.events, request.stack, registry_for, work_dir, _to_stderr)
-                _show_answer(log.stack_outputs().get("nodePort"), settings, work_dir, environ, say)
+                outputs = log.stack_outputs()
+                _show_answer(outputs.get("nodePort"), settings, work_dir, environ, say)
+                _show_service_urls(outputs.get("serviceUrls"), say)
 
 
 def check_pinned_image(
@@ -334,6 +342,15 @@ def _show_answer(
             if attempt == ANSWER_TRIES - 1:
                 raise DeployError(f"the stack deployed, but {url} did not answer: {error}") from error
             time.sleep(1)
+
+
+def _show_service_urls(urls: object, say: Callable[[str], None]) -> None:
+    """Where each service answers through the Ingress (the ``serviceUrls`` output), when the stack has one."""
+    if not isinstance(urls, dict) or not urls:
+        return
+    say("Through the Ingress:")
+    for name, url in urls.items():
+        say(f"  {name}: {url}")
 
 
 SETTING_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,99}")

@@ -24,6 +24,7 @@ from ops import PROJECT_DIR, evidence
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
 from ops.evidence import git_commit
 from ops.image_names import ImageName, parse_image_name
+from ops.ingress_objects import check_ingress_objects
 from ops.locking import LOCK_WAIT_SECONDS, backend_lock_error, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError, same_registry
@@ -34,7 +35,15 @@ from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
 from ops.stack_registry import pull_user, stack_registry
 from settings import PROJECT
-from settings.stack_files import STACK_NAME, plain_config, restoring, set_settings, stack_file, stack_names
+from settings.stack_files import (
+    STACK_NAME,
+    plain_config,
+    read_known_settings,
+    restoring,
+    set_settings,
+    stack_file,
+    stack_names,
+)
 
 CHAIN = ("dev", "staging", "prod")
 SIGNAL_CHECK_SECONDS = 0.2
@@ -276,6 +285,8 @@ def promote(
         PromotionError: When a check fails, the preview differs from ``request.reviewed`` or the deployment is
             declined; the target's settings are left as they were.
         ReviewGateError: When ``request.reviewed`` is not a review of the target; nothing ran.
+        IngressObjectsMissingError: When the target's Ingress names an IngressClass or TLS Secret its cluster does
+            not have; nothing ran.
         StackLockedError: When another promotion or review holds the target past ``request.wait_seconds``, or
             another update holds the target's lock in a shared backend (BackendLockedError: nothing is rolled back).
         Interrupted: On a stop signal, once pulumi has exited; the target's settings are put back
@@ -329,6 +340,10 @@ def promote(
         copied_from = source_image if image != source_image else None
         registry = target_registry(image, work_dir, target, engine)
         check_served(image, registry, copied_from)
+        # The target's Ingress is checked as a preview or up of it checks it: before anything is pinned.
+        check_ingress_objects(
+            read_known_settings(work_dir, target_stack.name), target_stack.name, work_dir, say=_to_stderr
+        )
         deployed = target.outputs().get("imageRef")
         if deployed is not None and deployed.value == str(image):
             say(f"{request.target} already runs {image}; nothing to promote")

@@ -59,12 +59,13 @@ REPLACEMENT_IMPACT = {
 }
 DEFAULT_IMPACT = "the resource is deleted and created again"
 
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 # What a reviewer needs to see of a resource that is created (its every input would drown them), by type.
 CREATE_FIELDS = {
     "kubernetes:core/v1:Namespace": ("metadata.name",),
     "kubernetes:core/v1:Service": ("metadata.namespace", "spec.type", "spec.ports[0].nodePort"),
     "kubernetes:apps/v1:Deployment": ("metadata.namespace", "spec.replicas", "spec.template.spec.containers[0].image"),
-    "kubernetes:networking.k8s.io/v1:Ingress": ("spec.rules[0].host",),
+    INGRESS: ("spec.rules[0].host",),
 }
 
 
@@ -83,6 +84,8 @@ class Change:
     fields: list[tuple[str, str, str]] = field(default_factory=list)
     """(path, old, new) of every changed field."""
     replace_reasons: list[str] = field(default_factory=list)
+    routes: tuple[list[str], list[str]] = ([], [])
+    """An Ingress's routes before and after (``host/path → service``): where each service is reached."""
 
 
 @dataclass
@@ -188,8 +191,25 @@ def changes(preview: Mapping[str, Any], *, full_values: bool = False) -> list[Ch
         for path in paths:
             shown = (display(state_value(state, path), limit) for state in (old, new))
             change.fields.append((path, *shown))
+        if type_ == INGRESS:
+            change.routes = (ingress_routes(old), ingress_routes(new))
         found.append(change)
     return found
+
+
+def ingress_routes(state: Mapping[str, Any]) -> list[str]:
+    """An Ingress state's routes, in its order, as ``host/path → service`` (``*`` for a rule without a host)."""
+    routes = []
+    for rule in _listed(state_value(state, "spec.rules")):
+        host = (rule.get("host") or "*") if isinstance(rule, dict) else "*"
+        for path in _listed(_lookup(rule, "http.paths")):
+            service = display(_lookup(path, "backend.service.name"))
+            routes.append(f"{display(host)}{display(_lookup(path, 'path'))} → {service}")
+    return routes
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def violations(events: Iterable[Mapping[str, Any]]) -> list[Violation]:
@@ -250,6 +270,11 @@ def summarize(
             lines.append(f"  - {code(path)}: {shown}")
             if path.endswith(".image") and "@sha256:" in old + new and change.op != "create":
                 lines.append(f"  - image digest: {_digest(old)} → {_digest(new)}")
+        before, after = change.routes
+        if after and after != before:
+            # Which service answers where: read from the rules whole, as the field diffs show them piecemeal.
+            label = "routes" if change.op == "create" or not before else "routes, after the change"
+            lines.append(f"  - {label}: {', '.join(code(route) for route in after)}")
         if change.op in REPLACE_OPS or change.replace_reasons:
             for reason in change.replace_reasons or ["(not reported)"]:
                 impact = _impact(reason)

@@ -152,6 +152,13 @@ POLICIES: list[ResourceValidationPolicy] = [
     ),
     _policy(
         INGRESS,
+        "routes-unique",
+        lambda props, _: rules.ingress_routes_unique(props),
+        description="Each host and path of an Ingress leads to one service, not to whichever the controller picks.",
+        severity=Severity.MEDIUM,
+    ),
+    _policy(
+        INGRESS,
         "tls-configured",
         lambda props, config: rules.ingress_tls_configured(props, require_tls=require_ingress_tls(config)),
         description=(

@@ -194,3 +194,31 @@ def ingress_tls_configured(ingress: Mapping[str, Any], *, require_tls: bool = DE
         elif entries and not any(_covers(pattern, host) for pattern in covered):
             messages.append(f"host '{host}' is served without TLS: add it to the hosts of a spec.tls entry {fix}")
     return messages
+
+
+def ingress_routes_unique(ingress: Mapping[str, Any]) -> list[str]:
+    """Each host and path of the Ingress leads to one backend.
+
+    Two paths that match the same requests (the same host, pathType and path; a Prefix path with or without its
+    trailing '/') leave the choice of the service that answers to the controller, and it differs between controllers.
+    """
+    first: dict[tuple[str, str, str], str] = {}
+    messages = []
+    for rule in items(get(ingress, "spec", "rules")):
+        host = get(rule, "host") or ""
+        for path in items(get(rule, "http", "paths")):
+            kind = str(get(path, "pathType") or "")
+            value = str(get(path, "path") or "/")
+            matched = (value.rstrip("/") or "/") if kind == "Prefix" else value
+            backend = str(get(path, "backend", "service", "name") or "(no service)")
+            key = (host, kind, matched)
+            if key not in first:
+                first[key] = backend
+                continue
+            where = f"host '{host}'" if host else "every host"
+            messages.append(
+                f"{where} routes the {kind} path '{value}' to service '{backend}', a path that already leads to "
+                f"service '{first[key]}': route each host and path to one service "
+                "(the stack's ingress.host/ingress.path and services[].host/services[].path)"
+            )
+    return messages

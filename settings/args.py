@@ -13,6 +13,7 @@ from components import (
     PullSecretArgs,
     RegistryArgs,
     ResourcesArgs,
+    RoutedServiceArgs,
     VerificationArgs,
     WebServiceArgs,
 )
@@ -43,11 +44,22 @@ def web_service_args(settings: StackSettings, image: pulumi.Input[str]) -> WebSe
         instance=settings.stack,
         image=image,
         resources=settings.resources.as_args(ResourcesArgs),
-        ingress=settings.ingress.as_args(IngressArgs) if settings.ingress else None,
+        ingress=ingress_args(settings),
         verification=settings.verification.as_args(VerificationArgs),
         image_pull=pull_secret_args(settings),
         create_namespace=settings.cluster.create_namespace,
+        services=service_args(settings),
     )
+
+
+def ingress_args(settings: StackSettings) -> IngressArgs | None:
+    """The Ingress's inputs, when the stack has one."""
+    return settings.ingress.as_args(IngressArgs) if settings.ingress else None
+
+
+def service_args(settings: StackSettings) -> tuple[RoutedServiceArgs, ...]:
+    """The further services' inputs, in the order the stack declares them."""
+    return tuple(service.as_args(RoutedServiceArgs) for service in settings.services)
 
 
 def pull_secret_args(settings: StackSettings) -> PullSecretArgs | None:

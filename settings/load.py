@@ -10,7 +10,9 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, ValidationError
 
+from components.web_service import routing_problems
 from settings import PROJECT, decoded_object
+from settings.args import ingress_args, service_args
 from settings.clashes import namespace_clashes, node_port_clashes
 from settings.model import StackSettings, aliases, expectation, rendered_without, secret_of, section_of
 from settings.stack_files import read_stack_files
@@ -42,6 +44,9 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: frozenset
         settings = StackSettings.model_validate(raw, context={"stack": stack})
     except ValidationError as error:
         problems = _problems(error) + problems
+    else:
+        # The services' routes and names tie them to each other and to the Ingress: checked once each is valid.
+        problems += routing_problems(PROJECT, ingress_args(settings), service_args(settings))
     if problems:
         raise SettingsError(stack, problems)
     return settings
@@ -84,11 +89,17 @@ def _problems(error: ValidationError) -> list[str]:
     """Pydantic's errors as "<key> must be <expected>, got <value>", unknown keys first."""
     unknown, invalid = [], []
     for detail in error.errors():
-        *parents, last = [str(part) for part in detail["loc"]]
+        *parents, last = detail["loc"]
         model: type[BaseModel] = StackSettings
         for part in parents:
-            model = section_of(aliases(model)[part]) or model
-        key = ".".join([*parents, last])
+            # An index into a list of sections stays in that section.
+            if isinstance(part, str):
+                model = section_of(aliases(model)[part]) or model
+        key = _key(detail["loc"])
+        given = "nothing" if detail["type"] == "missing" or detail["input"] is None else repr(detail["input"])
+        if isinstance(last, int):
+            invalid.append(f"{key} must be an object, got {given}")
+            continue
         if detail["type"] == "extra_forbidden":
             known = sorted(aliases(model))
             close = difflib.get_close_matches(last, known, n=1)
@@ -97,9 +108,13 @@ def _problems(error: ValidationError) -> list[str]:
             continue
         # A validator's own error says what it expects; the input is the value as the stack gave it.
         expected = str(detail["ctx"]["error"]) if detail["type"] == "value_error" else expectation(aliases(model)[last])
-        given = "nothing" if detail["type"] == "missing" or detail["input"] is None else repr(detail["input"])
         invalid.append(f"{key} must be {expected}, got {given}")
     return unknown + invalid
+
+
+def _key(location: tuple[int | str, ...]) -> str:
+    """A setting's key as a stack file spells it: ``ingress.host``, ``services[1].path``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).removeprefix(".")
 
 
 def load_settings() -> StackSettings:

@@ -13,9 +13,15 @@ from pydantic_core import PydanticCustomError
 
 from components import Builder, IngressArgs, ResourcesArgs, VerificationArgs
 from components.container_image import DEFAULT_BUILDER, DEFAULT_PLATFORM
-from components.web_service import DEFAULT_INGRESS_PATH, DEFAULT_REPLICAS, DEFAULT_ROLLOUT_TIMEOUT_SECONDS, NODE_PORTS
+from components.web_service import (
+    DEFAULT_INGRESS_PATH,
+    DEFAULT_REPLICAS,
+    DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
+    MAX_SERVICE_NAME_LENGTH,
+    NODE_PORTS,
+)
 from image_ref import PINNED_FORM, REGISTRY, REPOSITORY, ImageRef, parse_image_ref
-from settings import DEFAULT_BUILD_CONTEXT, PROJECT, decoded_object
+from settings import DEFAULT_BUILD_CONTEXT, decoded_list, decoded_object, default_namespace
 
 # The local platform writes its admin kubeconfig there; a stack must name any other cluster
 # explicitly, so a user's default kubeconfig is never used by accident.
@@ -29,6 +35,8 @@ DEFAULT_REPOSITORY = "hello-world"
 T = TypeVar("T")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z"
 DNS_NAME = r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
+SERVICE_NAME = rf"^[a-z]([-a-z0-9]{{0,{MAX_SERVICE_NAME_LENGTH - 2}}}[a-z0-9])?\Z"
+"""A DNS label a Service takes (it starts with a letter), short enough for the names of the service's objects."""
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi)?\Z"
 
 
@@ -169,9 +177,9 @@ class IngressSettings(Section):
     path: str = _expect("a path starting with '/'", default=DEFAULT_INGRESS_PATH, pattern=r"^/")
     """Path prefix. Default ``/``."""
     class_name: DnsName | None = _expect("an IngressClass name", default=None)
-    """IngressClass. Default: the cluster's default class."""
+    """IngressClass; the cluster must have it (a preview or up asks). Default: the cluster's default class."""
     tls_secret_name: DnsName | None = _expect("a Secret name", default=None)
-    """Secret holding the certificate for ``host``. Default: no TLS."""
+    """Secret in the namespace with the certificate of every host routed (a preview or up asks). Default: no TLS."""
     controller_certificate: Boolean = False
     """TLS with the controller's default certificate (local: ``*.hello-pulumi.test``). Default ``false``."""
     redirect_to_https: Boolean = False
@@ -201,6 +209,24 @@ class IngressSettings(Section):
     @property
     def url(self) -> str:
         return self.as_args(IngressArgs).url
+
+
+class ServiceSettings(Section):
+    """A further service: the stack's image, its own Deployment and ClusterIP Service, reached through the Ingress."""
+
+    name: str = _expect(
+        f"a DNS label starting with a letter (lowercase letters, digits, '-', at most {MAX_SERVICE_NAME_LENGTH})",
+        pattern=SERVICE_NAME,
+    )
+    """Names its Deployment and Service. Required; no other service's objects may share it."""
+    message: str | None = _expect("non-empty text", default=None, min_length=1)
+    """What its pods answer (the app's ``MESSAGE``), which its check expects. Default: the app's ``Hello World``."""
+    path: str = _expect("a path starting with '/'", default=DEFAULT_INGRESS_PATH, pattern=r"^/")
+    """Path prefix the Ingress routes to it. Default ``/``; no other service may route its host and path."""
+    host: DnsName | None = _expect("a DNS host name such as v2.example.com", default=None)
+    """Host name the Ingress routes to it. Default: ``ingress.host``."""
+    replicas: Integer | None = _between(1, MAX_REPLICAS, None)
+    """Pod count. Default: the stack's ``replicas``."""
 
 
 class ClusterSettings(Section):
@@ -275,6 +301,8 @@ class StackSettings(Section):
     """Requests and limits; see the ``resources.*`` keys. Default: theirs."""
     ingress: IngressSettings | None = None
     """An Ingress in front of the Service; see the ``ingress.*`` keys. Default: none."""
+    services: tuple[ServiceSettings, ...] = _expect("a list of services, each an object with a name", default=())
+    """More services behind the Ingress, all running the one image; see the ``services[].*`` keys. Default: none."""
     cluster: ClusterSettings = ClusterSettings()
     """Target cluster; see the ``cluster.*`` keys. Default: the local platform."""
     verification: VerificationSettings = VerificationSettings()
@@ -297,6 +325,12 @@ class StackSettings(Section):
             raise ValueError(f"{PINNED_FORM} ({parsed})")
         return parsed
 
+    @field_validator("services", mode="before")
+    @classmethod
+    def _services_from_json(cls, value: Any) -> Any:
+        """The engine passes a list setting as JSON text."""
+        return decoded_list(value)
+
     @field_validator("ingress")
     @classmethod
     def _enabled_only(cls, ingress: IngressSettings | None) -> IngressSettings | None:
@@ -307,6 +341,6 @@ class StackSettings(Section):
     def _of_stack(cls, data: Any, handler: Callable[[Any], StackSettings], info: ValidationInfo) -> StackSettings:
         """The stack comes in the validation context; the namespace defaults to ``hello-world-<stack>``."""
         stack: str = (info.context or {})["stack"]
-        settings = handler({"namespace": f"{PROJECT}-{stack}", **data})
+        settings = handler({"namespace": default_namespace(stack), **data})
         settings._stack = stack
         return settings

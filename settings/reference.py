@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -66,7 +66,9 @@ def markdown() -> str:
     lines = [BEGIN, "", *_table(StackSettings)]
     for key, info in aliases(StackSettings).items():
         if (section := section_of(info)) is not None:
-            lines += ["", f"`{key}`: {_markdown_text(section.__doc__)}", "", *_table(section, f"{key}.")]
+            # A list of sections (``services``): each item's keys, as ``services[].name``.
+            prefix = f"{key}[]." if get_origin(info.annotation) is tuple else f"{key}."
+            lines += ["", f"`{key}`: {_markdown_text(section.__doc__)}", "", *_table(section, prefix)]
     return "\n".join([*lines, "", END])
 
 

@@ -144,3 +144,37 @@ def test_render_of_a_stack_that_breaks_a_mandatory_rule_fails_and_leaves_out_as_
 
     assert sorted(path.name for path in out.iterdir()) == sorted([MARKER, "earlier.yaml"])
     assert sorted(path.name for path in tmp_path.iterdir()) == ["project", "rendered"]
+
+
+def test_render_of_prod_with_a_second_service_writes_both_behind_one_ingress_and_validates(
+    pulumi_cli: str, tmp_path: Path
+) -> None:
+    project = copy_program(tmp_path / "project", ROOT)
+    shutil.copy2(ROOT / "Pulumi.prod.yaml", project / "Pulumi.prod.yaml")
+    second = {"name": "hello-v2", "message": "Hello World v2", "path": "/v2"}
+    set_settings(project, "prod", {"services": [second]})
+
+    written = render("prod", tmp_path / "rendered", work_dir=project)
+
+    loaded = [yaml.safe_load(path.read_text()) for path in written]
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj in loaded:
+        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    assert sorted(by_kind["Deployment"]) == ["hello-v2", "hello-world"]
+    (v2,) = by_kind["Deployment"]["hello-v2"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "MESSAGE", "value": "Hello World v2"} in v2["env"]
+    assert "type" not in by_kind["Service"]["hello-v2"]["spec"]  # a ClusterIP: reached through the Ingress
+    (ingress,) = by_kind["Ingress"].values()
+    (rule,) = ingress["spec"]["rules"]
+    assert [(path["path"], path["backend"]["service"]["name"]) for path in rule["http"]["paths"]] == [
+        ("/", "hello-world"),
+        ("/v2", "hello-v2"),
+    ]
+    assert len(by_kind["Job"]) == 2  # each service's own check
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", CLUSTER_VERSION, *map(str, written)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ops.review_summary import preview_stack, summarize
@@ -46,3 +48,20 @@ def test_review_holds_a_stack_without_its_own_policy_config_to_every_rule_as_man
     assert "`kubernetes-apps-v1-deployment-min-replicas` (mandatory) on `hello-world-deployment`" in summary
     assert "spec.replicas is 1, expected at least 2" in summary
     assert stack_file.read_bytes() == before
+
+
+def test_review_of_a_stack_with_a_second_service_shows_its_objects_and_the_routes(
+    make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = {"name": "hello-v2", "message": "Hello World v2", "path": "/v2"}
+    workspace = make_workspace("prod", {**stack_config("prod"), "hello-world:services": json.dumps([second])})
+    for key, value in workspace.env.items():
+        monkeypatch.setenv(key, value)
+
+    preview, events = preview_stack("prod", workspace.directory)
+
+    summary = summarize("prod", preview, events)
+    for created in ("deployment", "service", "network-policy", "deny-egress", "verify-target", "verify"):
+        assert f"`hello-world-hello-v2-{created}`" in summary, created
+    assert "  - routes: `hello.hello-pulumi.test/ → hello-world`, `hello.hello-pulumi.test/v2 → hello-v2`\n" in summary
+    assert "Policy violations:" not in summary

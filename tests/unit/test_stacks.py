@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.web_service import image_version
+from settings.load import SettingsError
 from tests.conftest import (
     CLUSTER_CHOSEN_NODE_PORT,
     FAKE_DIGEST,
@@ -183,6 +184,37 @@ def test_prod_exposes_an_ingress_with_tls(deploy: Deploy) -> None:
         "https-redirect@file"
     )
     assert deployed.outputs["ingressUrl"] == "https://hello.hello-pulumi.test/"
+    assert deployed.outputs["serviceUrls"] == {"hello-world": "https://hello.hello-pulumi.test/"}
+
+
+def test_stack_with_a_second_service_routes_both_through_one_ingress_and_exports_their_urls(deploy: Deploy) -> None:
+    second = {"name": "hello-v2", "message": "Hello World v2", "host": "v2.hello-pulumi.test", "replicas": "3"}
+    config = {**stack_config("prod"), "hello-world:services": json.dumps([second])}
+
+    deployed = deploy("prod", config)
+
+    (ingress,) = deployed.of_type(INGRESS)
+    assert [rule["host"] for rule in ingress.inputs["spec"]["rules"]] == [
+        "hello.hello-pulumi.test",
+        "v2.hello-pulumi.test",
+    ]
+    assert sorted(d.inputs["metadata"]["name"] for d in deployed.of_type(DEPLOYMENT)) == ["hello-v2", "hello-world"]
+    assert deployed.outputs["serviceUrls"] == {
+        "hello-world": "https://hello.hello-pulumi.test/",
+        "hello-v2": "https://v2.hello-pulumi.test/",
+    }
+    assert deployed.outputs["ingressUrl"] == "https://hello.hello-pulumi.test/"
+    assert deployed.outputs["verifiedImageRef"] == stack_config("prod")["hello-world:image"]
+
+
+def test_services_that_clash_stop_the_program_before_any_resource(deploy: Deploy) -> None:
+    clash = {"name": "hello-v2", "path": "/"}
+    config = {**stack_config("prod"), "hello-world:services": json.dumps([clash])}
+
+    with pytest.raises(SettingsError, match=r"services\[0\]\.path must be a path no other service routes"):
+        deploy("prod", config)
+
+    assert deploy.registered == []
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging"])
@@ -191,6 +223,7 @@ def test_stack_without_ingress_has_none(deploy: Deploy, stack: str) -> None:
 
     assert not deployed.of_type(INGRESS)
     assert "ingressUrl" not in deployed.outputs
+    assert "serviceUrls" not in deployed.outputs
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])

@@ -22,6 +22,7 @@ from ops.review_gate import Fingerprint, plan_file, review_file, save
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import uses_local_platform
 from tests.conftest import ROOT
+from tests.unit.ops.stand_in_kubectl import install_kubectl
 from tests.unit.ops.test_promotion import fake_registry  # noqa: F401 - a fixture
 
 LOCAL_REGISTRY = "127.0.0.1:5000"
@@ -184,6 +185,8 @@ if os.environ.get("FAKE_OPEN_FAILS") and args[:2] in (["stack", "select"], ["sta
     sys.exit(1)
 if "--event-log" in args:  # the Automation API reads the engine's events, and waits for the summary
     stack = {"type": "pulumi:pulumi:Stack", "outputs": {"nodePort": int(os.environ["FAKE_NODE_PORT"])}}
+    if os.environ.get("FAKE_SERVICE_URLS"):
+        stack["outputs"]["serviceUrls"] = json.loads(os.environ["FAKE_SERVICE_URLS"])
     outputs = {"metadata": {"op": "same", "type": stack["type"], "new": stack, "provider": ""}}
     summary = {"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {}, "policyPacks": {}}
     with open(args[args.index("--event-log") + 1], "a") as events:
@@ -217,6 +220,7 @@ def ops_project(
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
     fake.write_text(f"#!{sys.executable}\n{OPS_FAKE_PULUMI}")
+    install_kubectl(fake.parent)  # prod's Ingress names a class and a Secret, which a preview asks the cluster for
     fake.chmod(0o755)
     log = tmp_path / "pulumi.log"
     env = {
@@ -337,6 +341,30 @@ def test_an_up_reads_nothing_back_and_says_where_the_service_answers_from_the_en
     assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
     commands = [json.loads(line)["args"][:2] for line in log.read_text().splitlines()]
     assert commands[-1][0] == "up", commands  # no `stack output` and no `stack history` after it
+
+
+def test_an_up_of_a_stack_with_services_says_where_each_answers_through_the_ingress(
+    tmp_path: Path,
+    service_port: int,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    _, env, _ = ops_project(tmp_path, "qa", service_port, registry=fake_registry)
+    urls = {"hello-world": "https://hello.hello-pulumi.test/", "hello-v2": "https://hello.hello-pulumi.test/v2"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "up", "qa"],
+        env={**env, "FAKE_SERVICE_URLS": json.dumps(urls)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(
+        "Through the Ingress:\n"
+        "  hello-world: https://hello.hello-pulumi.test/\n"
+        "  hello-v2: https://hello.hello-pulumi.test/v2\n"
+    )
 
 
 def test_an_up_held_to_a_review_runs_pulumi_up_with_the_reviewed_update_plan(

@@ -31,6 +31,7 @@ from ops.policy_config import policy_config
 from ops.promotion import PromotionError, Request, StackName, candidate, check_chain, stack_name
 from settings.stack_files import StackFileError, set_settings
 from tests.conftest import ROOT, serving
+from tests.unit.ops.stand_in_kubectl import install_kubectl
 
 DIGEST = "sha256:" + "1" * 64
 OLDER = "sha256:" + "2" * 64
@@ -424,6 +425,7 @@ def promotion(tmp_path: Path, fake_registry: str) -> Promotion:
     fake = bin_dir / "pulumi"
     fake.write_text(f"#!{sys.executable}\n{FAKE_PULUMI}")
     fake.chmod(0o755)
+    install_kubectl(bin_dir)  # prod's Ingress names a class and a Secret, which a promotion to it asks the cluster for
     image = f"{fake_registry}/hello-world@{DIGEST}"
     log = tmp_path / "pulumi.log"
     env = {

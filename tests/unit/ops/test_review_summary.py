@@ -392,3 +392,43 @@ def test_code_span_fence_outlasts_the_values_own_backticks(value: str, shown: st
 )
 def test_plain_value_escapes_what_would_start_markup(value: str, shown: str) -> None:
     assert plain(value) == shown
+
+
+def ingress_step(op: str, *rules: dict[str, Any], before: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    urn = (
+        "urn:pulumi:prod::hello-world::hello-world:index:WebService$kubernetes:networking.k8s.io/v1:Ingress"
+        "::hello-world-ingress"
+    )
+    step: dict[str, Any] = {"op": op, "urn": urn, "newState": {"inputs": {"spec": {"rules": list(rules)}}}}
+    if before:
+        step["oldState"] = {"inputs": {"spec": {"rules": list(before)}}}
+        step["detailedDiff"] = {"spec.rules[1]": {"kind": "add"}}
+    return step
+
+
+def rule(host: str, *paths: tuple[str, str]) -> dict[str, Any]:
+    routes = [{"path": path, "pathType": "Prefix", "backend": {"service": {"name": name}}} for path, name in paths]
+    return {"host": host, "http": {"paths": routes}}
+
+
+def test_summary_of_an_ingress_says_which_service_answers_each_host_and_path() -> None:
+    main = rule("hello.example.com", ("/", "hello-world"), ("/v2", "hello-v2"))
+    preview = {"steps": [ingress_step("create", main, rule("beta.example.com", ("/", "beta")))]}
+
+    summary = summarize("prod", preview)
+
+    assert (
+        "  - routes: `hello.example.com/ → hello-world`, `hello.example.com/v2 → hello-v2`, "
+        "`beta.example.com/ → beta`\n" in summary
+    )
+
+
+def test_summary_of_an_ingress_update_shows_the_routes_after_it_only_when_they_change() -> None:
+    before = rule("hello.example.com", ("/", "hello-world"))
+    added = ingress_step("update", before, rule("v2.example.com", ("/", "hello-v2")), before=(before,))
+    same = ingress_step("update", before, before=(before,))
+
+    assert "  - routes, after the change: `hello.example.com/ → hello-world`, `v2.example.com/ → hello-v2`\n" in (
+        summarize("prod", {"steps": [added]})
+    )
+    assert "routes" not in summarize("prod", {"steps": [same]})

@@ -116,6 +116,7 @@ def test_policy_names_are_unique_and_follow_the_compliance_naming() -> None:
         "kubernetes-apps-v1-deployment-min-replicas",
         "kubernetes-core-v1-service-node-port-in-range",
         "kubernetes-networking-v1-ingress-class-set",
+        "kubernetes-networking-v1-ingress-routes-unique",
         "kubernetes-networking-v1-ingress-tls-configured",
     } <= set(names)
 
@@ -187,6 +188,31 @@ def test_stack_resources_pass_every_policy_under_the_stacks_config(deploy: Deplo
     checked = [r for r in resources if r.type in CHECKED_TYPES]
     assert {r.type for r in checked} >= {DEPLOYMENT, SERVICE}
     assert {r.name: violations(r, config) for r in checked} == {r.name: {} for r in checked}
+
+
+def prod_with_services(deploy: Deploy, *services: dict[str, str]) -> list[Registered]:
+    return deploy("prod", {**stack_config("prod"), "hello-world:services": json.dumps(list(services))}).resources
+
+
+def test_prod_with_further_services_passes_every_policy_under_prods_config(deploy: Deploy) -> None:
+    resources = prod_with_services(
+        deploy,
+        {"name": "hello-v2", "message": "Hello World v2", "path": "/v2"},
+        {"name": "beta", "host": "b.example.com"},
+    )
+    config = engine_config("prod")
+
+    checked = [r for r in resources if r.type in CHECKED_TYPES]
+    assert len([r for r in checked if r.type == DEPLOYMENT]) == 3
+    assert {r.name: violations(r, config) for r in checked} == {r.name: {} for r in checked}
+
+
+def test_a_further_service_below_prods_replicas_floor_is_reported_on_its_own_deployment(deploy: Deploy) -> None:
+    resources = prod_with_services(deploy, {"name": "hello-v2", "path": "/v2", "replicas": "1"})
+
+    found = {r.name: violations(r, engine_config("prod")) for r in resources if r.type == DEPLOYMENT}
+    assert found["hello-world-deployment"] == {}
+    assert list(found["hello-world-hello-v2-deployment"]) == ["kubernetes-apps-v1-deployment-min-replicas"]
 
 
 def test_dev_resources_fall_short_of_the_prod_replicas_floor(deploy: Deploy) -> None:

@@ -305,3 +305,57 @@ def test_ingress_tls_configured_ignores_host_less_routes_when_tls_is_not_require
     resource = ingress(defaultBackend={"service": {"name": "hello-world", "port": {"number": 80}}})
 
     assert rules.ingress_tls_configured(resource) == []
+
+
+def routed(host: str, *paths: tuple[str, str]) -> dict[str, Any]:
+    """An Ingress rule for ``host`` routing each (path, service) as a Prefix path."""
+    return {
+        "host": host,
+        "http": {
+            "paths": [
+                {"path": path, "pathType": "Prefix", "backend": {"service": {"name": name, "port": {"number": 80}}}}
+                for path, name in paths
+            ]
+        },
+    }
+
+
+def test_ingress_routes_unique_accepts_services_on_distinct_hosts_and_paths() -> None:
+    spec = {
+        "rules": [
+            routed("hello.example.com", ("/", "hello-world"), ("/v2", "hello-v2")),
+            routed("beta.example.com", ("/", "hello-beta")),
+        ]
+    }
+
+    assert rules.ingress_routes_unique({"spec": spec}) == []
+
+
+@pytest.mark.parametrize(
+    ("rules_", "message"),
+    [
+        (
+            [routed("hello.example.com", ("/v2", "hello-world"), ("/v2/", "hello-v2"))],
+            "host 'hello.example.com' routes the Prefix path '/v2/' to service 'hello-v2', a path that already "
+            "leads to service 'hello-world'",
+        ),
+        (
+            [routed("hello.example.com", ("/", "hello-world")), routed("hello.example.com", ("/", "hello-v2"))],
+            "host 'hello.example.com' routes the Prefix path '/' to service 'hello-v2', a path that already "
+            "leads to service 'hello-world'",
+        ),
+        (
+            [routed("", ("/", "hello-world"), ("/", "hello-v2"))],
+            "every host routes the Prefix path '/' to service 'hello-v2', a path that already leads to service "
+            "'hello-world'",
+        ),
+    ],
+    ids=["trailing-slash-in-one-rule", "same-host-in-two-rules", "host-less"],
+)
+def test_ingress_routes_unique_rejects_a_path_that_leads_to_two_services(
+    rules_: list[dict[str, Any]], message: str
+) -> None:
+    assert rules.ingress_routes_unique({"spec": {"rules": rules_}}) == [
+        f"{message}: route each host and path to one service "
+        "(the stack's ingress.host/ingress.path and services[].host/services[].path)"
+    ]

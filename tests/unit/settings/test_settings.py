@@ -131,7 +131,7 @@ def test_settings_ingress_disabled_is_none() -> None:
             {"image": PINNED, "replica": "3"},
             "replica is not a known setting: expected one of build, cluster, image, imagePull, imagePullPassword, "
             "ingress, namespace, nodePort, promotion, registryPassword, replicas, resources, rolloutTimeoutSeconds, "
-            "verification, got 'replica' "
+            "services, verification, got 'replica' "
             "(did you mean 'replicas'?)",
         ),
         (
