@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -86,7 +86,9 @@ def ops_up(chain: Chain) -> subprocess.Popen[str]:
     )
 
 
-def test_an_up_during_a_promotions_prompt_then_a_decline_leaves_the_target_on_its_old_digest(chain: Chain) -> None:
+def test_an_up_during_a_promotions_prompt_then_a_decline_leaves_the_target_on_its_old_digest(
+    chain: Chain, figure: Callable[[str], None]
+) -> None:
     old, new = chain.staging.outputs()["imageRef"], chain.dev.outputs()["imageRef"]
     assert old != new
     assert kube_image("prompt-staging") == old == staging_image(chain)
@@ -117,11 +119,13 @@ def test_an_up_during_a_promotions_prompt_then_a_decline_leaves_the_target_on_it
         assert "[y/N]" in output.text, output.text
 
         up = ops_up(chain)
+        up_started = time.monotonic()
         time.sleep(UP_WAITS_SECONDS)
         assert up.poll() is None, "the up must wait for the promotion's lock"
         os.write(terminal, b"n\n")
         declined = promotion.wait(RUN_TIMEOUT_SECONDS)
         up_output, _ = up.communicate(timeout=RUN_TIMEOUT_SECONDS)
+        up_seconds = time.monotonic() - up_started
     finally:
         if promotion.poll() is None:
             promotion.kill()
@@ -129,6 +133,8 @@ def test_an_up_during_a_promotions_prompt_then_a_decline_leaves_the_target_on_it
         os.close(answers)
     gathering.join(10)
 
+    waited = "gave up on the lock" if "is locked by" in up_output else "waited for the lock, then deployed"
+    figure(f"promotion prompt e2e: an up started at the prompt {waited}, exit {up.returncode} after {up_seconds:.1f}s")
     assert declined == 1, output.text
     assert "declined; nothing was deployed" in output.text, output.text
     # The up waited for the lock, then deployed what the tracked file holds (or gave up naming the promotion).
