@@ -1,4 +1,4 @@
-// The lab's Hello World server, made fit for Kubernetes: a health endpoint for the
+// The lab's Hello World server, made fit for Kubernetes: health endpoints for the
 // probes and a shutdown that drains in-flight requests before the pod goes away.
 'use strict';
 
@@ -13,6 +13,12 @@ const DRAIN_SECONDS = Number(process.env.SHUTDOWN_DRAIN_SECONDS || 5);
 let shuttingDown = false;
 
 const server = http.createServer((req, res) => {
+  if (req.url === '/livez') {
+    // Liveness stays healthy while draining: a restart now would cut the requests still in flight.
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end('ok\n');
+    return;
+  }
   if (req.url === '/healthz') {
     // Readiness fails while draining so that no new traffic is routed here.
     res.writeHead(shuttingDown ? 503 : 200, { 'Content-Type': 'text/plain' });

@@ -1,4 +1,8 @@
-"""The check every deploy must pass: a Job, inside the cluster, that asks the new pods' Service and reads the answer."""
+"""The check every deploy must pass: a Job, inside the cluster, that asks the new pods' Service and reads the answer.
+
+The Job runs a checker image of its own, never the image under test: an image could otherwise bring a ``node``
+that passes any check, and pass itself.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.pull_secret import pull_secret_refs
+from image_ref import PINNED_FORM, parse_image_ref
 
 DEFAULT_PATH = "/"
 DEFAULT_STATUS = 200
 DEFAULT_BODY = "Hello World"
+DEFAULT_CHECKER_IMAGE = "docker.io/library/node@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d"
+"""The official Node.js image the app's Dockerfile builds on by default, ``node:24-bookworm-slim`` (Node 24.18.0),
+pinned by digest: the checker runs ``node -e`` and needs nothing else. To move to a newer one, pin what
+``docker buildx imagetools inspect node:24-bookworm-slim`` shows. Stacks on the local platform run its own Node
+base image instead, pinned by the digest this machine's registry serves (settings/local_platform.py)."""
 TIMEOUT_SECONDS = 60
 """How long the Job may run in all; each request waits at most 5 s."""
-# Runs in the app's own image (node is there), so nothing is pulled from outside. A few tries,
+# Any image with `node` on its PATH runs it, as a non-root user on a read-only root filesystem. A few tries,
 # spaced, cover a Service whose endpoints are still being programmed.
 _CHECK = """
 const {TARGET, EXPECT_STATUS, EXPECT_BODY} = process.env;
@@ -46,11 +56,18 @@ class VerificationArgs:
     """Expected HTTP status. Default 200."""
     body: str = DEFAULT_BODY
     """Text the answer must contain. Default ``Hello World``."""
+    checker_image: str = DEFAULT_CHECKER_IMAGE
+    """The image the check runs in, pinned by digest; it must have ``node`` on its PATH and is never the image
+    under test. Default :data:`DEFAULT_CHECKER_IMAGE`, the official ``node:24-bookworm-slim``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(problem := parse_image_ref(self.checker_image), str):
+            raise ValueError(f"checker_image must be {PINNED_FORM} ({problem}), got {self.checker_image!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Hardening:
-    """The app container's confinement, which the check's container shares."""
+    """The app container's confinement, which the check's container shares (its image has no say in it)."""
 
     pod: k8s.core.v1.PodSecurityContextArgs
     container: k8s.core.v1.SecurityContextArgs
@@ -96,16 +113,23 @@ def verification_job(
     target: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> k8s.batch.v1.Job:
-    """A Job that runs the check from the app's ``image``, as confined as the app, aimed at ``target``.
+    """A Job that runs the check from ``check.checker_image``, as confined as the app, aimed at ``target``, the
+    pods of ``image``.
 
-    It pulls the image as the app's pods do, with the image pull secret ``pull_secret_name`` when there is one.
+    It pulls as the app's pods do, with the image pull secret ``pull_secret_name`` when there is one (the kubelet
+    offers it only to its own registry).
 
-    Its pod template holds the image, so a new digest replaces the Job and the check runs again;
+    Its pod template names ``image``, so a new digest replaces the Job and the check runs again;
     the provider waits for the Job and fails the update as soon as it fails.
+
+    Raises:
+        ValueError: When the checker image is the image under test, which would then check itself.
     """
+    if image == check.checker_image:
+        raise ValueError(f"verification.checker_image must be another image than the one under test, got {image}")
     checker = k8s.core.v1.ContainerArgs(
         name="verify",
-        image=image,
+        image=check.checker_image,
         command=["node", "-e", _CHECK],
         env=[
             # What is checked, named: the evidence a passed check signs is about this image (ops/evidence.py).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,6 +22,9 @@ CONTAINER_PORT = 8080
 SERVICE_PORT = 80
 """The Service's port, as in the original exercise."""
 HEALTH_PATH = "/healthz"
+"""Readiness: fails while the pod drains, so no new request is routed to it."""
+LIVENESS_PATH = "/livez"
+"""Liveness: answers as long as the process serves, draining included, so a slow drain is never restarted."""
 RUN_AS_USER = 65532
 """The non-root user of app/Dockerfile."""
 NODE_PORTS = (30000, 32767)
@@ -68,7 +71,7 @@ COMPONENT_CHILDREN = ("namespace", "pull-secret", "ingress")
 
 @dataclass(frozen=True, kw_only=True)
 class ResourcesArgs:
-    """CPU and memory of the container, as Kubernetes quantities."""
+    """CPU, memory and ephemeral storage of the container, as Kubernetes quantities."""
 
     cpu_request: str = "50m"
     """Default ``50m``."""
@@ -78,6 +81,26 @@ class ResourcesArgs:
     """Default ``500m``."""
     memory_limit: str = "128Mi"
     """Default ``128Mi``."""
+    ephemeral_storage_request: str = "32Mi"
+    """Node disk for logs and any writable layer. Default ``32Mi``: the root filesystem is read-only."""
+    ephemeral_storage_limit: str = "128Mi"
+    """Past it the kubelet evicts the pod, before it fills the node's disk. Default ``128Mi``."""
+
+    @property
+    def requirements(self) -> k8s.core.v1.ResourceRequirementsArgs:
+        """As a container's ``resources``."""
+        return k8s.core.v1.ResourceRequirementsArgs(
+            requests={
+                "cpu": self.cpu_request,
+                "memory": self.memory_request,
+                "ephemeral-storage": self.ephemeral_storage_request,
+            },
+            limits={
+                "cpu": self.cpu_limit,
+                "memory": self.memory_limit,
+                "ephemeral-storage": self.ephemeral_storage_limit,
+            },
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -400,7 +423,7 @@ class _Served:
     def further(cls, service: RoutedServiceArgs, args: WebServiceArgs) -> _Served:
         check = args.verification
         if service.message is not None:
-            check = VerificationArgs(path=check.path, status=check.status, body=service.message)
+            check = replace(check, body=service.message)
         return cls(
             name=service.name,
             replicas=service.replicas or args.replicas,
@@ -586,17 +609,15 @@ def _hardening(args: WebServiceArgs) -> Hardening:
             run_as_non_root=True,
             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
         ),
-        resources=k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
-            limits={"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
-        ),
+        resources=args.resources.requirements,
     )
 
 
 def _pod_spec(
     args: WebServiceArgs, served: _Served, labels: AppLabels, hardening: Hardening
 ) -> k8s.core.v1.PodSpecArgs:
-    http_get = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http")
+    ready = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http")
+    alive = k8s.core.v1.HTTPGetActionArgs(path=LIVENESS_PATH, port="http")
     return k8s.core.v1.PodSpecArgs(
         # Soft: a single-node cluster still schedules every replica.
         topology_spread_constraints=[
@@ -623,13 +644,13 @@ def _pod_spec(
                     *([k8s.core.v1.EnvVarArgs(name="MESSAGE", value=served.message)] if served.message else []),
                 ],
                 # Readiness is asked every second: a new pod joins the Service, and its rollout moves on, as
-                # soon as it answers. Liveness has more slack, so a slow moment takes a pod out of the Service
-                # without killing it.
+                # soon as it answers. Liveness asks another path, which stays healthy while the pod drains, and
+                # has more slack, so a slow moment or a drain takes a pod out of the Service without killing it.
                 readiness_probe=k8s.core.v1.ProbeArgs(
-                    http_get=http_get, period_seconds=READINESS_PERIOD_SECONDS, failure_threshold=3
+                    http_get=ready, period_seconds=READINESS_PERIOD_SECONDS, failure_threshold=3
                 ),
                 liveness_probe=k8s.core.v1.ProbeArgs(
-                    http_get=http_get, period_seconds=10, failure_threshold=6, timeout_seconds=3
+                    http_get=alive, period_seconds=10, failure_threshold=6, timeout_seconds=3
                 ),
                 # The built-in sleep action needs no shell in the image.
                 lifecycle=k8s.core.v1.LifecycleArgs(

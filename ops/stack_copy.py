@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from settings import PROJECT
+from settings.local_platform import Platform, local_platform_settings
 from settings.stack_files import (
     SECRETS_KEYS,
     StackFileError,
@@ -35,7 +36,9 @@ def stack_copy_file(directory: Path, stack: str) -> Path:
     return directory / COPY_DIR / f"Pulumi.{stack}.yaml"
 
 
-def write_stack_copy(directory: Path, stack: str, pinned: Mapping[str, Any] | None = None) -> Path:
+def write_stack_copy(
+    directory: Path, stack: str, pinned: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ
+) -> Path:
     """Writes this machine's copy of a stack file and returns its path, for ``pulumi --config-file``.
 
     The tracked ``Pulumi.<stack>.yaml`` says what the stack is; what belongs to one machine (secrets
@@ -46,7 +49,9 @@ def write_stack_copy(directory: Path, stack: str, pinned: Mapping[str, Any] | No
     When the tracked file has its own secrets setup (a salt, a KMS key) that differs from the copy's,
     the copy's secrets were encrypted under another key and are dropped. ``pinned`` settings (keys without
     the project prefix, as :func:`set_settings` takes them) override the tracked file's in the copy only:
-    a promotion previews what it would pin before anyone has confirmed it.
+    a promotion previews what it would pin before anyone has confirmed it. A stack on the local platform gets
+    the values that differ per machine (the verification's checker image, ``settings.local_platform``), unless
+    its tracked file sets them.
 
     Raises:
         StackFileError: When the tracked file is missing or broken.
@@ -71,7 +76,9 @@ def write_stack_copy(directory: Path, stack: str, pinned: Mapping[str, Any] | No
         if is_encrypted(value) and key not in tracked_config and same_key
     }
     document = {key: value for key, value in tracked.items() if key not in SECRETS_KEYS and key != "config"}
-    overrides = {f"{PROJECT}:{key}": value for key, value in (pinned or {}).items()}
+    plain = {key.removeprefix(f"{PROJECT}:"): value for key, value in tracked_config.items()}
+    local = local_platform_settings(plain, Platform.from_environment(environ), directory)
+    overrides = {f"{PROJECT}:{key}": value for key, value in {**local, **(pinned or {})}.items()}
     document["config"] = {**tracked_config, **overrides, **own_secrets}
     document.update({**(machine_setup if same_key else {}), **tracked_setup})
     body = dump_yaml(document)

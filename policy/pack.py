@@ -108,7 +108,10 @@ def _workload_policies(kind: WorkloadKind) -> list[ResourceValidationPolicy]:
                 kind.resource_type,
                 "probes-configured",
                 lambda props, _: rules.workload_probes_configured(props, kind),
-                description=f"Long-running {name} containers have a readiness probe and a liveness probe.",
+                description=(
+                    f"Long-running {name} containers have a readiness probe and a liveness probe that asks another "
+                    "endpoint."
+                ),
                 severity=Severity.MEDIUM,
             )
         )
@@ -117,7 +120,9 @@ def _workload_policies(kind: WorkloadKind) -> list[ResourceValidationPolicy]:
             kind.resource_type,
             "resources-configured",
             lambda props, _: rules.workload_resources_configured(props, kind),
-            description=f"{name} containers and init containers set CPU and memory requests and limits.",
+            description=(
+                f"{name} containers and init containers set CPU, memory and ephemeral-storage requests and limits."
+            ),
             severity=Severity.MEDIUM,
         ),
         _policy(

@@ -20,9 +20,18 @@ DEFAULT_REQUIRE_INGRESS_TLS = False
 """Whether an Ingress must terminate TLS, unless the pack config sets ``requireIngressTls``."""
 NODE_PORT_RANGE = (30000, 32767)
 """The API server's default ``--service-node-port-range``."""
-REQUIRED_RESOURCES = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+REQUIRED_RESOURCES = (
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+)
 RUN_TO_COMPLETION = ("Never", "OnFailure")
 """Restart policies of a pod that finishes, which needs no probes."""
+PROBE_ACTIONS = ("httpGet", "grpc", "exec")
+"""Probe actions that a draining server may fail on purpose; a tcpSocket probe passes as long as it listens."""
 
 # \Z, not $: $ also matches before a trailing newline, which would let "...<digest>\n" through.
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}\Z")
@@ -74,9 +83,10 @@ def workload_min_replicas(workload: Mapping[str, Any], *, min_replicas: int = DE
 
 
 def workload_probes_configured(workload: Mapping[str, Any], kind: WorkloadKind) -> list[str]:
-    """Every container of a pod that keeps running has a readiness and a liveness probe.
+    """Every container of a pod that keeps running has a readiness and a liveness probe, asking different things.
 
-    The readiness probe gates traffic and rollouts, the liveness probe restarts a hang. A pod that
+    The readiness probe gates traffic and rollouts, the liveness probe restarts a hang. A draining pod fails
+    readiness on purpose; a liveness probe that asks the same endpoint would then restart it mid-drain. A pod that
     runs to completion (restartPolicy Never or OnFailure) needs neither.
     """
     spec = pod_spec(workload, kind)
@@ -90,13 +100,22 @@ def workload_probes_configured(workload: Mapping[str, Any], kind: WorkloadKind) 
         ):
             if not isinstance(container.get(probe), Mapping):
                 messages.append(f"{label} has no {probe}: add one (for example an httpGet on /healthz) {purpose}")
+        for action in PROBE_ACTIONS:
+            asked = get(container, "livenessProbe", action)
+            if isinstance(asked, Mapping) and asked == get(container, "readinessProbe", action):
+                messages.append(
+                    f"{label} has a livenessProbe that asks what its readinessProbe asks ({action}): give liveness "
+                    "an endpoint that stays healthy while the pod drains (for example /livez), or a drain that "
+                    "fails readiness restarts the container"
+                )
     return messages
 
 
 def workload_resources_configured(workload: Mapping[str, Any], kind: WorkloadKind) -> list[str]:
-    """Every container and init container sets CPU and memory requests and limits.
+    """Every container and init container sets CPU, memory and ephemeral-storage requests and limits.
 
-    Requests place the pod, limits contain a runaway. Ephemeral containers cannot set resources.
+    Requests place the pod, limits contain a runaway (a log flood included, which would fill the node's disk).
+    Ephemeral containers cannot set resources.
     """
     messages = []
     for label, container in containers(pod_spec(workload, kind), _RESOURCED):
@@ -104,8 +123,9 @@ def workload_resources_configured(workload: Mapping[str, Any], kind: WorkloadKin
         missing = [name for name in REQUIRED_RESOURCES if get(resources, *name.split(".")) in (None, "")]
         if missing:
             messages.append(
-                f"{label} does not set resources.{', resources.'.join(missing)}: set CPU and memory requests "
-                "and limits (the stack's resources setting) so the scheduler places it and a runaway is contained"
+                f"{label} does not set resources.{', resources.'.join(missing)}: set CPU, memory and ephemeral-storage "
+                "requests and limits (the stack's resources setting) so the scheduler places it and a runaway "
+                "is contained"
             )
     return messages
 

@@ -2,7 +2,8 @@
 whether a stack's settings use either (then `make` starts the platform first).
 
 The shell's side of the same facts is tooling/platform/env.sh (``HELLO_KUBECONFIG``, ``HELLO_REGISTRY``),
-which overrides these defaults through the environment.
+which overrides these defaults through the environment. What differs per machine (the base image's digest) the
+platform writes to a file env.sh names, and reaches stacks only through this machine's copy of their stack file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from settings import decoded_object
 from settings.stack_files import read_known_settings
 
 LOCAL_KUBECONFIG = "/var/lib/hello-pulumi/kube/admin.kubeconfig"
@@ -21,6 +23,11 @@ LOCAL_REGISTRY = "127.0.0.1:5000"
 """The local platform's registry (``$HELLO_REGISTRY``)."""
 LOCAL_TOKEN_REGISTRY = "127.0.0.1:5443"
 """The local platform's token-auth registry (``$HELLO_TOKEN_REGISTRY``), TLS from the platform's CA."""
+PINNED_BASE_IMAGE_VARIABLE = "HELLO_BASE_IMAGE_PINNED_FILE"
+"""Names the file where tooling/platform/base-image.sh records the Node base image pinned by the digest its registry
+serves (one line, ``<registry>/<repository>@sha256:<hex>``); unset where no local platform was started."""
+CHECKER_IMAGE_KEY = "checkerImage"
+"""The key of ``verification`` that names the image the verification Job runs."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class Platform:
     kubeconfig: str = LOCAL_KUBECONFIG
     registry: str = LOCAL_REGISTRY
     token_registry: str = LOCAL_TOKEN_REGISTRY
+    pinned_base_image: str | None = None
+    """The Node base image pinned by digest, as the platform recorded it; None when it recorded none."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Platform:
@@ -37,7 +46,18 @@ class Platform:
             kubeconfig=environ.get("HELLO_KUBECONFIG") or LOCAL_KUBECONFIG,
             registry=environ.get("HELLO_REGISTRY") or LOCAL_REGISTRY,
             token_registry=environ.get("HELLO_TOKEN_REGISTRY") or LOCAL_TOKEN_REGISTRY,
+            pinned_base_image=_recorded(environ.get(PINNED_BASE_IMAGE_VARIABLE)),
         )
+
+
+def _recorded(path: str | None) -> str | None:
+    """The one line a platform file holds; None when there is no such file (the program refuses a bad value)."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def platform_uses(settings: Mapping[str, Any], platform: Platform, directory: Path) -> list[str]:
@@ -77,3 +97,19 @@ def uses_local_platform(directory: Path, stack: str, environ: Mapping[str, str] 
         StackFileError: When the stack has no file, or its file is broken.
     """
     return platform_uses(read_known_settings(directory, stack), Platform.from_environment(environ), directory)
+
+
+def local_platform_settings(settings: Mapping[str, Any], platform: Platform, directory: Path) -> dict[str, Any]:
+    """The settings this machine's copy of a stack file gets from the local platform, keys without the prefix.
+
+    A stack on the local platform whose ``verification`` names no ``checkerImage`` runs its verification Job from
+    the platform's Node base image, pinned by the digest this machine's registry serves: no image is pulled from
+    outside, and the tracked stack file stays the same on every machine. Anything else gets nothing.
+    """
+    verification = decoded_object(settings.get("verification"))
+    verification = verification if isinstance(verification, dict) else {}
+    if CHECKER_IMAGE_KEY in verification or platform.pinned_base_image is None:
+        return {}
+    if not platform_uses(settings, platform, directory):
+        return {}
+    return {"verification": {**verification, CHECKER_IMAGE_KEY: platform.pinned_base_image}}

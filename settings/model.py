@@ -155,7 +155,7 @@ class BuildSettings(Section):
 
 
 class ResourcesSettings(Section):
-    """CPU and memory of the container."""
+    """CPU, memory and ephemeral storage of the containers (the app's and the verification Job's)."""
 
     cpu_request: Quantity = ResourcesArgs.cpu_request
     """CPU request. Default ``50m``."""
@@ -165,6 +165,10 @@ class ResourcesSettings(Section):
     """CPU limit. Default ``500m``."""
     memory_limit: Quantity = ResourcesArgs.memory_limit
     """Memory limit. Default ``128Mi``."""
+    ephemeral_storage_request: Quantity = ResourcesArgs.ephemeral_storage_request
+    """Ephemeral storage request (logs, writable layers). Default ``32Mi``."""
+    ephemeral_storage_limit: Quantity = ResourcesArgs.ephemeral_storage_limit
+    """Ephemeral storage limit; past it the pod is evicted. Default ``128Mi``."""
 
 
 class IngressSettings(Section):
@@ -258,6 +262,16 @@ class VerificationSettings(Section):
     """HTTP status the answer must have. Default 200."""
     body: str = _expect("non-empty text", default=VerificationArgs.body, min_length=1)
     """Text the answer must contain. Default ``Hello World``."""
+    checker_image: str = _expect(PINNED_FORM, default=VerificationArgs.checker_image)
+    """Image the check runs in, pinned by digest, with ``node`` on its PATH; never the image under test. Default:
+    the official ``node:24-bookworm-slim``, pinned; on the local platform, `make` fills in its Node base image."""
+
+    @field_validator("checker_image")
+    @classmethod
+    def _checker_pinned(cls, value: str) -> str:
+        if isinstance(problem := parse_image_ref(value), str):
+            raise ValueError(f"{PINNED_FORM} ({problem})")
+        return value
 
 
 class PromotionRecord(Section):

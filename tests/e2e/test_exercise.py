@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from settings.stack_files import plain_config
-from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
+from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_checker_image, local_cluster
 from tests.engine.workspace import Workspace, steps_by_op
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
@@ -182,7 +182,9 @@ def test_up_verifies_the_image_inside_the_cluster(workspace: Workspace) -> None:
     jobs = json.loads(kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout)["items"]
     assert [job["status"].get("succeeded") for job in jobs] == [1]
     (container,) = jobs[0]["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == outputs["imageRef"]
+    # The check runs from the platform's Node base image, never from the image under test.
+    assert container["image"] == local_checker_image()
+    assert {"name": "IMAGE_UNDER_TEST", "value": outputs["imageRef"]} in container["env"]
 
 
 def test_namespace_refuses_a_pod_that_breaks_the_restricted_standard(workspace: Workspace) -> None:

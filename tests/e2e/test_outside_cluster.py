@@ -201,6 +201,8 @@ class PrivateImages:
 
     first: str
     second: str
+    checker: str
+    """The platform's Node base image, pushed there too: the verification Job's image, pulled with the same secret."""
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +217,21 @@ def private_images(second_registry: SecondRegistry, tmp_path_factory: pytest.Tem
         "login", second_registry.address, "--username", second_registry.username, "--password-stdin",
         env=env, stdin=second_registry.password,
     )  # fmt: skip
-    return PrivateImages(push_app(second_registry, env), push_app(second_registry, env))
+    return PrivateImages(
+        push_app(second_registry, env), push_app(second_registry, env), push_checker(second_registry, env)
+    )
+
+
+def push_checker(second_registry: SecondRegistry, env: dict[str, str]) -> str:
+    """The platform's Node base image pushed to the second registry, as a user's own checker image; by digest."""
+    tag = f"{second_registry.address}/node-checker:{secrets.token_hex(8)}"
+    docker("tag", os.environ.get("HELLO_BASE_IMAGE", "hello-pulumi/node-base:local"), tag, env=env)
+    docker("push", "--quiet", tag, env=env)
+    # The base image is served by the platform's registry too: its digests there and here are both listed.
+    listed = docker("inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", tag, env=env).split()
+    docker("rmi", tag, env=env)
+    (digest,) = [name for name in listed if name.startswith(f"{second_registry.address}/node-checker@sha256:")]
+    return digest
 
 
 def push_app(second_registry: SecondRegistry, env: dict[str, str]) -> str:
@@ -349,6 +365,8 @@ def project(
             "image": private_images.first,
             "imagePull": {"username": second_registry.username},
             "cluster": {"kubeconfig": str(outside_kubeconfig), "createNamespace": False},
+            # Not the local platform's stack: nothing fills in its checker image, which it names itself.
+            "verification": {"checkerImage": private_images.checker},
         }
     )
     secret = made.ops("secret", STACK, "imagePullPassword", stdin=second_registry.password)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ops.registry import Registry
+from settings.local_platform import PINNED_BASE_IMAGE_VARIABLE, Platform
 from tests.conftest import stack_config
 from tests.engine.workspace import COMMAND_TIMEOUT_SECONDS, ROOT, Workspace
 
@@ -134,8 +135,24 @@ def local_cluster() -> str:
     return json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]})
 
 
+def local_checker_image() -> str:
+    """The image the verification Job runs on the local platform: its Node base image, pinned by the digest its
+    registry serves, as tooling/platform/base-image.sh recorded it (`make up` fills it into the stack copy)."""
+    recorded = Platform.from_environment().pinned_base_image
+    assert recorded, (
+        f"${PINNED_BASE_IMAGE_VARIABLE} names no recorded base image: start the platform with `make platform`"
+    )
+    return recorded
+
+
+def local_verification(given: str | None = None) -> str:
+    """The ``verification`` setting of a stack on the local platform: ``given`` (JSON) with its checker image."""
+    return json.dumps({**json.loads(given or "{}"), "checkerImage": local_checker_image()})
+
+
 def building_workspace(base: Path, stack: str, registry: LocalRegistry, repository: str, **settings: str) -> Workspace:
-    """A dev-like stack that builds app/ into its own repository of the registry, pushing with its real credentials.
+    """A dev-like stack that builds app/ into its own repository of the registry, pushing with its real credentials,
+    and checked from the platform's Node base image as `make up` would check it.
 
     Args:
         settings: Further settings by key (without the project prefix), as the stack file holds them.
@@ -146,6 +163,7 @@ def building_workspace(base: Path, stack: str, registry: LocalRegistry, reposito
         {**build, "registry": registry.client.address, "repository": repository, "username": registry.username}
     )
     config.update({f"hello-world:{key}": value for key, value in settings.items()})
+    config["hello-world:verification"] = local_verification(settings.get("verification"))
     workspace = Workspace.create(base, stack, config)
     workspace.env["DOCKER_HOST"] = f"unix://{os.environ['HELLO_DOCKER_SOCK']}"
     workspace.set_secret("registryPassword", registry.password)

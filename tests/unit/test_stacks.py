@@ -101,12 +101,14 @@ def test_stack_probes_health_and_rolls_all_new_pods_at_once_without_losing_capac
     deployed = run_stack(deploy, stack)
 
     app = container(deployed)
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert app[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert app["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # Liveness asks an endpoint that stays healthy while the pod drains (and fails readiness).
+    assert app["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     strategy = deployed.one(DEPLOYMENT).inputs["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}}
     assert set(app["resources"]) == {"requests", "limits"}
-    assert set(app["resources"]["requests"]) == set(app["resources"]["limits"]) == {"cpu", "memory"}
+    quantities = {"cpu", "memory", "ephemeral-storage"}
+    assert set(app["resources"]["requests"]) == set(app["resources"]["limits"]) == quantities
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
@@ -244,7 +246,7 @@ def test_prod_runs_at_least_the_original_three_replicas(deploy: Deploy) -> None:
     deployed = run_stack(deploy, "prod")
 
     assert deployed.one(DEPLOYMENT).inputs["spec"]["replicas"] >= 3
-    assert container(deployed)["resources"]["limits"] == {"cpu": "1", "memory": "192Mi"}
+    assert container(deployed)["resources"]["limits"] == {"cpu": "1", "memory": "192Mi", "ephemeral-storage": "128Mi"}
 
 
 def test_node_port_left_out_is_chosen_by_the_cluster(deploy: Deploy) -> None:

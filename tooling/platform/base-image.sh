@@ -77,19 +77,38 @@ up() {
   info "base image $HELLO_BASE_IMAGE: node $(docker_ours run --rm --network none "$HELLO_BASE_IMAGE" node --version), $(docker_ours image inspect --format '{{.Size}}' "$HELLO_BASE_IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
 }
 
-# BuildKit (the docker-build provider's builder) cannot see the engine's images, so the base
-# image is also served by the local registry, as $HELLO_BASE_IMAGE_REF.
-publish() {
-  local repository=${HELLO_BASE_IMAGE%:*} tag=${HELLO_BASE_IMAGE##*:} config rc=0
-  # The credentials reach curl as a config on standard input (-K -), never as an argument: ps shows those.
-  local password
+# The digest the registry serves for $HELLO_BASE_IMAGE_REF, from a HEAD request; empty when it serves none.
+# The credentials reach curl as a config on standard input (-K -), never as an argument: ps shows those.
+served_digest() {
+  local repository=${HELLO_BASE_IMAGE%:*} tag=${HELLO_BASE_IMAGE##*:} password
   password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
   password=${password//\\/\\\\}
   password=${password//\"/\\\"}
-  if printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" | curl -fsS -K - -o /dev/null -I \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' --cacert "$HELLO_CA_CERT" \
-    "https://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null; then
-    info "base image already served as $HELLO_BASE_IMAGE_REF"
+  printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" | curl -fsS -K - -o /dev/null -I \
+    -w '%header{docker-content-digest}' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' --cacert "$HELLO_CA_CERT" \
+    "https://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null || true
+}
+
+# Records the base image pinned by its served digest in $HELLO_BASE_IMAGE_PINNED_FILE: the checker image of
+# local-platform stacks' verification (a digest differs per machine, so no tracked file can hold it).
+record_pinned() {
+  local digest=$1
+  [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || die "the registry must serve $HELLO_BASE_IMAGE_REF by a sha256 digest, got '$digest'"
+  mkdir -p "$(dirname "$HELLO_BASE_IMAGE_PINNED_FILE")"
+  printf '%s@%s\n' "${HELLO_BASE_IMAGE_REF%:*}" "$digest" >"$HELLO_BASE_IMAGE_PINNED_FILE.tmp"
+  mv -f "$HELLO_BASE_IMAGE_PINNED_FILE.tmp" "$HELLO_BASE_IMAGE_PINNED_FILE"
+}
+
+# BuildKit (the docker-build provider's builder) cannot see the engine's images, so the base
+# image is also served by the local registry, as $HELLO_BASE_IMAGE_REF.
+publish() {
+  local config rc=0 digest
+  digest=$(served_digest)
+  if [[ -n $digest ]]; then
+    record_pinned "$digest"
+    info "base image already served as $HELLO_BASE_IMAGE_REF ($digest)"
     return 0
   fi
   config=$(mktemp -d)
@@ -101,6 +120,7 @@ publish() {
   } || rc=$?
   rm -rf "$config"
   [[ $rc -eq 0 ]] || die "could not push $HELLO_BASE_IMAGE_REF"
+  record_pinned "$(served_digest)"
   info "base image pushed as $HELLO_BASE_IMAGE_REF"
 }
 

@@ -8,6 +8,9 @@
 : "${HELLO_BASE_IMAGE:=hello-pulumi/node-base:local}"
 export HELLO_CACHE HELLO_RUN HELLO_REGISTRY HELLO_REGISTRY_USER HELLO_BASE_IMAGE
 export HELLO_BASE_IMAGE_REF="$HELLO_REGISTRY/$HELLO_BASE_IMAGE"
+# The base image pinned by the digest the registry serves (base-image.sh writes it): the verification Job's checker
+# image on local-platform stacks, filled into this machine's copy of their stack file (settings/local_platform.py).
+export HELLO_BASE_IMAGE_PINNED_FILE="$HELLO_RUN/base-image/pinned"
 export HELLO_DOCKER_SOCK="$HELLO_RUN/docker/docker.sock"
 export HELLO_REGISTRY_PASSWORD_FILE="$HELLO_RUN/registry/password"
 # The platform's CA (tooling/platform/ca.sh): trust $HELLO_CA_CERT to reach the platform over TLS.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from components import (
     WebService,
     WebServiceArgs,
 )
-from components.verification import VerificationArgs
+from components.verification import DEFAULT_CHECKER_IMAGE, VerificationArgs
 from components.web_service import NODE_PORTS, image_version
 from policy.rules import NODE_PORT_RANGE
 from tests.conftest import CHECK_TARGET_IP, FAKE_DIGEST, PASSWORD, SECRET_SIG, VERIFIED_AT, Deployed
@@ -210,7 +211,8 @@ def test_web_service_verifies_its_image_through_the_service_inside_the_cluster(r
     pod = job["spec"]["template"]["spec"]
     (checker,) = pod["containers"]
     env = {item["name"]: item["value"] for item in checker["env"]}
-    assert checker["image"] == IMAGE
+    assert checker["image"] == DEFAULT_CHECKER_IMAGE
+    assert checker["command"][:2] == ["node", "-e"]
     assert env == {
         "IMAGE_UNDER_TEST": IMAGE,  # what the evidence of a passed check names (ops/evidence.py)
         "TARGET": f"http://{CHECK_TARGET_IP}:80/hello",
@@ -221,9 +223,48 @@ def test_web_service_verifies_its_image_through_the_service_inside_the_cluster(r
     assert job["spec"]["backoffLimit"] == 0
     app = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
     assert checker["securityContext"] == app["containers"][0]["securityContext"]
+    assert checker["resources"] == app["containers"][0]["resources"]
     assert pod["securityContext"] == app["securityContext"]
     service_selector = recorded.named("kubernetes:core/v1:Service", "web-service").inputs["spec"]["selector"]
     assert not service_selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize(
+    "checker_image",
+    [DEFAULT_CHECKER_IMAGE, f"127.0.0.1:5000/hello-pulumi/node-base@{FAKE_DIGEST}"],
+    ids=["default", "local-base"],
+)
+def test_web_service_never_runs_its_check_in_the_image_under_test(recorded: Deployed, checker_image: str) -> None:
+    """An image checked by its own ``node`` passes itself: the check's image must come from elsewhere."""
+    settle(lambda: WebService("web", web_service_args(verification=VerificationArgs(checker_image=checker_image))))
+
+    (app,) = recorded.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    job_pod = recorded.one("kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]
+    images = [container["image"] for container in job_pod["containers"] + job_pod.get("initContainers", [])]
+    assert images == [checker_image]
+    assert app["image"] == IMAGE
+    assert IMAGE not in images
+
+
+def test_web_service_refuses_a_checker_image_that_is_the_image_under_test(recorded: Deployed) -> None:
+    check = VerificationArgs(checker_image=IMAGE)
+    expected = f"verification.checker_image must be another image than the one under test, got {IMAGE}"
+
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        WebService("web", web_service_args(verification=check))
+    assert recorded.of_type("kubernetes:batch/v1:Job") == []
+
+
+@pytest.mark.parametrize(
+    "checker_image",
+    ["node:24-bookworm-slim", "docker.io/library/node:24", f"node@{FAKE_DIGEST}", ""],
+    ids=["tag", "registry-and-tag", "no-registry", "empty"],
+)
+def test_verification_args_refuse_a_checker_image_not_pinned_by_digest(checker_image: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"^checker_image must be <registry>/<repository>@sha256:<64 hex digits> \(.+\), got "
+    ):
+        VerificationArgs(checker_image=checker_image)
 
 
 def test_web_service_checks_only_the_pods_that_run_the_image_under_test(recorded: Deployed) -> None:

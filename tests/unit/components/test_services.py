@@ -129,7 +129,8 @@ def test_one_ingress_routes_each_host_and_path_to_its_service_with_tls_for_every
 
 
 def test_each_service_is_checked_on_its_own_new_pods_for_its_own_answer(recorded: Deployed) -> None:
-    check = VerificationArgs(path="/", status=200, body="Hello World")
+    checker_image = f"checker.example.com/node@{FAKE_DIGEST}"
+    check = VerificationArgs(path="/", status=200, body="Hello World", checker_image=checker_image)
     settle(lambda: WebService("web", two_services(verification=check)))
 
     jobs = {job.name: job.inputs["spec"]["template"] for job in recorded.of_type(JOB)}
@@ -143,6 +144,7 @@ def test_each_service_is_checked_on_its_own_new_pods_for_its_own_answer(recorded
         (checker,) = template["spec"]["containers"]
         env = {item["name"]: item["value"] for item in checker["env"]}
         assert env["EXPECT_BODY"] == expected_bodies[name]
+        assert checker["image"] == checker_image, "every service is checked from the stack's checker image"
         assert env["TARGET"] == f"http://{CHECK_TARGET_IP}:80/"
     targets = by_name(recorded, SERVICE)
     version = FAKE_DIGEST.removeprefix("sha256:")[:12]

@@ -10,6 +10,7 @@ from policy.workloads import WorkloadKind
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 IMAGE = f"127.0.0.1:5000/hello-world@{DIGEST}"
 PROBE = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
+LIVENESS_PROBE = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6}
 
 POD_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -31,8 +32,11 @@ CONTAINER: dict[str, Any] = {
     "image": IMAGE,
     "ports": [{"name": "http", "containerPort": 8080}],
     "readinessProbe": PROBE,
-    "livenessProbe": PROBE,
-    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
+    "livenessProbe": LIVENESS_PROBE,
+    "resources": {
+        "requests": {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "32Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi", "ephemeral-storage": "128Mi"},
+    },
     "securityContext": CONTAINER_CONTEXT,
 }
 """The app's container as components/web_service.py renders it: it meets every rule."""

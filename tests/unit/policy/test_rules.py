@@ -134,6 +134,41 @@ def test_probes_configured_reports_each_missing_probe(kind: WorkloadKind) -> Non
     ]
 
 
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"httpGet": {"path": "/healthz", "port": "http"}},
+        {"exec": {"command": ["check"]}},
+        {"grpc": {"port": 9090}},
+    ],
+    ids=["httpGet", "exec", "grpc"],
+)
+def test_probes_configured_reports_a_liveness_probe_that_asks_what_readiness_asks(action: dict[str, Any]) -> None:
+    kind = WorkloadKind.DEPLOYMENT
+    same = template(
+        container(readinessProbe={**action, "periodSeconds": 1}, livenessProbe={**action, "periodSeconds": 10})
+    )
+    (name,) = action
+
+    assert rules.workload_probes_configured(workload(kind, same), kind) == [
+        f"container 'hello-world' has a livenessProbe that asks what its readinessProbe asks ({name}): give liveness "
+        "an endpoint that stays healthy while the pod drains (for example /livez), or a drain that fails readiness "
+        "restarts the container"
+    ]
+
+
+def test_probes_configured_accepts_tcp_liveness_beside_tcp_readiness() -> None:
+    kind = WorkloadKind.DEPLOYMENT
+    tcp = {"tcpSocket": {"port": "http"}}
+
+    assert (
+        rules.workload_probes_configured(
+            workload(kind, template(container(readinessProbe=tcp, livenessProbe=tcp))), kind
+        )
+        == []
+    )
+
+
 @pytest.mark.parametrize("restart_policy", ["Never", "OnFailure"])
 def test_probes_configured_exempts_a_pod_that_runs_to_completion(restart_policy: str) -> None:
     kind = WorkloadKind.POD
@@ -150,11 +185,29 @@ def test_resources_configured_accepts_requests_and_limits_in_every_kind(kind: Wo
 @pytest.mark.parametrize(
     ("resources", "missing"),
     [
-        ({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}, "resources.limits.cpu"),
-        ({"requests": {"cpu": "50m"}}, "resources.requests.memory, resources.limits.cpu, resources.limits.memory"),
-        (None, "resources.requests.cpu, resources.requests.memory, resources.limits.cpu, resources.limits.memory"),
+        (
+            {
+                "requests": {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "32Mi"},
+                "limits": {"memory": "128Mi", "ephemeral-storage": "128Mi"},
+            },
+            "resources.limits.cpu",
+        ),
+        (
+            {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
+            "resources.requests.ephemeral-storage, resources.limits.ephemeral-storage",
+        ),
+        (
+            {"requests": {"cpu": "50m"}},
+            "resources.requests.memory, resources.requests.ephemeral-storage, resources.limits.cpu, "
+            "resources.limits.memory, resources.limits.ephemeral-storage",
+        ),
+        (
+            None,
+            "resources.requests.cpu, resources.requests.memory, resources.requests.ephemeral-storage, "
+            "resources.limits.cpu, resources.limits.memory, resources.limits.ephemeral-storage",
+        ),
     ],
-    ids=["no-cpu-limit", "cpu-request-only", "none"],
+    ids=["no-cpu-limit", "no-ephemeral-storage", "cpu-request-only", "none"],
 )
 def test_resources_configured_names_every_missing_quantity(resources: Any, missing: str) -> None:
     kind = WorkloadKind.CRON_JOB
@@ -162,8 +215,8 @@ def test_resources_configured_names_every_missing_quantity(resources: Any, missi
     messages = rules.workload_resources_configured(workload(kind, template(container(resources=resources))), kind)
 
     assert messages == [
-        f"container 'hello-world' does not set {missing}: set CPU and memory requests and limits "
-        "(the stack's resources setting) so the scheduler places it and a runaway is contained"
+        f"container 'hello-world' does not set {missing}: set CPU, memory and ephemeral-storage requests and "
+        "limits (the stack's resources setting) so the scheduler places it and a runaway is contained"
     ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from components import Builder
+from components.verification import DEFAULT_CHECKER_IMAGE
 from settings.clashes import node_port_clashes
 from settings.load import SettingsError, parse_settings
 from settings.local_platform import LOCAL_KUBECONFIG
@@ -337,6 +338,7 @@ def test_settings_verification_defaults_to_hello_world_on_the_root_path() -> Non
     check = parse_settings({"image": PINNED}, stack="qa").verification
 
     assert (check.path, check.status, check.body) == ("/", 200, "Hello World")
+    assert check.checker_image == DEFAULT_CHECKER_IMAGE
 
 
 @pytest.mark.parametrize(
@@ -346,12 +348,29 @@ def test_settings_verification_defaults_to_hello_world_on_the_root_path() -> Non
         ({"status": "2000"}, "verification.status must be an integer from 100 to 599, got '2000'"),
         ({"body": ""}, "verification.body must be non-empty text, got ''"),
         (
+            {"checkerImage": "node:24-bookworm-slim"},
+            "verification.checkerImage must be <registry>/<repository>@sha256:<64 hex digits> "
+            "(not pinned by a sha256 digest), got 'node:24-bookworm-slim'",
+        ),
+        (
+            {"checkerImage": "node@sha256:" + "a" * 64},
+            "verification.checkerImage must be <registry>/<repository>@sha256:<64 hex digits> "
+            f"(no registry host), got 'node@sha256:{'a' * 64}'",
+        ),
+        (
             {"bdy": "x"},
-            "verification.bdy is not a known setting: expected one of body, path, status, got 'bdy' "
+            "verification.bdy is not a known setting: expected one of body, checkerImage, path, status, got 'bdy' "
             "(did you mean 'verification.body'?)",
         ),
     ],
-    ids=["relative-path", "status-out-of-range", "empty-body", "unknown-key"],
+    ids=[
+        "relative-path",
+        "status-out-of-range",
+        "empty-body",
+        "tagged-checker",
+        "checker-without-registry",
+        "unknown-key",
+    ],
 )
 def test_settings_verification_errors_name_key_expectation_and_value(
     verification: dict[str, str], message: str

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ops.stack_copy import write_stack_copy
-from settings.local_platform import Platform, platform_uses, uses_local_platform
+from settings.local_platform import Platform, local_platform_settings, platform_uses, uses_local_platform
 from settings.stack_files import (
     MAX_STACK_FILE_BYTES,
     StackFileError,
@@ -228,6 +228,56 @@ def test_platform_from_environment_reads_the_platform_locations() -> None:
 
     assert Platform.from_environment(environ) == Platform(kubeconfig="/tmp/k", registry="127.0.0.1:5999")
     assert Platform.from_environment({}) == PLATFORM
+
+
+LOCAL_BASE = "127.0.0.1:5000/hello-pulumi/node-base@sha256:" + "12" * 32
+"""What tooling/platform/base-image.sh records: the platform's Node base image, pinned by the digest served here."""
+
+
+def test_platform_from_environment_reads_the_pinned_base_image_the_platform_recorded(tmp_path: Path) -> None:
+    recorded = tmp_path / "pinned"
+    recorded.write_text(f"{LOCAL_BASE}\n")
+
+    assert Platform.from_environment({"HELLO_BASE_IMAGE_PINNED_FILE": str(recorded)}).pinned_base_image == LOCAL_BASE
+    assert Platform.from_environment({"HELLO_BASE_IMAGE_PINNED_FILE": str(tmp_path / "none")}).pinned_base_image is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, {"verification": {"checkerImage": LOCAL_BASE}}),
+        ({"verification": {"body": "Hi"}}, {"verification": {"body": "Hi", "checkerImage": LOCAL_BASE}}),
+        ({"verification": '{"body": "Hi"}'}, {"verification": {"body": "Hi", "checkerImage": LOCAL_BASE}}),
+        ({"verification": {"checkerImage": "ghcr.io/me/node@sha256:" + "ab" * 32}}, {}),
+        ({"cluster": {"kubeconfig": "/home/me/.kube/eks"}, "build": {"registry": "ghcr.io"}}, {}),
+    ],
+    ids=["defaults", "keeps-the-check", "check-as-json", "own-checker", "not-on-the-platform"],
+)
+def test_local_platform_settings_fill_in_the_checker_image_only_for_a_local_stack_without_one(
+    tmp_path: Path, settings: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    platform = Platform(kubeconfig=PLATFORM.kubeconfig, registry=PLATFORM.registry, pinned_base_image=LOCAL_BASE)
+
+    assert local_platform_settings(settings, platform, tmp_path) == expected
+    assert local_platform_settings(settings, PLATFORM, tmp_path) == {}  # nothing recorded: nothing filled in
+
+
+def test_the_machine_copy_of_a_local_stack_runs_its_check_from_the_platform_base_image_and_git_sees_nothing(
+    tmp_path: Path,
+) -> None:
+    tracked = stack_file(tmp_path, "dev")
+    tracked.write_text(TRACKED)
+    before = tracked.read_bytes()
+    recorded = tmp_path / "pinned"
+    recorded.write_text(f"{LOCAL_BASE}\n")
+
+    copy = write_stack_copy(tmp_path, "dev", environ={"HELLO_BASE_IMAGE_PINNED_FILE": str(recorded)})
+
+    config = yaml.safe_load(copy.read_text())["config"]
+    assert config["hello-world:verification"] == {"checkerImage": LOCAL_BASE}
+    assert tracked.read_bytes() == before
+    plain = yaml.safe_load(write_stack_copy(tmp_path, "dev", environ={}).read_text())["config"]
+    assert "hello-world:verification" not in plain
 
 
 OUTSIDE = """config:
