@@ -205,6 +205,31 @@ def test_make_preview_and_up_of_a_stack_naming_a_missing_class_run_nothing(
     assert action not in ran
 
 
+def test_a_review_of_a_stack_naming_a_missing_class_previews_nothing_and_fails(
+    tmp_path: Path,
+    fake_registry: str,  # noqa: F811 - the fixture
+) -> None:
+    _, env, log = ops_project(tmp_path, "prod", registry=fake_registry)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "review", "prod"],
+        env={**env, "FAKE_KUBECTL_MISSING": "ingressclass/traefik", "FAKE_KUBECTL_CLASSES": "nginx"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "### Stack `prod`\n\n⛔ preview failed; see the job log." in result.stdout
+    assert (
+        "ingress.className must be an IngressClass of the stack's cluster (it has nginx), got 'traefik'"
+        in result.stderr
+    )
+    ran = [json.loads(line)["args"][0] for line in log.read_text().splitlines()] if log.exists() else []
+    assert "preview" not in ran
+
+
 def test_a_promotion_to_a_stack_naming_a_missing_secret_pins_and_previews_nothing(
     promotion: Promotion,  # noqa: F811 - the fixture
 ) -> None:
