@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from ops.ingress_objects import IngressObjectsMissingError, check_ingress_objects
 from settings.stack_files import plain_config
 from tests.e2e.test_exercise import LOAD_MAX_REQUESTS, LOAD_MAX_SECONDS, LoadResult, kube_object, set_message
 from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
@@ -247,3 +248,23 @@ def test_rolling_update_through_the_ingress_loses_no_request(
     assert result.sent > 0
     assert result.failed == 0, result.errors[:5]
     assert {"Hello World\n", "Hello Rolled World\n"} <= result.bodies
+
+
+def test_a_class_or_secret_the_real_cluster_lacks_is_named_before_anything_runs(workspace: Workspace) -> None:
+    # What `make preview`, `make up`, a review and a promotion ask first, put to the platform's own API server.
+    settings = {
+        "namespace": NAMESPACE,
+        "cluster": json.dumps({"kubeconfig": os.environ["HELLO_KUBECONFIG"]}),
+        "ingress": json.dumps({**INGRESS, "className": "no-such-class", "tlsSecretName": "no-such-secret"}),
+    }
+    served = {**settings, "ingress": json.dumps({**INGRESS, "className": "traefik"})}
+
+    with pytest.raises(IngressObjectsMissingError) as raised:
+        check_ingress_objects(settings, STACK, workspace.directory, say=pytest.fail)
+    check_ingress_objects(served, STACK, workspace.directory, say=pytest.fail)
+
+    problems = str(raised.value).splitlines()[1:]
+    assert problems[0] == (
+        "  - ingress.className must be an IngressClass of the stack's cluster (it has traefik), got 'no-such-class'"
+    )
+    assert problems[1].startswith(f"  - ingress.tlsSecretName must be a Secret in namespace {NAMESPACE!r}")
