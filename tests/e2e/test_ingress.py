@@ -3,9 +3,10 @@ the platform's CA, HTTP redirected to HTTPS when the stack asks, and a rolling u
 no request.
 
 Needs the full local platform with its ingress controller, which `make test` starts (`make platform`). Deploys a
-dev-like stack in namespace hello-world-ingress, node port 31685, repository hello-world-ingress, whose Ingress has
-class traefik, host hello.hello-pulumi.test and the controller's default certificate. Every request goes to
-loopback. The tests run in file order.
+dev-like stack in namespace hello-world-ingress, node port 31685, repository hello-world-ingress, whose Ingress is
+prod's, read from Pulumi.prod.yaml (class traefik, host hello.hello-pulumi.test, the controller's default
+certificate, the redirect to HTTPS: off until a test turns it on). Every request goes to loopback. The tests run in
+file order.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from ops.ingress_objects import IngressObjectsMissingError, check_ingress_objects
 from settings.stack_files import plain_config
 from tests.e2e.test_exercise import LOAD_MAX_REQUESTS, LOAD_MAX_SECONDS, LoadResult, kube_object, set_message
 from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
-from tests.engine.workspace import Workspace
+from tests.engine.workspace import ROOT, Workspace
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
@@ -35,12 +37,14 @@ STACK = "ingress"
 NAMESPACE = "hello-world-ingress"
 NODE_PORT = 31685
 REPOSITORY = "hello-world-ingress"
-HOST = "hello.hello-pulumi.test"
+PROD_INGRESS: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]["hello-world:ingress"]
+"""prod's Ingress as its stack file has it: the stack here deploys exactly that, its redirect off until a test asks."""
+HOST: str = PROD_INGRESS["host"]
 HTTP_ADDRESS = os.environ.get("HELLO_INGRESS_HTTP", "127.0.0.1:8880")
 HTTPS_ADDRESS = os.environ.get("HELLO_INGRESS_HTTPS", "127.0.0.1:8843")
 HTTPS_PORT = int(HTTPS_ADDRESS.rpartition(":")[2])
 URL = f"https://{HOST}:{HTTPS_PORT}/"
-INGRESS = {"enabled": True, "host": HOST, "className": "traefik", "controllerCertificate": True}
+INGRESS = {**PROD_INGRESS, "redirectToHttps": False}
 ROLLOUT_TIMEOUT_SECONDS = 60
 REQUEST_TIMEOUT_SECONDS = 2
 LOAD_INTERVAL_SECONDS = 0.02
@@ -218,6 +222,7 @@ def test_plain_http_is_served_until_the_stack_asks_for_the_redirect(workspace: W
 
 def test_plain_http_redirects_to_https_when_the_stack_asks(workspace: Workspace) -> None:
     set_ingress(workspace, redirectToHttps=True)
+    assert json.loads(plain_config(workspace.directory, STACK)["hello-world:ingress"]) == PROD_INGRESS
 
     workspace.up()
 
