@@ -255,7 +255,15 @@ def events(kind):
 if args == ["version"]:
     print("v3.200.0")
     sys.exit(0)
+def made(stack):  # the backend holds every stack but FAKE_PULUMI_MISSING's, unless `stack init` made it
+    inits = [entry["args"] for entry in map(json.loads, log.read_text().splitlines()) if "args" in entry]
+    missing = os.environ.get("FAKE_PULUMI_MISSING", "").split()
+    return stack not in missing or any(a[:2] == ["stack", "init"] and stack in a for a in inits)
+
 record(args=args)
+if args[:2] == ["stack", "select"] and not made(flag("--stack")):
+    print(f"error: no stack named '{flag('--stack')}' found", file=sys.stderr)
+    sys.exit(255)
 if args[:2] == ["stack", "output"]:
     print(json.dumps(json.loads(os.environ["FAKE_PULUMI_OUTPUTS"]).get(flag("--stack"), {})))
 elif args[:2] == ["stack", "history"]:
@@ -526,6 +534,22 @@ def test_promotion_to_a_fully_qualified_stack_restores_that_stacks_file(
     assert sorted(path.name for path in promotion.project.iterdir() if path.is_file()) == sorted(
         ["Pulumi.yaml", *(path.name for path in ROOT.glob("Pulumi.*.yaml"))]
     )
+
+
+def test_a_first_promotion_makes_the_target_stack_the_backend_lacks_and_previews_it(promotion: Promotion) -> None:
+    before = promotion.stack_file()
+    promotion.env["FAKE_PULUMI_MISSING"] = "staging"
+    promotion.env["FAKE_PULUMI_PREVIEW"] = "fail"
+
+    result = promotion.run("--from", "dev", "--to", "staging", "--yes")
+
+    commands = [entry["args"] for entry in promotion.entries() if "args" in entry]
+    (made,) = [index for index, args in enumerate(commands) if args[:2] == ["stack", "init"]]
+    assert "staging" in commands[made], commands[made]
+    assert any(args[0] == "preview" and "staging" in args for args in commands[made:]), commands
+    assert "no stack named 'staging'" not in result.stderr, result.stderr
+    assert "error: pulumi failed; the target's settings were restored" in result.stderr, result.stderr
+    assert promotion.stack_file() == before
 
 
 def test_promotion_previews_and_deploys_with_the_policy_pack_at_the_targets_enforcement(promotion: Promotion) -> None:
