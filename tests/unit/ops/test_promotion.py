@@ -30,7 +30,9 @@ from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_config
 from ops.promotion import PromotionError, Request, StackName, candidate, check_chain, stack_name
 from settings.stack_files import StackFileError, set_settings
+from tests import ops_process
 from tests.conftest import ROOT, serving
+from tests.ops_process import OpsProcess
 
 DIGEST = "sha256:" + "1" * 64
 OLDER = "sha256:" + "2" * 64
@@ -386,28 +388,18 @@ class Promotion:
     log: Path
     image: str
 
-    def start(self, *args: str, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ops", "promote", *args],
-            cwd=ROOT,
-            env=self.env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def start(self, *args: str, stdin: int = subprocess.DEVNULL) -> OpsProcess:
+        return ops_process.start(["promote", *args], cwd=ROOT, env=self.env, stdin=stdin)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        process = self.start(*args)
-        stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT_SECONDS)
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        return ops_process.run(["promote", *args], cwd=ROOT, env=self.env, timeout=PROCESS_TIMEOUT_SECONDS)
 
     def entries(self) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def wait_for(self, key: str, process: subprocess.Popen[str]) -> None:
+    def wait_for(self, key: str, process: OpsProcess) -> None:
         deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
         while not any(key in entry for entry in self.entries()):
             assert process.poll() is None, process.communicate()
