@@ -169,10 +169,20 @@ def start(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: int 
 
 
 def run(
-    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 60
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Runs `python -m ops ARGS` to its end, as :func:`subprocess.run` with ``capture_output`` and ``text``."""
-    process = start(args, cwd=cwd, env=env)
+    """Runs `python -m ops ARGS` to its end, as :func:`subprocess.run` with ``capture_output`` and ``text``;
+    ``input``, if given, is its standard input (a few lines: a pipe holds them without a reader)."""
+    if input is None:
+        process = start(args, cwd=cwd, env=env)
+    else:
+        read, write = os.pipe()
+        with open(write, "w") as given:
+            given.write(input)
+        try:
+            process = start(args, cwd=cwd, env=env, stdin=read)
+        finally:
+            os.close(read)
     stdout, stderr = process.communicate(timeout=timeout)
     assert process.returncode is not None
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
