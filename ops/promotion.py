@@ -334,7 +334,8 @@ def promote(
             # The evidence is beside the image in the source's repository, asked as the source's pods pull.
             check_evidence(source_stack.name, image, target_registry(image, work_dir, source, engine), say)
 
-        target = engine.stack(target_stack.given)
+        # A first promotion makes the target, as a first `make up` makes its stack (a new, shared backend has none).
+        target = engine.stack(target_stack.given, create=True)
         # The digest is checked where, and as, the target will pull it.
         source_image, image = image, pinned_for(image, pulls_from(work_dir, target_stack.name))
         copied_from = source_image if image != source_image else None

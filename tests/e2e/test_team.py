@@ -1,16 +1,18 @@
 """Two machines, one team: two checkouts with their own homes share a stack on the platform's S3 state store.
 
 Each checkout is a copy of the project with its own HOME, Pulumi home and `.state/` (nothing shared but the
-team's passphrase and the state store's credentials). A deploys one dev-like stack to the shared backend, B
-previews it with no changes and reads its secrets, then both run `up` at once: exactly one holds the
-backend's lock and the other fails at once naming the holder; a SIGKILLed run's lock is named as stale.
-Needs the local platform with its state store (`make platform`).
+team's passphrase, the state store's credentials and the evidence keys, as a team's secret store holds them). A
+deploys one dev-like stack to the shared backend, B previews it with no changes, reads its secrets and promotes
+it to staging, which A then sees as it is; then both run `up` at once: exactly one holds the backend's lock,
+the other fails at once naming the holder, and the cluster matches the state; a SIGKILLed run's lock is named
+as stale. Needs the local platform with its state store (`make platform`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,14 +26,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ops import evidence
 from ops.stack_copy import stack_copy_file
-from settings.stack_files import read_settings, set_settings
+from settings.stack_files import plain_config, read_settings, set_settings
+from tests.e2e.test_exercise import kube_image
 from tests.engine.workspace import COMMAND_TIMEOUT_SECONDS, copy_checkout
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
 
 NODE_PORT = "31693"
 NAMESPACE = "hello-world-team"
+STAGING_NODE_PORT = "31694"
+STAGING_NAMESPACE = "hello-world-team-staging"
 REPOSITORY = "hello-world-team"
 LOCK_WAIT_SECONDS = 60
 
@@ -52,9 +58,10 @@ class Checkout:
     env: dict[str, str] = field(repr=False)
     """Holds the state store's secret key and the team's passphrase: never shown in a failure."""
 
-    def start(self, command: str) -> subprocess.Popen[str]:
+    def start(self, command: str, *args: str) -> subprocess.Popen[str]:
+        """``python -m ops COMMAND ARGS`` (default: the dev stack) in this checkout."""
         return subprocess.Popen(
-            [sys.executable, "-m", "ops", command, "dev"],
+            [sys.executable, "-m", "ops", command, *(args or ("dev",))],
             cwd=self.directory,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -63,14 +70,14 @@ class Checkout:
             start_new_session=True,
         )
 
-    def ops(self, command: str) -> subprocess.CompletedProcess[str]:
-        process = self.start(command)
+    def ops(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+        process = self.start(command, *args)
         stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
-    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def pulumi(self, *args: str, stack: str = "dev") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["pulumi", *args, "--stack", "dev", "--non-interactive"],
+            ["pulumi", *args, "--stack", stack, "--non-interactive"],
             cwd=self.directory,
             env=self.env,
             capture_output=True,
@@ -87,6 +94,7 @@ def checkout(base: Path, backend_url: str, passphrase: str) -> Checkout:
     set_settings(
         directory, "dev", {"nodePort": NODE_PORT, "namespace": NAMESPACE, "build": {**build, "repository": REPOSITORY}}
     )
+    set_settings(directory, "staging", {"nodePort": STAGING_NODE_PORT, "namespace": STAGING_NAMESPACE})
     home = base / "home"
     pulumi_home = home / ".pulumi"
     pulumi_home.mkdir(parents=True)
@@ -100,6 +108,9 @@ def checkout(base: Path, backend_url: str, passphrase: str) -> Checkout:
         "PULUMI_BACKEND_URL": backend_url,
         "PULUMI_CONFIG_PASSPHRASE": passphrase,
         "DOCKER_HOST": f"unix://{os.environ['HELLO_DOCKER_SOCK']}",
+        # The team's evidence keys, the same files on both machines: what A's deploy signs, B's promotion trusts.
+        evidence.KEY_VARIABLE: os.environ[evidence.KEY_VARIABLE],
+        evidence.PUBLIC_KEY_VARIABLE: os.environ[evidence.PUBLIC_KEY_VARIABLE],
     }
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
     return Checkout(directory, env)
@@ -115,6 +126,11 @@ class Team:
     @property
     def locks(self) -> Path:
         return self.store / ".pulumi" / "locks"
+
+    @property
+    def stacks(self) -> Path:
+        """Where the state store keeps the project's checkpoints, one ``<stack>.json`` each."""
+        return self.store / ".pulumi" / "stacks" / "hello-world"
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +149,13 @@ def team(tmp_path_factory: pytest.TempPathFactory, pulumi_cli: str) -> Iterator[
     try:
         yield made
     finally:
+        # B's promotion made staging; a stack that was never made has nothing to destroy.
+        staging = made.a.ops("destroy", "staging") if (made.stacks / "staging.json").exists() else None
         destroy = made.a.ops("destroy")
         # The team's prefix goes with it (older versions of its objects stay in the store's versions folder).
         shutil.rmtree(made.store, ignore_errors=True)
         assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+        assert staging is None or staging.returncode == 0, staging.stdout + staging.stderr
 
 
 def test_b_previews_a_s_deploy_with_no_changes(team: Team) -> None:
@@ -165,6 +184,44 @@ def test_b_reads_the_secrets_a_deployed(team: Team) -> None:
 
     assert exported.returncode == 0, exported.stderr
     assert password in exported.stdout, "B could not decrypt the registry password A deployed with"
+
+
+def test_b_promotes_a_s_dev_to_staging_with_the_evidence_a_s_deploy_signed_and_a_sees_it(team: Team) -> None:
+    dev_image = json.loads(team.a.pulumi("stack", "output", "--json").stdout)["imageRef"]
+
+    promoted = team.b.ops("promote", "--from", "dev", "--to", "staging", "--yes")
+    # A team shares the promoted stack file through git: A pulls what B committed.
+    shutil.copy2(team.b.directory / "Pulumi.staging.yaml", team.a.directory / "Pulumi.staging.yaml")
+    preview = team.a.ops("preview", "staging")
+    exported = team.a.pulumi("stack", "export", "--show-secrets", stack="staging")
+
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert f"Evidence: {dev_image.split('@')[1]} passed verification in stack 'dev'" in promoted.stdout
+    assert kube_image(STAGING_NAMESPACE) == dev_image
+    assert plain_config(team.b.directory, "staging")["hello-world:image"] == dev_image
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert re.search(r"\n\s+\d+ unchanged\n", preview.stdout), preview.stdout
+    assert not re.search(r"to (create|update|delete|replace)", preview.stdout), preview.stdout
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["deployment"]["resources"], "A read no resources of B's staging"
+
+
+def ciphertexts(exported: str) -> set[str]:
+    """Every secret's ciphertext in a ``pulumi stack export``: each writer encrypts anew, with a nonce of its own."""
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("ciphertext"), str):
+                found.add(value["ciphertext"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(json.loads(exported))
+    return found
 
 
 def lock_files(locks: Path) -> set[Path]:
@@ -203,7 +260,14 @@ def test_two_ups_at_once_one_proceeds_and_the_other_names_the_lock_holder(team: 
     assert "wait for it to end and run again" in second.stderr
     assert "pulumi cancel --stack dev --yes" in second.stderr
     assert "roll back" not in second.stderr
-    assert team.a.pulumi("stack", "export").returncode == 0
+    exported = team.a.pulumi("stack", "export")
+    assert exported.returncode == 0, exported.stderr
+    # Nothing half-written: the state names the image A's up built, the cluster runs it, and a refresh (from A,
+    # whose app/ is what was deployed) finds nothing the cluster holds otherwise.
+    (stack,) = [r for r in json.loads(exported.stdout)["deployment"]["resources"] if r["type"] == "pulumi:pulumi:Stack"]
+    assert kube_image(NAMESPACE) == stack["outputs"]["imageRef"]
+    drift = team.a.ops("drift")
+    assert drift.returncode == 0, drift.stdout + drift.stderr
 
 
 def test_a_killed_run_s_lock_is_named_stale_with_the_command_that_clears_it(team: Team) -> None:
@@ -217,13 +281,22 @@ def test_a_killed_run_s_lock_is_named_stale_with_the_command_that_clears_it(team
 
     after = team.b.ops("up")
     cancel = team.b.pulumi("cancel", "--yes")
+    written_by_a = ciphertexts(team.a.pulumi("stack", "export").stdout)
     again = team.b.ops("up")
+    written_by_b = ciphertexts(team.a.pulumi("stack", "export").stdout)
+    read_by_a = team.a.pulumi("stack", "export", "--show-secrets")
 
     assert after.returncode == 1, after.stdout + after.stderr
     assert "the lock is stale, left by a run that was killed" in after.stderr, after.stderr
     assert "pulumi cancel --stack dev --yes" in after.stderr
     assert cancel.returncode == 0, cancel.stderr
     assert again.returncode == 0, again.stdout + again.stderr
+    # B's up encrypted the state's secrets anew, and A decrypts them: the passphrase is all the machines share.
+    assert written_by_b, "the state holds no secret"
+    assert not written_by_b & written_by_a, "B's up left A's ciphertexts: it wrote no secret of its own"
+    assert read_by_a.returncode == 0, read_by_a.stderr
+    password = Path(os.environ["HELLO_REGISTRY_PASSWORD_FILE"]).read_text().strip()
+    assert password in read_by_a.stdout, "A could not decrypt the registry password B's up wrote"
 
 
 def test_an_earlier_checkpoint_is_restored_from_pulumi_s_own_backups(team: Team, tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from ops.__main__ import main
 from ops.locking import MAX_WAIT_SECONDS, StackLockedError, locked
 from ops.program_copy import copy_program
+from tests import ops_process
 from tests.conftest import ROOT
 
 PULUMI_MISSING = "error: the pulumi CLI must be on PATH (`make tools` builds it), got no 'pulumi'\n"
@@ -91,8 +90,8 @@ def test_every_command_without_pulumi_on_path_is_a_named_error_that_changes_noth
     empty.mkdir()
     before = tree(tmp_path)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", *args],
+    result = ops_process.run(
+        args,
         cwd=project,
         env={
             "PATH": str(empty),
@@ -104,10 +103,6 @@ def test_every_command_without_pulumi_on_path_is_a_named_error_that_changes_noth
             "PULUMI_CONFIG_PASSPHRASE": "unused",
         },
         input="value\n",
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
     )
 
     assert result.returncode == 2, result.stderr

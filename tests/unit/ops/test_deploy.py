@@ -21,6 +21,7 @@ from ops.program_copy import copy_program
 from ops.review_gate import Fingerprint, plan_file, review_file, save
 from ops.stack_copy import local_password_to_set, remember_password, stack_copy_file, write_stack_copy
 from settings.local_platform import uses_local_platform
+from tests import ops_process
 from tests.conftest import ROOT
 from tests.unit.ops.stand_in_kubectl import install_kubectl
 from tests.unit.ops.test_promotion import fake_registry  # noqa: F401 - a fixture
@@ -150,13 +151,10 @@ def test_an_unknown_stack_is_refused_naming_the_stacks_there_are_before_anything
     project: Path, command: str
 ) -> None:
     write_stack(project, "dev", BUILDS_LOCALLY)
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", command, "nope"],
+    result = ops_process.run(
+        [command, "nope"],
         cwd=project,
         env={**os.environ, "PYTHONPATH": str(ROOT), "HELLO_PROJECT_DIR": str(project), "PATH": "/nonexistent"},
-        capture_output=True,
-        text=True,
-        check=False,
     )
 
     assert (result.returncode, result.stdout) == (2, "")
@@ -243,13 +241,7 @@ def test_a_stop_signal_during_an_up_cancels_pulumi_once_waits_for_it_and_does_no
     fake_registry: str,  # noqa: F811 - the fixture
 ) -> None:
     _, env, log = ops_project(tmp_path, "qa", registry=fake_registry)
-    with subprocess.Popen(
-        [sys.executable, "-m", "ops", "up", "qa"],
-        env={**env, "FAKE_UP_SECONDS": "30"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
+    with ops_process.start(["up", "qa"], cwd=ROOT, env={**env, "FAKE_UP_SECONDS": "30"}) as process:
         assert process.stdout is not None
         assert process.stdout.readline() == "Updating (qa):\n"
         process.send_signal(signal.SIGINT)
@@ -265,14 +257,7 @@ def test_a_stop_signal_during_an_up_cancels_pulumi_once_waits_for_it_and_does_no
 def test_a_stack_pulumi_cannot_open_is_a_failure_quoting_pulumi_and_nothing_runs(tmp_path: Path) -> None:
     _, env, log = ops_project(tmp_path, "qa")
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", "preview", "qa"],
-        env={**env, "FAKE_OPEN_FAILS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = ops_process.run(["preview", "qa"], cwd=ROOT, env={**env, "FAKE_OPEN_FAILS": "1"})
 
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error: pulumi could not open stack 'qa', so nothing ran:\n")
@@ -306,9 +291,7 @@ def test_a_preview_that_waited_for_a_promotion_s_lock_runs_with_what_the_promoti
         assert holder.stdout is not None
         assert holder.stdin is not None
         assert holder.stdout.readline() == "held\n"
-        preview = subprocess.Popen(
-            [sys.executable, "-m", "ops", "preview", "qa"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        preview = ops_process.start(["preview", "qa"], cwd=ROOT, env=env)
         # The preview waits for the promotion's lock before it writes its copy; the promotion pins and lets go.
         time.sleep(1.5)
         assert preview.poll() is None, "the preview must wait for the promotion's lock"
@@ -333,9 +316,7 @@ def test_an_up_reads_nothing_back_and_says_where_the_service_answers_from_the_en
 ) -> None:
     _, env, log = ops_project(tmp_path, "qa", service_port, registry=fake_registry)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", "up", "qa"], env=env, capture_output=True, text=True, check=False
-    )
+    result = ops_process.run(["up", "qa"], cwd=ROOT, env=env)
 
     assert result.returncode == 0, result.stderr
     assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
@@ -379,13 +360,7 @@ def test_an_up_held_to_a_review_runs_pulumi_up_with_the_reviewed_update_plan(
     reviewed = Fingerprint(stack="qa", changes={}, build_context=None, plan=sha256_of(plan_file(reviews, "qa")))
     save(review_file(reviews, "qa"), reviewed, "summary")
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", "up", "qa", f"--reviewed={review_file(reviews, 'qa')}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = ops_process.run(["up", "qa", f"--reviewed={review_file(reviews, 'qa')}"], cwd=ROOT, env=env)
 
     assert result.returncode == 0, result.stderr
     (up,) = [entry for entry in map(json.loads, log.read_text().splitlines()) if entry["args"][0] == "up"]

@@ -11,14 +11,14 @@ import contextlib
 import http.server
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ops.deploy import promote_hint
-from tests.conftest import serving
+from tests import ops_process
+from tests.conftest import ROOT, serving
 from tests.unit.ops.test_deploy import ops_project
 
 PLACEHOLDER = "sha256:" + "0" * 64
@@ -47,9 +47,7 @@ def run_ops(
     _, env, log = ops_project(tmp_path, "prod", registry=address)
     env = {key: value for key, value in env.items() if not key.startswith("REGISTRY_")}
     env.update(DOCKER_CONFIG=str(tmp_path / "docker"), **credentials)
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", action, "prod"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = ops_process.run([action, "prod"], cwd=ROOT, env=env)
     return result, [json.loads(line)["args"][0] for line in log.read_text().splitlines()]
 
 

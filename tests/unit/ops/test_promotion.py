@@ -30,7 +30,9 @@ from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_config
 from ops.promotion import PromotionError, Request, StackName, candidate, check_chain, stack_name
 from settings.stack_files import StackFileError, set_settings
+from tests import ops_process
 from tests.conftest import ROOT, serving
+from tests.ops_process import OpsProcess
 from tests.unit.ops.stand_in_kubectl import install_kubectl
 
 DIGEST = "sha256:" + "1" * 64
@@ -256,7 +258,15 @@ def events(kind):
 if args == ["version"]:
     print("v3.200.0")
     sys.exit(0)
+def made(stack):  # the backend holds every stack but FAKE_PULUMI_MISSING's, unless `stack init` made it
+    inits = [entry["args"] for entry in map(json.loads, log.read_text().splitlines()) if "args" in entry]
+    missing = os.environ.get("FAKE_PULUMI_MISSING", "").split()
+    return stack not in missing or any(a[:2] == ["stack", "init"] and stack in a for a in inits)
+
 record(args=args)
+if args[:2] == ["stack", "select"] and not made(flag("--stack")):
+    print(f"error: no stack named '{flag('--stack')}' found", file=sys.stderr)
+    sys.exit(255)
 if args[:2] == ["stack", "output"]:
     print(json.dumps(json.loads(os.environ["FAKE_PULUMI_OUTPUTS"]).get(flag("--stack"), {})))
 elif args[:2] == ["stack", "history"]:
@@ -379,28 +389,18 @@ class Promotion:
     log: Path
     image: str
 
-    def start(self, *args: str, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ops", "promote", *args],
-            cwd=ROOT,
-            env=self.env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def start(self, *args: str, stdin: int = subprocess.DEVNULL) -> OpsProcess:
+        return ops_process.start(["promote", *args], cwd=ROOT, env=self.env, stdin=stdin)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        process = self.start(*args)
-        stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT_SECONDS)
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        return ops_process.run(["promote", *args], cwd=ROOT, env=self.env, timeout=PROCESS_TIMEOUT_SECONDS)
 
     def entries(self) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def wait_for(self, key: str, process: subprocess.Popen[str]) -> None:
+    def wait_for(self, key: str, process: OpsProcess) -> None:
         deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
         while not any(key in entry for entry in self.entries()):
             assert process.poll() is None, process.communicate()
@@ -528,6 +528,22 @@ def test_promotion_to_a_fully_qualified_stack_restores_that_stacks_file(
     assert sorted(path.name for path in promotion.project.iterdir() if path.is_file()) == sorted(
         ["Pulumi.yaml", *(path.name for path in ROOT.glob("Pulumi.*.yaml"))]
     )
+
+
+def test_a_first_promotion_makes_the_target_stack_the_backend_lacks_and_previews_it(promotion: Promotion) -> None:
+    before = promotion.stack_file()
+    promotion.env["FAKE_PULUMI_MISSING"] = "staging"
+    promotion.env["FAKE_PULUMI_PREVIEW"] = "fail"
+
+    result = promotion.run("--from", "dev", "--to", "staging", "--yes")
+
+    commands = [entry["args"] for entry in promotion.entries() if "args" in entry]
+    (made,) = [index for index, args in enumerate(commands) if args[:2] == ["stack", "init"]]
+    assert "staging" in commands[made], commands[made]
+    assert any(args[0] == "preview" and "staging" in args for args in commands[made:]), commands
+    assert "no stack named 'staging'" not in result.stderr, result.stderr
+    assert "error: pulumi failed; the target's settings were restored" in result.stderr, result.stderr
+    assert promotion.stack_file() == before
 
 
 def test_promotion_previews_and_deploys_with_the_policy_pack_at_the_targets_enforcement(promotion: Promotion) -> None:

@@ -10,8 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from ops.review_summary import (
     summarize,
     violations,
 )
+from tests import ops_process
 from tests.conftest import ROOT
 from tests.unit.ops.test_deploy import ops_project
 from tests.unit.ops.test_promotion import fake_registry  # noqa: F401 - a fixture
@@ -198,13 +197,7 @@ def test_make_preview_and_up_run_the_policy_pack_at_the_stacks_enforcement(
 ) -> None:
     _, env, log = ops_project(tmp_path, stack, service_port, registry=fake_registry)
     for command in ("preview", "up"):
-        result = subprocess.run(
-            [sys.executable, "-m", "ops", command, stack],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = ops_process.run([command, stack], cwd=ROOT, env=env)
         assert result.returncode == 0, result.stderr
     assert f"The service answers at http://127.0.0.1:{service_port}/:\nHello World\n" in result.stdout
 
@@ -222,13 +215,7 @@ def test_an_up_refuses_a_review_of_another_stack_before_pulumi_previews_or_deplo
     reviewed = tmp_path / "qa.review.json"
     reviewed.write_text('{"version": 2, "stack": "prod", "changes": {}}')
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ops", "up", "qa", f"--reviewed={reviewed}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = ops_process.run(["up", "qa", f"--reviewed={reviewed}"], cwd=ROOT, env=env)
 
     assert result.returncode == 2
     assert "REVIEWED must be a review of stack 'qa', got one of 'prod'" in result.stderr
