@@ -93,12 +93,16 @@ def test_broken_sibling_is_reported_and_the_others_are_still_read(tmp_path: Path
     assert reported == ["Pulumi.broken.yaml must be YAML, got an error at line 2, column 1"]
 
 
-def test_stack_runs_beside_a_broken_sibling_stack_file(deploy: Deploy) -> None:
-    broken = ROOT / "Pulumi.zz-broken.yaml"
-    broken.write_text("config: [a, b\n")
-    try:
-        deployed = deploy("staging", {"hello-world:image": PINNED})
-    finally:
-        broken.unlink()
+def test_stack_runs_beside_a_broken_sibling_stack_file(
+    deploy: Deploy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The program reads its siblings from its working directory: a copy of the project's, never the checkout itself,
+    # which other tests read meanwhile.
+    for stack_file in ROOT.glob("Pulumi.*.yaml"):
+        shutil.copy(stack_file, tmp_path)
+    (tmp_path / "Pulumi.zz-broken.yaml").write_text("config: [a, b\n")
+    monkeypatch.chdir(tmp_path)
+
+    deployed = deploy("staging", {"hello-world:image": PINNED})
 
     assert deployed.resources != []
