@@ -8,6 +8,7 @@ step starts from the state the previous one left, as a person doing the exercise
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -110,10 +111,17 @@ class LoadResult:
 
 
 class Load:
-    """A bounded loop of GETs against a node port, counted, run in a thread while a rollout happens."""
+    """A bounded loop of GETs against a node port (or of ``request``, which returns a body or raises), counted, run in
+    a thread while a rollout happens."""
 
-    def __init__(self, url: str = URL, interval_seconds: float = LOAD_INTERVAL_SECONDS) -> None:
-        self.url, self.interval_seconds = url, interval_seconds
+    def __init__(
+        self,
+        url: str = URL,
+        interval_seconds: float = LOAD_INTERVAL_SECONDS,
+        request: Callable[[], str] | None = None,
+    ) -> None:
+        self.request = request or (lambda: get(url))
+        self.interval_seconds = interval_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.result = LoadResult(0, 0, 0.0, [])
@@ -133,8 +141,8 @@ class Load:
                 break
             self.result.sent += 1
             try:
-                self.result.bodies.add(get(self.url))
-            except (urllib.error.URLError, OSError) as error:
+                self.result.bodies.add(self.request())
+            except (OSError, http.client.HTTPException) as error:  # urllib's URLError is an OSError
                 self.result.failed += 1
                 self.result.errors.append(repr(error))
             time.sleep(self.interval_seconds)

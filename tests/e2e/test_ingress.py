@@ -11,13 +11,13 @@ file order.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +27,7 @@ import yaml
 
 from ops.ingress_objects import IngressObjectsMissingError, check_ingress_objects
 from settings.stack_files import plain_config
-from tests.e2e.test_exercise import LOAD_MAX_REQUESTS, LOAD_MAX_SECONDS, LoadResult, kube_object, set_message
+from tests.e2e.test_exercise import Load, kube_object, set_message
 from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace
 
@@ -109,39 +109,12 @@ def http_get() -> http.client.HTTPResponse:
     return response
 
 
-class HttpsLoad:
-    """A bounded loop of GETs through the Ingress over HTTPS (loopback), counted, run in a thread."""
-
-    def __init__(self) -> None:
-        self.context = ssl.create_default_context(cafile=ca_cert())
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.result = LoadResult(0, 0, 0.0, [])
-
-    def __enter__(self) -> HttpsLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(LOAD_MAX_SECONDS)
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        while not self._stop.is_set() and self.result.sent < LOAD_MAX_REQUESTS:
-            if time.monotonic() - started > LOAD_MAX_SECONDS:
-                break
-            self.result.sent += 1
-            try:
-                status, body = https_get(self.context)
-                if status != 200:
-                    raise OSError(f"HTTP {status}: {body[:80]!r}")
-                self.result.bodies.add(body)
-            except (OSError, http.client.HTTPException) as error:
-                self.result.failed += 1
-                self.result.errors.append(repr(error))
-            time.sleep(LOAD_INTERVAL_SECONDS)
-        self.result.seconds = time.monotonic() - started
+def https_body(context: ssl.SSLContext) -> str:
+    """One request of the load through the Ingress: its body, or an error for anything but 200."""
+    status, body = https_get(context)
+    if status != 200:
+        raise OSError(f"HTTP {status}: {body[:80]!r}")
+    return body
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +212,8 @@ def test_rolling_update_through_the_ingress_loses_no_request(
 ) -> None:
     set_message(workspace, "Hello Rolled World")
 
-    with HttpsLoad() as load:
+    context = ssl.create_default_context(cafile=ca_cert())
+    with Load(interval_seconds=LOAD_INTERVAL_SECONDS, request=functools.partial(https_body, context)) as load:
         workspace.up()
         # The old pods drain after the up returns: keep the load on until the new version alone answers.
         curl_eventually("Hello Rolled World")
