@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.ingress import IngressArgs, Route, RoutedServiceArgs, routed_ingress
 from components.labels import AppLabels
 from components.pull_secret import PullSecretArgs, pull_secret, pull_secret_refs
 from components.unknown import unknown
@@ -31,7 +32,6 @@ NODE_PORTS = (30000, 32767)
 """Kubernetes' default node port range; the policy pack keeps its own copy, held equal by a test."""
 DEFAULT_REPLICAS = 3
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
-DEFAULT_INGRESS_PATH = "/"
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 """A name Kubernetes takes for a Service (RFC 1035: it starts with a letter)."""
 POD_SECURITY_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
@@ -45,8 +45,6 @@ TERMINATION_GRACE_SECONDS = 30
 MIN_READY_SECONDS = 2
 """A new pod counts as available only after staying ready this long: two readiness probes in a row."""
 READINESS_PERIOD_SECONDS = 1
-REDIRECT_ANNOTATIONS = {"traefik.ingress.kubernetes.io/router.middlewares": "https-redirect@file"}
-"""Asks the local platform's Traefik for its ``https-redirect`` middleware (tooling/platform/ingress.sh)."""
 VERSION_LABEL = "app.kubernetes.io/version"
 """On the pods: the image they run, so the check reaches the new version's pods only."""
 DENY_EGRESS_SUFFIX = "-deny-egress"
@@ -101,82 +99,6 @@ class ResourcesArgs:
                 "ephemeral-storage": self.ephemeral_storage_limit,
             },
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class IngressArgs:
-    """Routes ``http(s)://host/path`` to the Service."""
-
-    host: str
-    """Host name to route."""
-    path: str = DEFAULT_INGRESS_PATH
-    """Path prefix. Default ``/``."""
-    class_name: str | None = None
-    """IngressClass; default: the cluster's default class."""
-    tls_secret_name: str | None = None
-    """Secret with the certificate for ``host`` and every further service's host; default: no TLS."""
-    controller_certificate: bool = False
-    """TLS for ``host`` with the ingress controller's default certificate (a ``tls`` entry without a Secret);
-    default ``False``."""
-    redirect_to_https: bool = False
-    """Plain HTTP answers with a redirect to HTTPS (the local platform's Traefik middleware); default ``False``."""
-
-    def __post_init__(self) -> None:
-        if self.controller_certificate and self.tls_secret_name:
-            raise ValueError("controller_certificate must be False when tls_secret_name is set, got True")
-        if self.redirect_to_https and not self.has_tls:
-            raise ValueError(
-                "redirect_to_https must be False without TLS (tls_secret_name or controller_certificate), got True"
-            )
-
-    @property
-    def has_tls(self) -> bool:
-        """Whether ``host`` is served over TLS."""
-        return bool(self.tls_secret_name) or self.controller_certificate
-
-    @property
-    def url(self) -> str:
-        """The main service's URL through the Ingress."""
-        return self.url_for(self.host, self.path)
-
-    def url_for(self, host: str, path: str) -> str:
-        """The URL of ``host`` and ``path`` through this Ingress: HTTPS where it terminates TLS (for every host)."""
-        scheme = "https" if self.has_tls else "http"
-        return f"{scheme}://{host}{path}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class RoutedServiceArgs:
-    """A further service beside the main one: the same image, with a Deployment and a ClusterIP Service of its own,
-    reached only through the main service's Ingress (it has no node port)."""
-
-    name: str
-    """Names its Deployment, Service and ``app.kubernetes.io/name``: a DNS label of at most 49 characters, so that
-    the names of its objects (``<name>-verify-target``) fit one too."""
-    path: str = DEFAULT_INGRESS_PATH
-    """Path prefix the Ingress routes to it. Default ``/``."""
-    host: str | None = None
-    """Host name the Ingress routes to it. Default: the Ingress's ``host``."""
-    message: str | None = None
-    """What its pods answer (the app's ``MESSAGE``), which its check expects too. Default: the app's own answer,
-    checked like the main service's."""
-    replicas: int | None = None
-    """Pod count. Default: the main service's."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """A host and path prefix of the Ingress, and the service that answers there."""
-
-    host: str
-    path: str
-    service: str
-    """The Kubernetes name of the Service."""
-
-    @property
-    def prefix(self) -> str:
-        """The path as a Prefix match reads it: ``/v2`` and ``/v2/`` match the same requests."""
-        return self.path.rstrip("/") or "/"
 
 
 def object_names(service: str) -> frozenset[str]:
@@ -362,7 +284,9 @@ class WebService(pulumi.ComponentResource):
         self.service_urls = None
         if args.ingress is not None:
             in_namespace = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=namespace_name, labels=labels.all)
-            _ingress(name, args.ingress, in_namespace, args.routes, [each.service for each in served], self)
+            routed_ingress(
+                name, args.ingress, in_namespace, args.routes, [each.service for each in served], self, SERVICE_PORT
+            )
             self.ingress_url = pulumi.Output.from_input(args.ingress.url)
             self.service_urls = pulumi.Output.from_input(
                 {route.service: args.ingress.url_for(route.host, route.path) for route in args.routes}
@@ -688,65 +612,6 @@ def _deployment_spec(
             metadata=k8s.meta.v1.ObjectMetaArgs(labels=version.apply(lambda v: {**labels.all, VERSION_LABEL: v})),
             spec=pod,
         ),
-    )
-
-
-def _ingress(
-    name: str,
-    ingress: IngressArgs,
-    metadata: k8s.meta.v1.ObjectMetaArgs,
-    routes: Sequence[Route],
-    services: Sequence[k8s.core.v1.Service],
-    parent: pulumi.Resource,
-) -> k8s.networking.v1.Ingress:
-    """The one Ingress of the stack: a rule per host, a Prefix path per route, one TLS entry for every host."""
-    by_name = {route.service: service for route, service in zip(routes, services, strict=True)}
-    hosts = list(dict.fromkeys(route.host for route in routes))
-    rules = [
-        k8s.networking.v1.IngressRuleArgs(
-            host=host,
-            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                paths=[
-                    k8s.networking.v1.HTTPIngressPathArgs(
-                        path=route.path, path_type="Prefix", backend=_backend(by_name[route.service])
-                    )
-                    for route in routes
-                    if route.host == host
-                ]
-            ),
-        )
-        for host in hosts
-    ]
-    return k8s.networking.v1.Ingress(
-        f"{name}-ingress",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=metadata.name,
-            namespace=metadata.namespace,
-            labels=metadata.labels,
-            # Pulumi would otherwise wait for a load balancer address that only an
-            # ingress controller assigns; local and NodePort clusters have none.
-            annotations={"pulumi.com/skipAwait": "true", **(REDIRECT_ANNOTATIONS if ingress.redirect_to_https else {})},
-        ),
-        spec=k8s.networking.v1.IngressSpecArgs(
-            ingress_class_name=ingress.class_name,
-            rules=rules,
-            # No secret_name with the controller's certificate: the controller serves every host with its default one.
-            tls=(
-                [k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=ingress.tls_secret_name)]
-                if ingress.has_tls
-                else None
-            ),
-        ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(services)),
-    )
-
-
-def _backend(service: k8s.core.v1.Service) -> k8s.networking.v1.IngressBackendArgs:
-    return k8s.networking.v1.IngressBackendArgs(
-        service=k8s.networking.v1.IngressServiceBackendArgs(
-            name=service.metadata.name,
-            port=k8s.networking.v1.ServiceBackendPortArgs(number=SERVICE_PORT),
-        )
     )
 
 

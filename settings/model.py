@@ -13,8 +13,8 @@ from pydantic_core import PydanticCustomError
 
 from components import Builder, IngressArgs, ResourcesArgs, VerificationArgs
 from components.container_image import DEFAULT_BUILDER, DEFAULT_PLATFORM
+from components.ingress import DEFAULT_INGRESS_PATH
 from components.web_service import (
-    DEFAULT_INGRESS_PATH,
     DEFAULT_REPLICAS,
     DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
     MAX_SERVICE_NAME_LENGTH,
