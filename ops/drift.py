@@ -24,6 +24,10 @@ from settings.stack_files import restoring
 
 DRIFT_OPS = ("update", "delete")
 """What a refresh does to a resource whose cluster object differs (update) or is gone (delete)."""
+OF_THIS_CHECKOUT = {"docker-build:index:Image": frozenset({"contextHash"})}
+"""Fields a read computes from this checkout, not from what runs: the docker-build provider hashes the local build
+context on every read, so a checkout whose ``app/`` differs from the deployed one (another machine's, or code not
+deployed yet) shows it changed. That is a code change, which ``make preview`` shows, not drift."""
 
 
 class DriftCheckError(Exception):
@@ -91,6 +95,10 @@ def drifted(events: Iterable[auto.EngineEvent]) -> list[Drifted]:
             continue
         old, new = step["oldState"] or {}, step["newState"] or {}
         paths = sorted(step.get("detailedDiff") or {}) or step.get("diffReasons") or []
+        if step["op"] == "update" and paths:
+            paths = [path for path in paths if path not in OF_THIS_CHECKOUT.get(type_, frozenset())]
+            if not paths:
+                continue
         fields = tuple((path, display(state_value(old, path)), display(state_value(new, path))) for path in paths)
         found.append(Drifted(op=step["op"], type=type_, name=name, fields=fields))
     return found

@@ -50,6 +50,27 @@ def test_drifted_is_empty_when_every_refresh_step_is_the_same() -> None:
     assert drifted([_outputs_event(1, "same"), _outputs_event(2, "same", STACK_URN)]) == []
 
 
+IMAGE_URN = "urn:pulumi:dev::hello-world::hello-world:index:ContainerImage$docker-build:index:Image::app-image"
+
+
+def test_a_build_context_hash_of_this_checkout_is_no_drift_but_the_images_other_fields_are() -> None:
+    events = [
+        _outputs_event(1, "update", IMAGE_URN, old={}, new={}, detailedDiff={"contextHash": {"diffKind": "update"}}),
+        _outputs_event(
+            2,
+            "update",
+            IMAGE_URN.replace("::app-image", "::other"),
+            old={},
+            new={},
+            detailedDiff={"contextHash": {"diffKind": "update"}, "tags": {"diffKind": "update"}},
+        ),
+    ]
+
+    assert drifted(events) == [
+        Drifted(op="update", type="docker-build:index:Image", name="other", fields=(("tags", "(none)", "(none)"),))
+    ]
+
+
 def test_summary_escapes_values_as_the_review_does() -> None:
     found = [Drifted(op="update", type="t", name="n`x", fields=(("metadata.labels.a", "<b>", "*c*\nd"),))]
 
