@@ -236,3 +236,22 @@ def service_port() -> Iterator[int]:
     """A stand-in for the service on its node port: `make up` asks it for its answer."""
     with serving(_Hello) as port:
         yield port
+
+
+LONGEST_FILES_FIRST = (
+    "tests/unit/tooling/test_bench.py",
+    "tests/e2e/test_rollback.py",
+    "tests/e2e/test_promote_verified.py",
+    "tests/e2e/test_rollback_promotion.py",
+    "tests/e2e/test_promotion.py",
+    "tests/e2e/test_team.py",
+    "tests/e2e/test_promotion_prompt.py",
+)
+"""The real layer's longest files (`--durations=20`, 2026-12-06), in that order. `make test` gives each file to one
+worker, in collection order: the bench's file, collected last, ran alone at the end of the run."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A stable sort: every file keeps its tests' order, which the files that share a stack rely on.
+    rank = {path: index for index, path in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
