@@ -24,9 +24,9 @@ from typing import Any
 from pulumi import automation as auto
 
 from image_ref import ImageRef, parse_image_ref
-from ops import PROJECT_DIR
+from ops import PROJECT_DIR, to_stderr
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
-from ops.ingress_objects import check_ingress_objects
+from ops.ingress_objects import check_stack_ingress
 from ops.locking import backend_lock_error, locked
 from ops.policy_config import policy_run
 from ops.rollback import DeployError, Failure, roll_back
@@ -114,7 +114,7 @@ def run(
         cancelled = f"pulumi {request.action.value} was cancelled and has exited"
         engine.runner.stop_detail = f"{cancelled}; not rolling back" if request.action is Action.UP else cancelled
         color = "always" if sys.stdout.isatty() else "never"
-        output = {"on_output": say, "on_error": _to_stderr, "color": color, "config_file": str(config_file)}
+        output = {"on_output": say, "on_error": to_stderr, "color": color, "config_file": str(config_file)}
         # The pack is the one beside this code, whichever project copy it deploys. The stack's lock keeps a
         # promotion from writing its file meanwhile (the review gate above takes it for its own preview); the
         # engine's reads of the stack without this machine's copy (select, its outputs, its history) write a
@@ -134,10 +134,8 @@ def run(
                 message = f"pulumi could not open stack {request.stack!r}, so nothing ran:\n{error}"
                 raise StackOpenError(message) from error
             if request.action in (Action.PREVIEW, Action.UP):
-                check_pinned_image(engine, stack, work_dir, config_file, environ, say=_to_stderr)
-                check_ingress_objects(
-                    read_known_settings(work_dir, request.stack), request.stack, work_dir, say=_to_stderr
-                )
+                check_pinned_image(engine, stack, work_dir, config_file, environ, say=to_stderr)
+                check_stack_ingress(request.stack, work_dir)
             pack = {"policy_packs": [str(policy.pack)], "policy_pack_configs": [str(policy.config)]}
             try:
                 if request.action is Action.PREVIEW:
@@ -175,7 +173,7 @@ def run(
                         doubt=doubt,
                         say=say,
                     ) from error
-                evidence.record_after_up(log.events, request.stack, registry_for, work_dir, _to_stderr)
+                evidence.record_after_up(log.events, request.stack, registry_for, work_dir, to_stderr)
                 outputs = log.stack_outputs()
                 _show_answer(outputs.get("nodePort"), settings, work_dir, environ, say)
                 _show_service_urls(outputs.get("serviceUrls"), say)
@@ -263,10 +261,6 @@ def promote_hint(stack: str) -> str:
     if stack in CHAIN[1:]:
         return f"`make promote FROM={CHAIN[CHAIN.index(stack) - 1]} TO={stack}`"
     return f"`make promote FROM=<stack> TO={stack} ARGS=--out-of-chain`"
-
-
-def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def _store_local_password(

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ops import to_stderr
 from settings import decoded_object, default_namespace
 from settings.local_platform import LOCAL_KUBECONFIG
-from settings.stack_files import StackFileError
+from settings.stack_files import StackFileError, read_known_settings
 
 KUBECTL_TIMEOUT_SECONDS = 20
 """How long kubectl may take to answer, all in; it gives the API server half of it."""
@@ -131,6 +132,17 @@ def check_ingress_objects(
         raise IngressObjectsMissingError(
             f"the Ingress of stack {stack!r} names what its cluster does not have, so nothing ran:\n{lines}"
         )
+
+
+def check_stack_ingress(stack: str, work_dir: Path) -> None:
+    """:func:`check_ingress_objects` of the stack's file as it is, what could not be asked said on stderr: what a
+    preview, an up, a review and a promotion run first.
+
+    Raises:
+        IngressObjectsMissingError: As :func:`check_ingress_objects`.
+        StackFileError: When the stack's file is missing or broken.
+    """
+    check_ingress_objects(read_known_settings(work_dir, stack), stack, work_dir, say=to_stderr)
 
 
 def _problems(needs: IngressNeeds, found: set[ClusterObject], ask: Find) -> list[str]:

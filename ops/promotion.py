@@ -20,11 +20,11 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from image_ref import DIGEST, ImageRef, parse_image_ref
-from ops import PROJECT_DIR, evidence
+from ops import PROJECT_DIR, evidence, to_stderr
 from ops.engine import CommandError, Engine, EventLog, Interrupted, require_pulumi
 from ops.evidence import git_commit
 from ops.image_names import ImageName, parse_image_name
-from ops.ingress_objects import check_ingress_objects
+from ops.ingress_objects import check_stack_ingress
 from ops.locking import LOCK_WAIT_SECONDS, backend_lock_error, locked
 from ops.policy_config import policy_run
 from ops.registry import Registry, RegistryError, same_registry
@@ -38,7 +38,6 @@ from settings import PROJECT
 from settings.stack_files import (
     STACK_NAME,
     plain_config,
-    read_known_settings,
     restoring,
     set_settings,
     stack_file,
@@ -342,9 +341,7 @@ def promote(
         registry = target_registry(image, work_dir, target, engine)
         check_served(image, registry, copied_from)
         # The target's Ingress is checked as a preview or up of it checks it: before anything is pinned.
-        check_ingress_objects(
-            read_known_settings(work_dir, target_stack.name), target_stack.name, work_dir, say=_to_stderr
-        )
+        check_stack_ingress(target_stack.name, work_dir)
         deployed = target.outputs().get("imageRef")
         if deployed is not None and deployed.value == str(image):
             say(f"{request.target} already runs {image}; nothing to promote")
@@ -400,7 +397,7 @@ def promote(
                 try:
                     _deploy(target, engine, say, packs, configs, config_file, log, plan)
                     evidence.record_after_up(
-                        log.events, target_stack.name, lambda _: registry, work_dir, _to_stderr, expected=image
+                        log.events, target_stack.name, lambda _: registry, work_dir, to_stderr, expected=image
                     )
                 except CommandError as error:
                     # Another machine's update holds the shared backend's lock: nothing ran, nothing to roll back.
@@ -468,10 +465,6 @@ def provenance(source: str, image: ImageRef, commit: str) -> dict[str, str]:
     """Where a promoted image came from, recorded in the target's ``promotion`` setting."""
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     return {"from": source, "digest": image.digest, "at": now, "commit": commit}
-
-
-def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def ask(question: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,12 @@ from pulumi import automation as auto
 
 from ops import PROJECT_DIR
 from ops.engine import CommandError, Engine, EventLog, require_pulumi
-from ops.ingress_objects import check_ingress_objects
+from ops.ingress_objects import check_stack_ingress
 from ops.locking import StackLockedError, locked
 from ops.policy_config import policy_run
 from ops.stack_copy import write_stack_copy
 from settings import DEFAULT_BUILD_CONTEXT
-from settings.stack_files import StackFileError, read_known_settings, restoring
+from settings.stack_files import StackFileError, restoring
 
 # Pulumi marks a secret value on the wire and in state with this key.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -320,7 +319,7 @@ def preview_stack(
             opened = engine.stack(stack, create=True)
             config_file = write_stack_copy(work_dir, stack)
             # As `make preview` does: a class or Secret the cluster lacks is named before anything is previewed.
-            check_ingress_objects(read_known_settings(work_dir, stack), stack, work_dir, say=_warn)
+            check_stack_ingress(stack, work_dir)
             with policy_run(PROJECT_DIR, stack) as policy:
                 try:
                     opened.preview(
@@ -428,7 +427,3 @@ def app_changes(work_dir: Path) -> list[str]:
         check=False,
     )
     return sorted(line[3:] for line in result.stdout.splitlines()) if result.returncode == 0 else []
-
-
-def _warn(line: str) -> None:
-    print(line, file=sys.stderr)
