@@ -32,7 +32,7 @@ NODE_PORTS = (30000, 32767)
 """Kubernetes' default node port range; the policy pack keeps its own copy, held equal by a test."""
 DEFAULT_REPLICAS = 3
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 300
-DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 """A name Kubernetes takes for a Service (RFC 1035: it starts with a letter)."""
 POD_SECURITY_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
 """The API server itself refuses any pod in the namespace that breaks the "restricted" Pod Security Standard."""
@@ -130,7 +130,7 @@ def routing_problems(main: str, ingress: IngressArgs | None, services: Sequence[
     routed = {(main_route.host, main_route.prefix): "the main service (ingress.host and ingress.path)"}
     for index, service in enumerate(services):
         key = f"services[{index}]"
-        if not (DNS_LABEL.fullmatch(service.name) and len(service.name) <= MAX_SERVICE_NAME_LENGTH):
+        if not (SERVICE_NAME.fullmatch(service.name) and len(service.name) <= MAX_SERVICE_NAME_LENGTH):
             problems.append(
                 f"{key}.name must be a DNS label of at most {MAX_SERVICE_NAME_LENGTH} characters starting with a "
                 f"letter, got {service.name!r}"

@@ -19,6 +19,7 @@ from components.web_service import (
     DEFAULT_ROLLOUT_TIMEOUT_SECONDS,
     MAX_SERVICE_NAME_LENGTH,
     NODE_PORTS,
+    SERVICE_NAME,
 )
 from image_ref import PINNED_FORM, REGISTRY, REPOSITORY, ImageRef, parse_image_ref
 from settings import DEFAULT_BUILD_CONTEXT, decoded_list, decoded_object, default_namespace
@@ -35,8 +36,6 @@ DEFAULT_REPOSITORY = "hello-world"
 T = TypeVar("T")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z"
 DNS_NAME = r"^(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
-SERVICE_NAME = rf"^[a-z]([-a-z0-9]{{0,{MAX_SERVICE_NAME_LENGTH - 2}}}[a-z0-9])?\Z"
-"""A DNS label a Service takes (it starts with a letter), short enough for the names of the service's objects."""
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi)?\Z"
 
 
@@ -77,6 +76,14 @@ Boolean = Annotated[bool, WrapValidator(_plain), _expect("true or false")]
 Text = Annotated[str | None, _expect("text")]
 Quantity = Annotated[str, _expect("a Kubernetes quantity such as 100m or 128Mi", pattern=QUANTITY)]
 DnsName = Annotated[str, Field(pattern=DNS_NAME)]
+
+
+def _pinned_ref(value: Any) -> ImageRef:
+    """An image reference pinned by digest, parsed; a ValueError saying what the form is and what is wrong."""
+    parsed = parse_image_ref(str(value))
+    if isinstance(parsed, str):
+        raise ValueError(f"{PINNED_FORM} ({parsed})")
+    return parsed
 
 
 class Section(BaseModel):
@@ -220,7 +227,8 @@ class ServiceSettings(Section):
 
     name: str = _expect(
         f"a DNS label starting with a letter (lowercase letters, digits, '-', at most {MAX_SERVICE_NAME_LENGTH})",
-        pattern=SERVICE_NAME,
+        pattern=rf"^{SERVICE_NAME.pattern}\Z",
+        max_length=MAX_SERVICE_NAME_LENGTH,
     )
     """Names its Deployment and Service. Required; no other service's objects may share it."""
     message: str | None = _expect("non-empty text", default=None, min_length=1)
@@ -269,8 +277,7 @@ class VerificationSettings(Section):
     @field_validator("checker_image")
     @classmethod
     def _checker_pinned(cls, value: str) -> str:
-        if isinstance(problem := parse_image_ref(value), str):
-            raise ValueError(f"{PINNED_FORM} ({problem})")
+        _pinned_ref(value)
         return value
 
 
@@ -334,10 +341,7 @@ class StackSettings(Section):
     @field_validator("image", mode="before")
     @classmethod
     def _pinned(cls, value: Any) -> ImageRef:
-        parsed = parse_image_ref(str(value))
-        if isinstance(parsed, str):
-            raise ValueError(f"{PINNED_FORM} ({parsed})")
-        return parsed
+        return _pinned_ref(value)
 
     @field_validator("services", mode="before")
     @classmethod

@@ -45,6 +45,12 @@ def test_services_are_read_from_the_engines_json_with_their_defaults() -> None:
     ]
 
 
+def test_a_service_name_of_the_longest_length_is_taken() -> None:
+    settings = parse_settings(stack([{**V2, "name": "v" * 49}]), stack="prod")
+
+    assert settings.services[0].name == "v" * 49
+
+
 def test_a_stack_without_services_has_none() -> None:
     settings = parse_settings(stack(), stack="prod")
 
@@ -76,6 +82,11 @@ def test_a_stack_without_services_has_none() -> None:
             stack([{**V2, "name": "Hello_V2"}]),
             "services[0].name must be a DNS label starting with a letter (lowercase letters, digits, '-', at most 49), "
             "got 'Hello_V2'",
+        ),
+        (
+            stack([{**V2, "name": "v" * 50}]),
+            "services[0].name must be a DNS label starting with a letter (lowercase letters, digits, '-', at most 49), "
+            f"got {'v' * 50!r}",
         ),
         (
             stack([{"path": "/v2"}]),
@@ -131,6 +142,7 @@ def test_a_stack_without_services_has_none() -> None:
         "service-path-without-slash",
         "service-host-not-a-dns-name",
         "service-name-not-a-dns-label",
+        "service-name-too-long",
         "service-without-name",
         "service-named-as-the-main-one",
         "two-services-of-one-name",
