@@ -77,20 +77,6 @@ up() {
   info "base image $HELLO_BASE_IMAGE: node $(docker_ours run --rm --network none "$HELLO_BASE_IMAGE" node --version), $(docker_ours image inspect --format '{{.Size}}' "$HELLO_BASE_IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
 }
 
-# The digest the registry serves for $HELLO_BASE_IMAGE_REF, from a HEAD request; empty when it serves none.
-# The credentials reach curl as a config on standard input (-K -), never as an argument: ps shows those.
-served_digest() {
-  local repository=${HELLO_BASE_IMAGE%:*} tag=${HELLO_BASE_IMAGE##*:} password
-  password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
-  password=${password//\\/\\\\}
-  password=${password//\"/\\\"}
-  printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" | curl -fsS -K - -o /dev/null -I \
-    -w '%header{docker-content-digest}' \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json' --cacert "$HELLO_CA_CERT" \
-    "https://$HELLO_REGISTRY/v2/$repository/manifests/$tag" 2>/dev/null || true
-}
-
 # Records the base image pinned by its served digest in $HELLO_BASE_IMAGE_PINNED_FILE: the checker image of
 # local-platform stacks' verification (a digest differs per machine, so no tracked file can hold it).
 record_pinned() {
@@ -104,23 +90,15 @@ record_pinned() {
 # BuildKit (the docker-build provider's builder) cannot see the engine's images, so the base
 # image is also served by the local registry, as $HELLO_BASE_IMAGE_REF.
 publish() {
-  local config rc=0 digest
-  digest=$(served_digest)
-  if [[ -n $digest ]]; then
+  local repository=${HELLO_BASE_IMAGE%:*} tag=${HELLO_BASE_IMAGE##*:} digest
+  if digest=$(served_digest "$repository" "$tag"); then
     record_pinned "$digest"
     info "base image already served as $HELLO_BASE_IMAGE_REF ($digest)"
     return 0
   fi
-  config=$(mktemp -d)
-  {
-    DOCKER_CONFIG=$config docker_ours login "$HELLO_REGISTRY" -u "$HELLO_REGISTRY_USER" --password-stdin \
-      <"$HELLO_REGISTRY_PASSWORD_FILE" >/dev/null &&
-      docker_ours tag "$HELLO_BASE_IMAGE" "$HELLO_BASE_IMAGE_REF" &&
-      DOCKER_CONFIG=$config docker_ours push -q "$HELLO_BASE_IMAGE_REF" >/dev/null
-  } || rc=$?
-  rm -rf "$config"
-  [[ $rc -eq 0 ]] || die "could not push $HELLO_BASE_IMAGE_REF"
-  record_pinned "$(served_digest)"
+  { docker_ours tag "$HELLO_BASE_IMAGE" "$HELLO_BASE_IMAGE_REF" && push_ours "$HELLO_BASE_IMAGE_REF"; } ||
+    die "could not push $HELLO_BASE_IMAGE_REF"
+  record_pinned "$(served_digest "$repository" "$tag")"
   info "base image pushed as $HELLO_BASE_IMAGE_REF"
 }
 

@@ -74,46 +74,21 @@ RUN_AS=65532
 
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$HELLO_KUBECONFIG" --cache-dir "$KUBE_RUN/kubectl-cache" "$@"; }
 
-# registry_curl CURL-ARGS...: a request to the local registry as its user; the password reaches curl on its
-# standard input (a config), never its command line.
-registry_curl() {
-  local password
-  password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
-  password=${password//\\/\\\\}
-  password=${password//\"/\\\"}
-  printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" |
-    curl -fsS -m 10 -K - --cacert "$HELLO_CA_CERT" "$@"
-}
-
-# image_digest: the digest the registry serves for the image's tag; fails when it has none.
-image_digest() {
-  local digest
-  digest=$(registry_curl -I -o /dev/null -w '%header{docker-content-digest}' \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    "https://$HELLO_REGISTRY/v2/$IMAGE_REPOSITORY/manifests/$IMAGE_TAG" 2>/dev/null) || return 1
-  [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || return 1
-  echo "$digest"
-}
-
 # push_image: an image FROM scratch holding the static binary alone (no base image can be pulled here), imported
 # into our engine and pushed once; later runs find it in the registry.
 push_image() {
-  image_digest >/dev/null && return 0
-  local ref=$HELLO_REGISTRY/$IMAGE_REPOSITORY:$IMAGE_TAG root config rc=0
+  served_digest "$IMAGE_REPOSITORY" "$IMAGE_TAG" >/dev/null && return 0
+  local ref=$HELLO_REGISTRY/$IMAGE_REPOSITORY:$IMAGE_TAG root rc=0
   root=$(mktemp -d)
   install -m 0755 "$TRAEFIK_BIN" "$root/traefik"
-  config=$(mktemp -d)
   {
     tar -C "$root" --numeric-owner --owner=0 --group=0 -c traefik |
       docker_ours import --change 'ENTRYPOINT ["/traefik"]' --change "USER $RUN_AS:$RUN_AS" \
         --change "LABEL org.opencontainers.image.description=\"Traefik $TRAEFIK_VERSION built by tooling/platform/ingress.sh\"" \
         --message "traefik $TRAEFIK_VERSION (recipe $IMAGE_RECIPE)" - "$ref" >/dev/null &&
-      DOCKER_CONFIG=$config docker_ours login "$HELLO_REGISTRY" -u "$HELLO_REGISTRY_USER" --password-stdin \
-        <"$HELLO_REGISTRY_PASSWORD_FILE" >/dev/null 2>&1 &&
-      DOCKER_CONFIG=$config docker_ours push -q "$ref" >/dev/null
+      push_ours "$ref"
   } || rc=$?
-  rm -rf "$root" "$config"
+  rm -rf "$root"
   [[ $rc -eq 0 ]] || die "could not push $ref"
   info "pushed $ref"
 }
@@ -328,7 +303,7 @@ up() {
   ca_server_cert "$CERT_NAME" "$CERT_SANS"
   push_image
   local digest document fingerprint
-  digest=$(image_digest) || die "the registry serves no $IMAGE_REPOSITORY:$IMAGE_TAG after its push"
+  digest=$(served_digest "$IMAGE_REPOSITORY" "$IMAGE_TAG") || die "the registry serves no $IMAGE_REPOSITORY:$IMAGE_TAG after its push"
   document=$(manifests "$digest")
   fingerprint=$(sha256sum <<<"$document" | cut -d' ' -f1)
   if [[ $(cat "$APPLIED" 2>/dev/null) == "$fingerprint" ]] && serving; then

@@ -173,6 +173,43 @@ docker_ours() { docker -H "unix://$HELLO_DOCKER_SOCK" "$@"; }
 # our pushes).
 port_taken() { curl -s -o /dev/null -m 2 -k "https://$1/" || curl -s -o /dev/null -m 2 "http://$1/"; }
 
+# registry_curl CURL-ARGS...: a request to the local registry as its user; the password reaches curl on its
+# standard input (a config), never its command line: ps shows those.
+registry_curl() {
+  local password
+  password=$(<"$HELLO_REGISTRY_PASSWORD_FILE")
+  password=${password//\\/\\\\}
+  password=${password//\"/\\\"}
+  printf 'user = "%s:%s"\n' "$HELLO_REGISTRY_USER" "$password" |
+    curl -fsS -m 10 -K - --cacert "$HELLO_CA_CERT" "$@"
+}
+
+# served_digest REPOSITORY TAG: the digest the local registry serves for REPOSITORY:TAG (a HEAD request); fails,
+# printing nothing, when it serves none.
+served_digest() {
+  local digest
+  digest=$(registry_curl -I -o /dev/null -w '%header{docker-content-digest}' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "https://$HELLO_REGISTRY/v2/$1/manifests/$2" 2>/dev/null) || return 1
+  [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || return 1
+  echo "$digest"
+}
+
+# push_ours REF: push REF from our engine to the local registry, logged in through a Docker config of its own
+# (the password on standard input), removed after.
+push_ours() {
+  local config rc=0
+  config=$(mktemp -d)
+  {
+    DOCKER_CONFIG=$config docker_ours login "$HELLO_REGISTRY" -u "$HELLO_REGISTRY_USER" --password-stdin \
+      <"$HELLO_REGISTRY_PASSWORD_FILE" >/dev/null 2>&1 &&
+      DOCKER_CONFIG=$config docker_ours push -q "$1" >/dev/null
+  } || rc=$?
+  rm -rf "$config"
+  return $rc
+}
+
 # serve NAME ADDRESS_VAR PIDFILE LOG FINGERPRINT_FILE FINGERPRINT ANSWERS EXPECTING -- COMMAND...: keep NAME serving
 # on the address held by the variable ADDRESS_VAR. One already running from PIDFILE that ANSWERS and was started from
 # the same FINGERPRINT (a hash of what it reads only at start: config, certificates) is left as it is. Otherwise it
