@@ -35,14 +35,7 @@ from ops.rollback import Failure, roll_back
 from ops.stack_copy import write_stack_copy
 from ops.stack_registry import pull_user, stack_registry
 from settings import PROJECT
-from settings.stack_files import (
-    STACK_NAME,
-    plain_config,
-    restoring,
-    set_settings,
-    stack_file,
-    stack_names,
-)
+from settings.stack_files import STACK_NAME, plain_config, restoring, set_settings, stack_file, stack_names
 
 CHAIN = ("dev", "staging", "prod")
 SIGNAL_CHECK_SECONDS = 0.2
