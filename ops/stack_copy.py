@@ -23,6 +23,7 @@ from settings.stack_files import (
     dump_yaml,
     is_encrypted,
     load_yaml,
+    project_settings,
     read_engine_config,
     stack_file,
     write_atomically,
@@ -76,8 +77,7 @@ def write_stack_copy(
         if is_encrypted(value) and key not in tracked_config and same_key
     }
     document = {key: value for key, value in tracked.items() if key not in SECRETS_KEYS and key != "config"}
-    plain = {key.removeprefix(f"{PROJECT}:"): value for key, value in tracked_config.items()}
-    local = local_platform_settings(plain, Platform.from_environment(environ), directory)
+    local = local_platform_settings(project_settings(tracked_config), Platform.from_environment(environ), directory)
     overrides = {f"{PROJECT}:{key}": value for key, value in {**local, **(pinned or {})}.items()}
     document["config"] = {**tracked_config, **overrides, **own_secrets}
     document.update({**(machine_setup if same_key else {}), **tracked_setup})

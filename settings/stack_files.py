@@ -122,7 +122,11 @@ def _where(error: yaml.YAMLError) -> str:
 
 def read_settings(directory: Path, stack: str) -> dict[str, Any]:
     """The project's settings of one stack file, keys without the ``hello-world:`` prefix."""
-    config = read_engine_config(directory, stack)
+    return project_settings(read_engine_config(directory, stack))
+
+
+def project_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The project's settings of an engine config (:func:`read_engine_config`), keys without the prefix."""
     return {key.removeprefix(_PREFIX): value for key, value in config.items() if key.startswith(_PREFIX)}
 
 
