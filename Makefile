@@ -67,7 +67,7 @@ lint: venv ## ruff and mypy
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest
 UNIT_TESTS := $(PYTEST) -n 3 -m "not engine and not platform"
 # The slowest 20 are printed after every run: where the next minute of `make test` is to be found.
-REAL_TESTS := $(PYTEST) -n 3 --dist loadfile --durations=20
+REAL_TESTS := $(PYTEST) -n 3 --dist loadfile --no-loadscope-reorder --durations=20
 
 unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 	$(UNIT_TESTS)

@@ -239,16 +239,22 @@ def service_port() -> Iterator[int]:
 
 
 LONGEST_FILES_FIRST = (
-    "tests/unit/tooling/test_bench.py",
     "tests/e2e/test_rollback.py",
+    "tests/e2e/test_exercise.py",
+    "tests/unit/tooling/test_bench.py",
+    "tests/e2e/test_team.py",
     "tests/e2e/test_promote_verified.py",
     "tests/e2e/test_rollback_promotion.py",
     "tests/e2e/test_promotion.py",
-    "tests/e2e/test_team.py",
+    "tests/e2e/test_outside_cluster.py",
     "tests/e2e/test_promotion_prompt.py",
+    "tests/engine/test_render.py",
+    "tests/e2e/test_token_registry.py",
+    "tests/e2e/test_clean_tree.py",
 )
-"""The real layer's longest files (`--durations=20`, 2026-12-06), in that order. `make test` gives each file to one
-worker, in collection order: the bench's file, collected last, ran alone at the end of the run."""
+"""The real layer's longest files (`--durations=0`, 2026-12-06), longest first. `make test` gives each file to one
+worker in this order (`--no-loadscope-reorder`: else pytest-xdist orders files by their count of tests, and the
+bench's one test, 130 s, ran alone at the end); the short files then fill the gaps."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
