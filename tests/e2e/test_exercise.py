@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -29,6 +29,8 @@ from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, 
 from tests.engine.workspace import Workspace, steps_by_op
 
 pytestmark = [pytest.mark.engine, pytest.mark.platform]
+
+T = TypeVar("T")
 
 STACK = "e2e"
 NODE_PORT = 31621
@@ -51,18 +53,32 @@ def get(url: str = URL) -> str:
         return body
 
 
-def get_eventually(expected: str, attempts: int = 30) -> str:
-    """The first body containing ``expected``, trying once a second (kube-proxy rules take a moment)."""
-    body = ""
-    for _ in range(attempts):
+def first_answer(
+    ask: Callable[[], T], what: str, wanted: Callable[[T], bool] = lambda _: True, within_seconds: float = 30
+) -> T:
+    """The first answer of ``ask`` that is ``wanted``, asking once a second for at most ``within_seconds``: a new
+    route takes a moment (kube-proxy's rules, the ingress controller's watch). An ``OSError`` is an answer not wanted.
+
+    Raises:
+        AssertionError: When no wanted answer came in time, naming ``what`` and the last answer.
+    """
+    deadline = time.monotonic() + within_seconds
+    while True:
         try:
-            body = get()
-            if expected in body:
-                return body
-        except (urllib.error.URLError, OSError) as error:
-            body = repr(error)
+            answer = ask()
+            if wanted(answer):
+                return answer
+            last = repr(answer)
+        except OSError as error:  # urllib's errors are OSErrors too
+            last = repr(error)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} never answered as wanted within {within_seconds:.0f}s; last answer: {last}")
         time.sleep(1)
-    raise AssertionError(f"{URL} never answered {expected!r}; last answer: {body}")
+
+
+def get_eventually(expected: str) -> str:
+    """The first body of the node port that contains ``expected``."""
+    return first_answer(get, URL, lambda body: expected in body)
 
 
 def kubectl(*args: str, check: bool = True, stdin: str = "", timeout: int = 60) -> subprocess.CompletedProcess[str]:

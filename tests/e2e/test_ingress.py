@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ import yaml
 
 from ops.ingress_objects import IngressObjectsMissingError, check_ingress_objects
 from settings.stack_files import plain_config
-from tests.e2e.test_exercise import Load, kube_object, set_message
+from tests.e2e.test_exercise import Load, first_answer, kube_object, set_message
 from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import ROOT, Workspace
 
@@ -41,7 +42,9 @@ PROD_INGRESS: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_t
 """prod's Ingress as its stack file has it: the stack here deploys exactly that, its redirect off until a test asks."""
 HOST: str = PROD_INGRESS["host"]
 HTTP_ADDRESS = os.environ.get("HELLO_INGRESS_HTTP", "127.0.0.1:8880")
+"""Where the local platform's ingress controller takes plain HTTP (tooling/platform/env.sh)."""
 HTTPS_ADDRESS = os.environ.get("HELLO_INGRESS_HTTPS", "127.0.0.1:8843")
+"""Where it takes HTTPS, with a default certificate from the platform's CA for ``*.hello-pulumi.test``."""
 HTTPS_PORT = int(HTTPS_ADDRESS.rpartition(":")[2])
 URL = f"https://{HOST}:{HTTPS_PORT}/"
 INGRESS = {**PROD_INGRESS, "redirectToHttps": False}
@@ -59,11 +62,15 @@ def ca_cert() -> str:
 
 
 def curl(url: str = URL) -> subprocess.CompletedProcess[str]:
-    """The request a person makes: the host resolved to loopback, the certificate checked against the platform's CA."""
+    """The request a person makes: the host resolved to the controller, the certificate checked against the
+    platform's CA, straight to loopback (a proxy from the environment has no business with this machine)."""
     host_port = url.split("/")[2]
     resolve = f"{host_port}:{HTTPS_ADDRESS.rpartition(':')[0]}"
     return subprocess.run(
-        ["curl", "-sS", "--max-time", str(REQUEST_TIMEOUT_SECONDS), "--cacert", ca_cert(), "--resolve", resolve, url],
+        [
+            *("curl", "-sS", "--fail-with-body", "--noproxy", "*", "--max-time", str(REQUEST_TIMEOUT_SECONDS)),
+            *("--cacert", ca_cert(), "--resolve", resolve, url),
+        ],
         capture_output=True,
         text=True,
         timeout=REQUEST_TIMEOUT_SECONDS + 5,
@@ -71,17 +78,17 @@ def curl(url: str = URL) -> subprocess.CompletedProcess[str]:
     )
 
 
+def curl_body(url: str = URL) -> str:
+    """The body :func:`curl` gets for ``url``; an ``OSError`` for no answer or a status other than 2xx."""
+    result = curl(url)
+    if result.returncode != 0:
+        raise OSError(f"curl exit {result.returncode}: {result.stderr.strip()}")
+    return result.stdout
+
+
 def curl_eventually(expected: str) -> str:
-    """The first body through the Ingress that contains ``expected``, asking once a second for a bounded time."""
-    deadline = time.monotonic() + SERVED_WITHIN_SECONDS
-    last = ""
-    while time.monotonic() < deadline:
-        result = curl()
-        last = result.stdout if result.returncode == 0 else f"curl exit {result.returncode}: {result.stderr.strip()}"
-        if result.returncode == 0 and expected in result.stdout:
-            return result.stdout
-        time.sleep(1)
-    raise AssertionError(f"{URL} never answered {expected!r} within {SERVED_WITHIN_SECONDS}s; last answer: {last}")
+    """The first body through the Ingress that contains ``expected``."""
+    return first_answer(curl_body, URL, lambda body: expected in body, SERVED_WITHIN_SECONDS)
 
 
 def https_get(context: ssl.SSLContext) -> tuple[int, str]:
@@ -98,15 +105,23 @@ def https_get(context: ssl.SSLContext) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def http_get() -> http.client.HTTPResponse:
-    """GET / through the plain HTTP entry point, Host naming the Ingress's host; redirects are not followed."""
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    location: str | None
+    body: str
+
+
+def http_get(host: str = HOST, path: str = "/") -> Answer:
+    """GET ``path`` through the controller's plain HTTP entry point, Host naming ``host``; no redirect followed."""
     ip, _, port = HTTP_ADDRESS.rpartition(":")
     connection = http.client.HTTPConnection(ip, int(port), timeout=REQUEST_TIMEOUT_SECONDS)
-    connection.request("GET", "/", headers={"Host": f"{HOST}:{port}"})
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    return response
+    try:
+        connection.request("GET", path, headers={"Host": f"{host}:{port}"})
+        response = connection.getresponse()
+        return Answer(response.status, response.headers["Location"], response.read().decode())
+    finally:
+        connection.close()
 
 
 def https_body(context: ssl.SSLContext) -> str:
@@ -188,9 +203,9 @@ def test_ingress_certificate_is_refused_without_the_platform_ca(workspace: Works
 
 
 def test_plain_http_is_served_until_the_stack_asks_for_the_redirect(workspace: Workspace) -> None:
-    response = http_get()
+    answer = http_get()
 
-    assert response.status == 200
+    assert answer.status == 200, answer
 
 
 def test_plain_http_redirects_to_https_when_the_stack_asks(workspace: Workspace) -> None:
@@ -199,11 +214,9 @@ def test_plain_http_redirects_to_https_when_the_stack_asks(workspace: Workspace)
 
     workspace.up()
 
-    deadline = time.monotonic() + SERVED_WITHIN_SECONDS
-    while (response := http_get()).status == 200 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert response.status in (301, 308), response.status
-    assert response.headers["Location"] == URL
+    answer = first_answer(http_get, f"http://{HOST}/", lambda answer: answer.status != 200, SERVED_WITHIN_SECONDS)
+    assert answer.status in (301, 308), answer
+    assert answer.location == URL
     assert curl_eventually("Hello World") == "Hello World\n"
 
 

@@ -9,20 +9,17 @@ is missing. They run in file order.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shutil
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from settings.stack_files import plain_config
-from tests.e2e.test_exercise import kubectl
+from tests.e2e.test_exercise import first_answer, kubectl
+from tests.e2e.test_ingress import HTTPS_PORT, curl_body, http_get
 from tests.engine.fixtures import LocalRegistry, Teardowns, building_workspace, local_cluster
 from tests.engine.workspace import Workspace
 
@@ -32,10 +29,6 @@ STACK = "services"
 NODE_PORT = 31697
 NAMESPACE = "hello-world-services"
 REPOSITORY = "hello-world-services"
-CONTROLLER_HTTP = os.environ.get("HELLO_INGRESS_HTTP", "127.0.0.1:8880")
-"""Where the local platform's ingress controller takes plain HTTP (tooling/platform/env.sh)."""
-CONTROLLER_HTTPS = os.environ.get("HELLO_INGRESS_HTTPS", "127.0.0.1:8843")
-"""Where it takes HTTPS, with a default certificate from the platform's CA for ``*.hello-pulumi.test``."""
 MAIN_HOST = "services.hello-pulumi.test"
 BETA_HOST = "beta-services.hello-pulumi.test"
 SERVICES = [
@@ -53,28 +46,10 @@ ROUTES = [
 by whole segments, so it belongs to ``/``, but Traefik 3.6 matches it as a string prefix and sends it to ``/v2``."""
 
 
-def through_controller(host: str, path: str) -> str:
-    """The body the controller answers for ``host`` and ``path``, as a client resolving ``host`` to it gets it."""
-    request = urllib.request.Request(f"http://{CONTROLLER_HTTP}{path}", headers={"Host": host})
-    # Straight to loopback: a proxy from the environment has no business with this machine's controller.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=5) as response:
-        body: str = response.read().decode()
-        return body
-
-
-def eventually(host: str, path: str, expected: str, attempts: int = 30) -> str:
-    """The controller's answer once it is ``expected``: it picks a new Ingress up within a few seconds."""
-    body = ""
-    for _ in range(attempts):
-        try:
-            body = through_controller(host, path)
-            if body == expected:
-                return body
-        except (urllib.error.URLError, OSError) as error:
-            body = repr(error)
-        time.sleep(1)
-    return body
+def on_controller(url: str) -> str:
+    """An HTTPS ``url`` (default port) at the port where this machine's ingress controller takes HTTPS."""
+    parts = urlsplit(url)
+    return f"https://{parts.hostname}:{HTTPS_PORT}{parts.path}"
 
 
 @pytest.fixture(scope="module")
@@ -117,41 +92,21 @@ def test_up_runs_every_service_and_checks_each_on_its_own_answer(workspace: Work
 
 
 def test_the_controller_routes_each_host_and_path_to_its_service(workspace: Workspace) -> None:
-    answers = {(host, path): eventually(host, path, expected) for host, path, expected in ROUTES}
+    # One Ingress holds every route, so the controller takes them up together: the first 200 is the route's answer.
+    answers = {
+        (host, path): first_answer(
+            functools.partial(http_get, host, path), f"http://{host}{path}", lambda answer: answer.status == 200
+        ).body
+        for host, path, _ in ROUTES
+    }
 
     assert answers == {(host, path): expected for host, path, expected in ROUTES}
 
 
 def test_a_host_the_ingress_does_not_route_is_not_answered_by_any_service(workspace: Workspace) -> None:
-    with pytest.raises(urllib.error.HTTPError) as raised:
-        through_controller("nobody.hello-pulumi.test", "/")
+    answer = http_get("nobody.hello-pulumi.test", "/")
 
-    assert raised.value.code == 404
-
-
-def over_https(url: str) -> subprocess.CompletedProcess[str]:
-    """``url`` asked of the controller's HTTPS port as a client resolving its host there, checked against the CA."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    address, _, port = CONTROLLER_HTTPS.rpartition(":")
-    return subprocess.run(
-        [
-            "curl",
-            "--silent",
-            "--show-error",
-            "--noproxy",
-            "*",
-            "--cacert",
-            os.environ["HELLO_CA_CERT"],
-            "--resolve",
-            f"{host}:{port}:{address}",
-            f"https://{host}:{port}{parts.path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    assert answer.status == 404, answer
 
 
 def test_with_the_controllers_certificate_every_service_url_answers_over_verified_https(workspace: Workspace) -> None:
@@ -163,12 +118,6 @@ def test_with_the_controllers_certificate_every_service_url_answers_over_verifie
     urls = workspace.outputs()["serviceUrls"]
     assert sorted(urls.values()) == sorted(f"https://{host}{path}" for host, path in URL_PATHS)
     expected = {"hello-world": "Hello World\n", "hello-v2": "Hello World v2\n", "hello-beta": "Hello Beta\n"}
-    answers = {}
-    for name, url in urls.items():
-        for _ in range(30):  # the controller picks the TLS entry up within seconds
-            result = over_https(url)
-            if result.returncode == 0 and result.stdout == expected[name]:
-                break
-            time.sleep(1)
-        answers[name] = result.stdout if result.returncode == 0 else result.stderr
+    # The controller takes the TLS entry up within seconds; until then it answers 404 there.
+    answers = {name: first_answer(functools.partial(curl_body, on_controller(url)), url) for name, url in urls.items()}
     assert answers == expected
