@@ -53,7 +53,7 @@ STEPS = (
     "review",
     "render",
     "promote",
-    "mock-tests",
+    "make-unit",
 )
 """Every step the issue asks for, as keys of bench.json."""
 PAIRED = ("preview", "preview-policy", "up", "up-policy", "up-policy-vs-empty-up")
@@ -64,6 +64,7 @@ GOALS = {
     "up-policy-vs-empty-up": (1.8, "ratio", False),
     "edit-to-served": (10.0, "seconds", True),
     "edit-make-up": (10.0, "seconds", True),
+    "make-unit": (30.0, "seconds", True),
 }
 """The issue's goals: step, bound, what it bounds, and whether it is the reading the goal is judged on."""
 SECRET_KEYS = ("hello-world:registryPassword",)
@@ -372,6 +373,8 @@ def test_bench_tiny_run_reports_every_step_right_and_leaves_nothing_behind(
         check=False,
     )
 
+    # Exit 0 also says the make-unit step's tests passed: it hands them the project's own stack files, not the
+    # copy's, which they would fail on.
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]
     document = json.loads((out / JSON_NAME).read_text())
     assert document["machine"]["runs"] == 1
@@ -417,8 +420,6 @@ def test_bench_tiny_run_reports_every_step_right_and_leaves_nothing_behind(
     assert document["dev_shape"]["resources"] == len(shape.resources)
     assert document["dev_shape"]["registered"] == len(shape.registered)
     assert sorted(shape.registered) == projects_dev
-    # The mock suite's step hands the suite the project's own stack files: with the copy's, it would fail.
-    assert "ran with failures" not in result.stderr
     scaling = document["scaling"]
     assert scaling["sizes"] == list(TINY_SIZES)
     medians = [size["median"] for size in scaling["seconds"]]
