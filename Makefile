@@ -64,14 +64,15 @@ lint: venv ## ruff and mypy
 # four workers share two cores, and an idle one takes tests queued for another (worksteal): measured on two cores,
 # 30 s, against 33 s with three and 41 s with three and xdist's default (one worker was left with a run of the
 # slow promotion tests while the others stood idle). The engine and platform tests
-# mostly wait (for rollouts, pods, the engine), so three workers share two cores; each test file keeps to one
-# worker, since a file's tests share its stacks, and no two files share a namespace, node port or repository.
+# mostly wait (for rollouts, pods, the engine), so four workers share two cores (7m33s and 7m44s, against 8m22s
+# with three, the CPU still 10% idle); each test file keeps to one worker, since a file's tests share its stacks,
+# and no two files share a namespace, node port or repository.
 # Each worker rewrites the asserts of every test module it imports; with PYTHONDONTWRITEBYTECODE set it
 # does so on every run (2 s of CPU a worker), so the tests keep their bytecode (__pycache__, git-ignored).
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest
 UNIT_TESTS := $(PYTEST) -n 4 --dist worksteal -m "not engine and not platform"
 # The slowest 20 are printed after every run: where the next minute of `make test` is to be found.
-REAL_TESTS := $(PYTEST) -n 3 --dist loadfile --no-loadscope-reorder --durations=20
+REAL_TESTS := $(PYTEST) -n 4 --dist loadfile --no-loadscope-reorder --durations=20
 
 unit: lint ## Fast tests with Pulumi's mocks: no engine, no root
 	$(UNIT_TESTS)
