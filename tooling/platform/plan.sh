@@ -21,14 +21,14 @@ done < <(awk '!/^#/ && NF' "$PLATFORM_DIR/commands.tsv")
 [[ $HELLO_TOOLCHAIN_MODE == path ]] ||
   [[ -x $HELLO_PULUMI_BIN/pulumi && -x $HELLO_PROVIDERS_DIR/kubernetes-$HELLO_KUBERNETES_VERSION/pulumi-resource-kubernetes &&
     -x $HELLO_PROVIDERS_DIR/docker-build-$HELLO_DOCKER_BUILD_VERSION/pulumi-resource-docker-build ]] ||
-  step "Pulumi CLI and plugins, from Go modules" "15-25 min"
+  step "Pulumi CLI and plugins, from Go modules" "12-25 min"
 [[ -n $(compgen -G "$HELLO_CACHE/base-image/rootfs-*.tar") ]] || step "Node.js base image, by debootstrap" "1 min"
 [[ -x $HELLO_CACHE/token-issuer-venv/bin/python ]] || step "token issuer's Python packages, from PyPI" "10 s"
 [[ -x $HELLO_BUILDKIT_BIN ]] || step "BuildKit daemon, from its Go module" "2.5 min"
 [[ -x $HELLO_VERSITYGW_BIN ]] || step "versitygw (S3 state store), from its Go module" "3.5 min"
 [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/etcd ]] || step "Kubernetes $K8S_VERSION and etcd, from Go modules" "10 min"
 [[ -n $(compgen -G "$HELLO_CACHE/k8s/kube-router-*/kube-router") ]] || step "kube-router (NetworkPolicy), from its Go module" "3 min"
-[[ -x $HELLO_TRAEFIK_BIN ]] || step "Traefik (ingress controller), from its Go module" "6 min"
+[[ -x $HELLO_TRAEFIK_BIN ]] || step "Traefik (ingress controller), from its Go module" "5-6 min"
 
 ((${#steps[@]} == 0)) && exit 0
 echo "First run on this machine: these steps build what later runs reuse (cache: $HELLO_CACHE)."
